@@ -1,0 +1,78 @@
+//! The crate's one error type.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// Everything that can go wrong when starting or running a server.
+///
+/// All of these happen before the server accepts its first connection, except
+/// [`Error::Internal`]. Once serving, problems with single connections are
+/// never errors: they are counted in the [`Report`](crate::Report).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is out of range, e.g. zero workers or a zero queue
+    /// capacity. Returned by [`Builder::build`](crate::Builder::build).
+    Config {
+        /// The setting, as named by its builder method.
+        setting: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// The address could not be resolved, or resolved to nothing.
+    Address(io::Error),
+    /// Binding the listening socket failed, e.g. the address is in use or
+    /// needs privileges.
+    Bind {
+        /// The address that could not be bound.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The listener could not be prepared (put in nonblocking mode, or asked
+    /// for its local address).
+    Listener(io::Error),
+    /// A server thread could not be spawned.
+    Spawn {
+        /// The name of the thread.
+        thread: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The Ctrl-C handler could not be installed, usually because the process
+    /// already has one. Returned by
+    /// [`ShutdownHandle::install_ctrl_c`](crate::ShutdownHandle::install_ctrl_c).
+    CtrlC(ctrlc::Error),
+    /// A server thread panicked outside a handler. This is a bug in this
+    /// crate; handler panics are contained and counted instead.
+    Internal(&'static str),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
+            Error::Address(_) => f.write_str("cannot resolve the address"),
+            Error::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
+            Error::Listener(_) => f.write_str("cannot prepare the listening socket"),
+            Error::Spawn { thread, .. } => write!(f, "cannot spawn thread {thread}"),
+            Error::CtrlC(_) => f.write_str("cannot install the ctrl-c handler"),
+            Error::Internal(what) => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Address(source)
+            | Error::Bind { source, .. }
+            | Error::Spawn { source, .. }
+            | Error::Listener(source) => Some(source),
+            Error::CtrlC(source) => Some(source),
+            Error::Config { .. } | Error::Internal(_) => None,
+        }
+    }
+}

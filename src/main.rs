@@ -1,0 +1,260 @@
+//! `graceful-server`: a TCP echo server that shuts down gracefully.
+//!
+//! Arguments -> builder -> serve -> exit code. Everything interesting is in
+//! the library; this file is the seed's `server.js`, made real.
+
+use std::error::Error as _;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use graceful_server::{Connection, Error, Report, Server};
+
+const USAGE: &str =
+    "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] [--help] [--version]";
+
+const HELP: &str = "\
+graceful-server: a TCP echo server that shuts down gracefully
+
+Every byte a client sends comes back. On SIGINT (ctrl-c), SIGTERM or SIGHUP
+the server stops accepting, keeps serving the connections it has until their
+clients hang up, and exits. A second signal, or the drain timeout, closes the
+remaining connections and exits at once.
+
+options:
+  --addr ADDR             address to listen on [default: 127.0.0.1:7878]
+                          (port 0 picks a free port; 0.0.0.0 or [::] to
+                          listen on every interface)
+  --workers N             connections served at once [default: 32]
+  --drain-timeout SECS    how long to wait for connections at shutdown,
+                          fractions allowed, or 'none' to wait for ever
+                          [default: 20]
+  --help                  print this help
+  --version               print the version
+
+The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.
+
+exit status:
+  0  every connection ended by itself
+  1  the server could not start or failed (e.g. address in use)
+  2  bad command line
+  3  shutdown was forced (drain timeout or second signal)";
+
+const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+const DEFAULT_WORKERS: usize = 32;
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, PartialEq)]
+struct Options {
+    addr: SocketAddr,
+    workers: usize,
+    drain_timeout: Option<Duration>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Command {
+    Serve(Options),
+    Help,
+    Version,
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(Command::Serve(options)) => options,
+        Ok(Command::Help) => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("graceful-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("graceful-server: {message}\n{USAGE}\ntry 'graceful-server --help'");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(report) if report.forced => ExitCode::from(3),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("graceful-server: {}", chain(&error));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<Report, Error> {
+    let server = Server::builder(options.addr)
+        .workers(options.workers)
+        .drain_timeout(options.drain_timeout)
+        .build()?;
+    let handle = server.shutdown_handle();
+    // Before the `listening on` line: a signal sent right after it must find
+    // the handler in place.
+    handle.install_ctrl_c()?;
+    let running = server.spawn(echo)?;
+
+    let mut stdout = io::stdout().lock();
+    // A closed stdout must not stop the server; the line is for whoever
+    // reads it.
+    let _ = writeln!(stdout, "listening on {}", running.local_addr());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    handle.wait();
+    let deadline = match options.drain_timeout {
+        Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
+        None => "with no deadline".to_string(),
+    };
+    eprintln!(
+        "shutting down: {} connection(s) open; waiting {deadline} for them to close \
+         (press ctrl-c again to force)",
+        running.open_connections()
+    );
+    let report = running.join()?;
+    eprintln!("{report}");
+    Ok(report)
+}
+
+/// The echo handler: every byte read is written back, until the client
+/// closes its side.
+fn echo(stream: TcpStream, _conn: &Connection) -> io::Result<()> {
+    // `&TcpStream` implements both `Read` and `Write`.
+    let (mut reader, mut writer) = (&stream, &stream);
+    io::copy(&mut reader, &mut writer)?;
+    Ok(())
+}
+
+/// An error and its sources on one line: "cannot listen on X: address in use".
+fn chain(error: &Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut options = Options {
+        addr: DEFAULT_ADDR
+            .parse()
+            .expect("the default address is a valid socket address"),
+        workers: DEFAULT_WORKERS,
+        drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+    };
+    while let Some(arg) = args.next() {
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.into())),
+            _ => (arg, None),
+        };
+        let mut value = || -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--version" | "-V" => return Ok(Command::Version),
+            "--addr" => {
+                let text = value()?;
+                options.addr = text
+                    .parse()
+                    .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?;
+            }
+            "--workers" => {
+                let text = value()?;
+                options.workers = match text.parse::<usize>() {
+                    Ok(n) if (1..=65_536).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "--workers: {text:?} is not a number from 1 to 65536"
+                        ))
+                    }
+                };
+            }
+            "--drain-timeout" => options.drain_timeout = parse_timeout(&value()?)?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Command::Serve(options))
+}
+
+fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
+    if text == "none" {
+        return Ok(None);
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!("--drain-timeout: {text:?} is not a number of seconds (fractions allowed) or 'none'")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Command, String> {
+        parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults() {
+        let Ok(Command::Serve(options)) = args(&[]) else {
+            panic!("no arguments must serve");
+        };
+        assert_eq!(options.addr.to_string(), "127.0.0.1:7878");
+        assert_eq!(options.workers, 32);
+        assert_eq!(options.drain_timeout, Some(Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn values_in_both_forms() {
+        let parsed = args(&[
+            "--addr=127.0.0.1:0",
+            "--workers",
+            "4",
+            "--drain-timeout",
+            "0.5",
+        ]);
+        assert_eq!(
+            parsed,
+            Ok(Command::Serve(Options {
+                addr: "127.0.0.1:0".parse().expect("valid"),
+                workers: 4,
+                drain_timeout: Some(Duration::from_millis(500)),
+            }))
+        );
+        let Ok(Command::Serve(options)) = args(&["--drain-timeout=none"]) else {
+            panic!("'none' must parse");
+        };
+        assert_eq!(options.drain_timeout, None);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for bad in [
+            &["--workers", "0"][..],
+            &["--workers", "lots"],
+            &["--workers", "-3"],
+            &["--drain-timeout", "-1"],
+            &["--drain-timeout", "NaN"],
+            &["--drain-timeout", "inf"],
+            &["--addr", "localhost"],
+            &["--addr", "300.1.1.1:80"],
+            &["--addr"],
+            &["--bogus"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The shutdown signal, its cloneable [`ShutdownHandle`], and the Ctrl-C opt-in.
+//!
+//! A signal is two one-way latches: *graceful* (stop accepting, drain) and
+//! *forced* (stop waiting, cut what is left). Each latch is an atomic flag for
+//! cheap checks plus a channel whose only sender is dropped when the latch
+//! trips. Dropping the sender disconnects the channel, and a disconnected
+//! channel wakes **every** receiver at once, so any number of threads can wait
+//! on (or `select!` over) the same shutdown without polling, and a trigger never
+//! has to know who is listening.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::error::Error;
+
+/// One latch: a flag for quick checks and a channel that disconnects when the
+/// latch trips.
+struct Latch {
+    tripped: AtomicBool,
+    // The only sender. `None` once tripped. Never used to send: dropping it is
+    // the broadcast.
+    sender: Mutex<Option<Sender<()>>>,
+    receiver: Receiver<()>,
+}
+
+impl Latch {
+    fn new() -> Latch {
+        let (sender, receiver) = crossbeam_channel::bounded(0);
+        Latch {
+            tripped: AtomicBool::new(false),
+            sender: Mutex::new(Some(sender)),
+            receiver,
+        }
+    }
+
+    /// Trips the latch. Returns `true` for the call that tripped it.
+    fn trip(&self) -> bool {
+        // The swap makes the trigger idempotent and lets every later call
+        // return without touching the mutex.
+        if self.tripped.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        // A poisoned mutex only means another thread panicked while holding
+        // it; the `Option` inside is still valid, so take it anyway.
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(sender);
+        true
+    }
+
+    fn is_tripped(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the latch trips or `timeout` passes. Returns `true` if it
+    /// tripped.
+    fn wait_timeout(&self, timeout: Duration) -> bool {
+        match self.receiver.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => false,
+            // Nothing is ever sent, so any other outcome is the disconnect.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+        }
+    }
+}
+
+pub(crate) struct Signal {
+    graceful: Latch,
+    forced: Latch,
+}
+
+impl Signal {
+    pub(crate) fn new() -> Arc<Signal> {
+        Arc::new(Signal {
+            graceful: Latch::new(),
+            forced: Latch::new(),
+        })
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.graceful.trip();
+    }
+
+    pub(crate) fn force(&self) {
+        // Forcing implies shutting down: trip graceful first so that anyone
+        // waiting for the start of shutdown also wakes.
+        self.graceful.trip();
+        self.forced.trip();
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.graceful.is_tripped()
+    }
+
+    pub(crate) fn is_forced(&self) -> bool {
+        self.forced.is_tripped()
+    }
+
+    /// Disconnects when shutdown starts.
+    pub(crate) fn graceful_receiver(&self) -> &Receiver<()> {
+        &self.graceful.receiver
+    }
+
+    /// Disconnects when shutdown is forced.
+    pub(crate) fn forced_receiver(&self) -> &Receiver<()> {
+        &self.forced.receiver
+    }
+
+    /// Waits for the start of shutdown for at most `timeout`; `true` if it
+    /// started. This is how the acceptor "sleeps": shutdown cuts the wait short.
+    pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.graceful.wait_timeout(timeout)
+    }
+}
+
+/// Starts a server's shutdown from anywhere: another thread, a signal handler,
+/// a test.
+///
+/// Get one from [`Server::shutdown_handle`](crate::Server::shutdown_handle) or
+/// [`RunningServer::shutdown_handle`](crate::RunningServer::shutdown_handle).
+/// Handles are cheap to clone and can be sent to and shared between threads.
+/// Triggering is idempotent, never blocks, and works before serving starts (the
+/// server then sweeps its backlog and returns at once).
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let server = graceful_server::Server::builder("127.0.0.1:0").build()?;
+/// let handle = server.shutdown_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(10));
+///     handle.shutdown();
+/// });
+/// let report = server.serve(|_stream, _conn| Ok(()))?;
+/// assert!(!report.forced);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    signal: Arc<Signal>,
+}
+
+impl ShutdownHandle {
+    pub(crate) fn new(signal: Arc<Signal>) -> ShutdownHandle {
+        ShutdownHandle { signal }
+    }
+
+    /// Starts a graceful shutdown: stop accepting, finish what was accepted.
+    ///
+    /// Calling it again, or after [`force`](Self::force), does nothing.
+    pub fn shutdown(&self) {
+        self.signal.shutdown();
+    }
+
+    /// Forces the shutdown now, as if the drain timeout had expired.
+    ///
+    /// Starts the shutdown too if it had not started. Every remaining
+    /// connection is shut down in both directions, queued connections are
+    /// closed unserved, and the report says `forced`.
+    pub fn force(&self) {
+        self.signal.force();
+    }
+
+    /// Whether shutdown has started (gracefully or forced).
+    pub fn is_shutting_down(&self) -> bool {
+        self.signal.is_shutting_down()
+    }
+
+    /// Whether shutdown has been forced (second signal, [`force`](Self::force),
+    /// or the drain timeout).
+    pub fn is_forced(&self) -> bool {
+        self.signal.is_forced()
+    }
+
+    /// Blocks until shutdown starts.
+    pub fn wait(&self) {
+        // Nothing is ever sent: `recv` returns only on disconnection.
+        let _ = self.signal.graceful_receiver().recv();
+    }
+
+    /// Blocks until shutdown starts or `timeout` passes; returns whether it
+    /// started.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.signal.wait_timeout(timeout)
+    }
+
+    /// A receiver that becomes ready (disconnected) when shutdown starts, for
+    /// use in [`crossbeam_channel::select!`] next to your own channels.
+    ///
+    /// No message is ever sent on it: a `recv` arm fires with `Err(RecvError)`
+    /// once shutdown has started.
+    pub fn receiver(&self) -> Receiver<()> {
+        self.signal.graceful_receiver().clone()
+    }
+
+    /// Installs a process-wide Ctrl-C handler driving this handle: the first
+    /// SIGINT, SIGTERM or SIGHUP starts a graceful shutdown, the second forces
+    /// it.
+    ///
+    /// Nothing in this crate installs a signal handler unless you call this.
+    /// It uses the `ctrlc` crate, which allows one handler per process. An
+    /// inherited "ignore" disposition (a background job of a non-interactive
+    /// shell ignores SIGINT) is replaced, as Node does, so that `kill -INT`
+    /// reaches a server started with `&` from a script.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CtrlC`] if the process already has a handler installed through
+    /// the `ctrlc` crate (by this method or by other code), or if the handler
+    /// cannot be installed.
+    pub fn install_ctrl_c(&self) -> Result<(), Error> {
+        let signal = Arc::clone(&self.signal);
+        ctrlc::set_handler(move || {
+            if signal.is_shutting_down() {
+                signal.force();
+            } else {
+                signal.shutdown();
+            }
+        })
+        .map_err(Error::CtrlC)
+    }
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("shutting_down", &self.is_shutting_down())
+            .field("forced", &self.is_forced())
+            .finish()
+    }
+}
