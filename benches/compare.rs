@@ -1,0 +1,2 @@
+//! Side-by-side benchmark (being written).
+fn main() {}

@@ -1,0 +1,216 @@
+//! Helpers shared by the integration tests: clients with timeouts, and server
+//! processes run as children and signalled with `kill`.
+//!
+//! Every helper fails fast: nothing here can block longer than its timeout.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The timeout for every client read and write in the tests.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to `addr` with read and write timeouts set.
+pub fn client(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+    stream
+}
+
+/// Sends `message` and reads the same number of bytes back.
+pub fn echo_round_trip(stream: &mut TcpStream, message: &[u8]) -> io::Result<Vec<u8>> {
+    stream.write_all(message)?;
+    let mut reply = vec![0; message.len()];
+    stream.read_exact(&mut reply)?;
+    Ok(reply)
+}
+
+/// Whether a new connection to `addr` is refused (the listener is closed).
+pub fn is_refused(addr: SocketAddr) -> bool {
+    match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+        Err(e) => e.kind() == io::ErrorKind::ConnectionRefused,
+        Ok(_) => false,
+    }
+}
+
+/// Reads until end of file; the error kind if the connection fails instead
+/// (e.g. `ConnectionReset`).
+pub fn read_to_end(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all)?;
+    Ok(all)
+}
+
+/// The path of an example's binary. `cargo test` builds the examples into
+/// `target/<profile>/examples/`, next to the `deps/` folder holding the test
+/// binary.
+pub fn example_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} not built; run the tests with `cargo test`",
+        path.display()
+    );
+    path
+}
+
+/// The echo binary's path.
+pub fn echo_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_graceful-server"))
+}
+
+/// A server process started by a test. Killed on drop, so a failing test
+/// never leaves it running.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts `program` with `args` and waits (at most 10 s) for its first
+    /// stdout line, `listening on IP:PORT`.
+    pub fn start(program: impl Into<PathBuf>, args: &[&str]) -> ServerProcess {
+        let mut command = Command::new(program.into());
+        command.args(args);
+        ServerProcess::start_command(command)
+    }
+
+    /// Like [`ServerProcess::start`], for a command prepared by the caller.
+    pub fn start_command(mut command: Command) -> ServerProcess {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_tx, line_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = line_tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        let stderr_lines = spawn_line_reader(child.stderr.take().expect("piped stderr"));
+        let line = match line_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server printed no first line within 10 s");
+            }
+        };
+        let addr = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("first line ends with IP:PORT");
+        ServerProcess {
+            child,
+            addr,
+            stderr_lines,
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "INT", "TERM") with the `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits until a stderr line contains `needle`; returns that line.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(line) = self.stderr_seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line containing {needle:?} within {timeout:?}; saw {:?}",
+                    self.stderr_seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit, at most `timeout`; kills it and fails
+    /// the test if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("server did not exit within {timeout:?}");
+            }
+            // Polling a child's exit has no blocking-with-timeout form in std;
+            // this only bounds how soon the test notices, it hides no race.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Every stderr line read so far plus what is left, once the process has
+    /// exited.
+    pub fn stderr(&mut self) -> String {
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_secs(2)) {
+            self.stderr_seen.push(line);
+        }
+        self.stderr_seen.join("\n")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_line_reader(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
