@@ -244,7 +244,7 @@ impl Acceptor {
         }
     }
 
-    fn prepare(&self, stream: &TcpStream) -> io::Result<TcpStream> {
+    fn prepare(&self, stream: &TcpStream) -> io::Result<Option<TcpStream>> {
         // Accepted sockets inherit the listener's nonblocking mode on macOS
         // and the BSDs (not on Linux); handlers expect blocking I/O.
         stream.set_nonblocking(false)?;
@@ -254,8 +254,10 @@ impl Acceptor {
         if self.write_timeout.is_some() {
             stream.set_write_timeout(self.write_timeout)?;
         }
-        // The registry's handle for closing the connection at shutdown.
-        stream.try_clone()
+        // The registry's handle for closing the connection at shutdown. When
+        // descriptors run out, the accept can succeed and the clone fail:
+        // serving the connection without it beats closing it unserved.
+        Ok(stream.try_clone().ok())
     }
 }
 

@@ -28,8 +28,10 @@ const FORCE_CLOSED: u8 = 3;
 
 /// One live connection as the registry sees it.
 pub(crate) struct Entry {
-    /// A clone of the handler's stream, used only to `shutdown` it.
-    stream: TcpStream,
+    /// A clone of the handler's stream, used only to `shutdown` it. `None`
+    /// if no descriptor was left for the clone: the connection is served
+    /// anyway, but the server cannot cut it.
+    stream: Option<TcpStream>,
     state: AtomicU8,
 }
 
@@ -46,7 +48,9 @@ impl Entry {
             // file, while a response it may already be writing still goes out.
             // An error here means the socket is already gone, which is the
             // goal.
-            let _ = self.stream.shutdown(Shutdown::Read);
+            if let Some(stream) = &self.stream {
+                let _ = stream.shutdown(Shutdown::Read);
+            }
         }
         closed
     }
@@ -55,7 +59,9 @@ impl Entry {
         self.state.store(FORCE_CLOSED, Ordering::SeqCst);
         // Both directions, so a handler blocked in `read` or in `write` (to a
         // client that stopped reading) returns.
-        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(stream) = &self.stream {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -131,7 +137,7 @@ impl Registry {
 
     /// Registers a freshly accepted stream; it counts as waiting for a worker
     /// until [`Registry::start`].
-    pub(crate) fn register(&self, clone: TcpStream) -> (u64, Arc<Entry>) {
+    pub(crate) fn register(&self, clone: Option<TcpStream>) -> (u64, Arc<Entry>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(Entry {
             stream: clone,
@@ -144,8 +150,8 @@ impl Registry {
         (id, entry)
     }
 
-    /// Counts a stream that was accepted but could not even be registered
-    /// (e.g. no descriptor left for its clone). It was closed at once.
+    /// Counts a stream that was accepted but could not be prepared (set
+    /// blocking, given its timeouts). It was closed at once.
     pub(crate) fn reject(&self) {
         let _entries = self.lock();
         self.counters.accepted.fetch_add(1, Ordering::SeqCst);

@@ -32,7 +32,8 @@ pub struct Report {
     /// including those whose handlers were left behind.
     pub force_closed: u64,
     /// Connections closed without being served: still queued when shutdown
-    /// was forced, or impossible to prepare (e.g. no descriptor left).
+    /// was forced, or that could not be prepared (the operating system refused
+    /// to set its blocking mode or timeouts).
     pub unserved: u64,
     /// Connections whose handler panicked. The worker survived each one.
     pub panicked: u64,

@@ -1,0 +1,50 @@
+//! Benchmark baseline: `tiny_http` answering `GET /` with `Hello, world!`
+//! from a fixed number of request threads. It has no graceful shutdown:
+//! SIGINT ends the process. Used by `cargo bench --bench compare`.
+//!
+//! `cargo run --release --example baseline_tiny_http -- --addr 127.0.0.1:0 --workers 4`
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::thread;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut addr = "127.0.0.1:7878".to_string();
+    let mut workers = 4;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => addr = args.next().unwrap_or(addr),
+            "--workers" => workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(workers),
+            other => eprintln!("baseline_tiny_http: ignoring {other:?}"),
+        }
+    }
+    let server = Arc::new(tiny_http::Server::http(&addr)?);
+    let local = server
+        .server_addr()
+        .to_ip()
+        .ok_or("tiny_http is not listening on an IP address")?;
+    println!("listening on {local}");
+    io::stdout().flush()?;
+    let header = tiny_http::Header::from_bytes("Content-Type", "text/plain")
+        .map_err(|()| "bad header")?;
+    let threads: Vec<_> = (0..workers)
+        .map(|id| {
+            let server = Arc::clone(&server);
+            let header = header.clone();
+            thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || {
+                    for request in server.incoming_requests() {
+                        let response = tiny_http::Response::from_string("Hello, world!")
+                            .with_header(header.clone());
+                        let _ = request.respond(response);
+                    }
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
