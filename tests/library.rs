@@ -158,7 +158,9 @@ fn backlog_and_queue_are_served_after_the_signal() {
             .write_all(format!("hello {i}\n").as_bytes())
             .expect("write");
         // Half-close, so that the echo handler returns after answering.
-        stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
     }
 
     running.shutdown_handle().shutdown();
@@ -174,7 +176,10 @@ fn backlog_and_queue_are_served_after_the_signal() {
     }
 
     // The busy connection is still served after the signal (B2).
-    assert_eq!(echo_round_trip(&mut busy, b"still").expect("echo"), b"still");
+    assert_eq!(
+        echo_round_trip(&mut busy, b"still").expect("echo"),
+        b"still"
+    );
     drop(busy);
 
     for (i, stream) in waiting.iter_mut().enumerate() {
@@ -198,7 +203,11 @@ fn backlog_and_queue_are_served_after_the_signal() {
 // B2: the server finishes as soon as the last connection ends.
 #[test]
 fn finishes_when_the_last_connection_ends() {
-    let running = builder().build().expect("build").spawn(echo).expect("spawn");
+    let running = builder()
+        .build()
+        .expect("build")
+        .spawn(echo)
+        .expect("spawn");
     let mut first = client(running.local_addr());
     let mut second = client(running.local_addr());
     echo_round_trip(&mut first, b"1").expect("echo");
@@ -273,7 +282,10 @@ fn idle_connections_close_at_shutdown_and_busy_ones_finish() {
     gate_in.release_one();
     assert_eq!(read_line(&mut busy).expect("answer"), "work");
     // ...and, turning idle afterwards, is closed at once.
-    assert!(sees_close(&mut busy), "connection idle after the signal not closed");
+    assert!(
+        sees_close(&mut busy),
+        "connection idle after the signal not closed"
+    );
 
     let report = join(running);
     assert_eq!(report.closed_idle, 2, "{report}");
@@ -546,7 +558,9 @@ fn the_report_counts_every_outcome() {
     let mut idle = client(addr);
     let mut hold = client(addr);
     hold.write_all(b"hold\n").expect("write");
-    holding_rx.recv_timeout(EVENT).expect("hold handler entered");
+    holding_rx
+        .recv_timeout(EVENT)
+        .expect("hold handler entered");
     // `idle` must be registered before the signal: wait for its handler by
     // checking the open count.
     let deadline = Instant::now() + EVENT;
@@ -599,7 +613,10 @@ fn bad_configuration_fails_before_binding() {
         assert!(is_refused(addr), "{setting}: address was bound");
     }
     let unparsable = Server::builder("no such host:http").build();
-    assert!(matches!(unparsable, Err(Error::Address(_))), "{unparsable:?}");
+    assert!(
+        matches!(unparsable, Err(Error::Address(_))),
+        "{unparsable:?}"
+    );
 }
 
 // B11: an address in use is a clear error.
@@ -610,9 +627,15 @@ fn an_address_in_use_is_an_error() {
     let error = Server::builder(addr).build().expect_err("address in use");
     assert!(matches!(error, Error::Bind { .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.starts_with("cannot listen on 127.0.0.1:"), "{message}");
+    assert!(
+        message.starts_with("cannot listen on 127.0.0.1:"),
+        "{message}"
+    );
     let source = std::error::Error::source(&error).expect("source");
-    assert!(source.to_string().to_lowercase().contains("in use"), "{source}");
+    assert!(
+        source.to_string().to_lowercase().contains("in use"),
+        "{source}"
+    );
 }
 
 // B12: dropping a running server in the middle of traffic never panics and
@@ -633,7 +656,8 @@ fn dropping_a_running_server_is_bounded() {
         drop(running);
         let _ = tx.send(());
     });
-    rx.recv_timeout(EVENT).expect("drop did not return within 5 s");
+    rx.recv_timeout(EVENT)
+        .expect("drop did not return within 5 s");
     assert!(sees_close(&mut conn), "connection not closed by the drop");
 
     // Without a drain timeout the drop does not wait at all.
@@ -651,7 +675,8 @@ fn dropping_a_running_server_is_bounded() {
         drop(running);
         let _ = tx.send(());
     });
-    rx.recv_timeout(EVENT).expect("drop did not return within 5 s");
+    rx.recv_timeout(EVENT)
+        .expect("drop did not return within 5 s");
     // The drain goes on in the background: still served.
     echo_round_trip(&mut conn, b"y").expect("still served after the drop");
 }
