@@ -26,8 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .ok_or("tiny_http is not listening on an IP address")?;
     println!("listening on {local}");
     io::stdout().flush()?;
-    let header = tiny_http::Header::from_bytes("Content-Type", "text/plain")
-        .map_err(|()| "bad header")?;
+    let header =
+        tiny_http::Header::from_bytes("Content-Type", "text/plain").map_err(|()| "bad header")?;
     let threads: Vec<_> = (0..workers)
         .map(|id| {
             let server = Arc::clone(&server);
