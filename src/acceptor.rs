@@ -132,7 +132,7 @@ impl Acceptor {
         let mut wait = MIN_WAIT.min(self.wait_cap);
         let mut backoff = MIN_BACKOFF;
         let mut held = VecDeque::new();
-        while !self.signal.is_shutting_down() {
+        while !self.signal.is_accepting_stopped() {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     wait = MIN_WAIT.min(self.wait_cap);
@@ -146,7 +146,7 @@ impl Acceptor {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.signal.wait_timeout(wait) {
+                    if self.signal.wait_stopped_timeout(wait) {
                         break;
                     }
                     wait = (wait * 2).min(self.wait_cap);
@@ -157,7 +157,7 @@ impl Acceptor {
                         // The pending connection stays in the backlog until
                         // descriptors are free again; waiting on the signal
                         // keeps the backoff interruptible.
-                        if self.signal.wait_timeout(backoff) {
+                        if self.signal.wait_stopped_timeout(backoff) {
                             break;
                         }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -185,7 +185,7 @@ impl Acceptor {
         };
         let mut select = Select::new();
         let send = select.send(&self.jobs);
-        let stop = select.recv(self.signal.graceful_receiver());
+        let stop = select.recv(self.signal.stopped_receiver());
         let ready = select.select();
         if ready.index() == send {
             if let Err(failed) = ready.send(&self.jobs, job) {
@@ -194,7 +194,7 @@ impl Acceptor {
             Ok(())
         } else {
             debug_assert_eq!(ready.index(), stop);
-            let _ = ready.recv(self.signal.graceful_receiver());
+            let _ = ready.recv(self.signal.stopped_receiver());
             Err(job)
         }
     }

@@ -34,6 +34,12 @@ pub enum Error {
     /// The listener could not be prepared (put in nonblocking mode, or asked
     /// for its local address).
     Listener(io::Error),
+    /// The socket-activation environment (`LISTEN_PID`, `LISTEN_FDS`,
+    /// `LISTEN_FDNAMES`) is malformed, names no socket we asked for, or
+    /// hands us something that is not a listening TCP socket. Returned by
+    /// [`Builder::build`](crate::Builder::build) when
+    /// [inheriting](crate::Builder::inherit_listener) is on.
+    Activation(String),
     /// A server thread could not be spawned.
     Spawn {
         /// The name of the thread.
@@ -57,6 +63,7 @@ impl fmt::Display for Error {
             Error::Address(_) => f.write_str("cannot resolve the address"),
             Error::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             Error::Listener(_) => f.write_str("cannot prepare the listening socket"),
+            Error::Activation(reason) => write!(f, "cannot inherit the listener: {reason}"),
             Error::Spawn { thread, .. } => write!(f, "cannot spawn thread {thread}"),
             Error::CtrlC(_) => f.write_str("cannot install the ctrl-c handler"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
@@ -72,7 +79,7 @@ impl StdError for Error {
             | Error::Spawn { source, .. }
             | Error::Listener(source) => Some(source),
             Error::CtrlC(source) => Some(source),
-            Error::Config { .. } | Error::Internal(_) => None,
+            Error::Config { .. } | Error::Activation(_) | Error::Internal(_) => None,
         }
     }
 }

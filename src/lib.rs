@@ -117,7 +117,8 @@
 //! [`outcomes`](Report::outcomes) always add up to
 //! [`accepted`](Report::accepted).
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// One `unsafe` block, in `systemd.rs`: adopting an inherited descriptor.
+#![deny(unsafe_code)]
 
 mod acceptor;
 mod connection;
@@ -126,6 +127,7 @@ mod pool;
 mod report;
 mod server;
 mod shutdown;
+mod systemd;
 
 pub use connection::{Connection, IdleGuard};
 pub use error::Error;

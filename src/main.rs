@@ -12,7 +12,8 @@ use std::time::Duration;
 use graceful_server::{Connection, Error, Report, Server};
 
 const USAGE: &str =
-    "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] [--help] [--version]";
+    "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
+     [--drain-delay SECS] [--help] [--version]";
 
 const HELP: &str = "\
 graceful-server: a TCP echo server that shuts down gracefully
@@ -30,10 +31,18 @@ options:
   --drain-timeout SECS    how long to wait for connections at shutdown,
                           fractions allowed, or 'none' to wait for ever
                           [default: 20]
+  --drain-delay SECS      after the signal, keep accepting and serving for
+                          this long before draining (for load balancers
+                          that stop sending clients only after the signal)
+                          [default: 0]
   --help                  print this help
   --version               print the version
 
 The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.
+
+Started by systemd socket activation (or examples/supervisor.rs), the server
+serves on the inherited socket (LISTEN_FDS) instead of binding --addr, and
+reports READY=1 / STOPPING=1 to NOTIFY_SOCKET when set.
 
 exit status:
   0  every connection ended by itself
@@ -50,6 +59,7 @@ struct Options {
     addr: SocketAddr,
     workers: usize,
     drain_timeout: Option<Duration>,
+    drain_delay: Duration,
 }
 
 #[derive(Debug, PartialEq)]
@@ -89,6 +99,9 @@ fn run(options: &Options) -> Result<Report, Error> {
     let server = Server::builder(options.addr)
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
+        .drain_delay(options.drain_delay)
+        .inherit_listener(true)
+        .systemd_notify(true)
         .build()?;
     let handle = server.shutdown_handle();
     // Before the `listening on` line: a signal sent right after it must find
@@ -104,12 +117,16 @@ fn run(options: &Options) -> Result<Report, Error> {
     drop(stdout);
 
     handle.wait();
+    let delay = match options.drain_delay {
+        Duration::ZERO => String::new(),
+        delay => format!(" accepting for {}s more, then", delay.as_secs_f64()),
+    };
     let deadline = match options.drain_timeout {
         Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
         None => "with no deadline".to_string(),
     };
     eprintln!(
-        "shutting down: {} connection(s) open; waiting {deadline} for them to close \
+        "shutting down: {} connection(s) open;{delay} waiting {deadline} for them to close \
          (press ctrl-c again to force)",
         running.open_connections()
     );
@@ -146,6 +163,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
             .expect("the default address is a valid socket address"),
         workers: DEFAULT_WORKERS,
         drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+        drain_delay: Duration::ZERO,
     };
     while let Some(arg) = args.next() {
         // Accept both `--flag value` and `--flag=value`.
@@ -179,23 +197,31 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
                     }
                 };
             }
-            "--drain-timeout" => options.drain_timeout = parse_timeout(&value()?)?,
+            "--drain-timeout" => {
+                options.drain_timeout = parse_seconds(&value()?, "--drain-timeout", true)?
+            }
+            "--drain-delay" => {
+                options.drain_delay =
+                    parse_seconds(&value()?, "--drain-delay", false)?.unwrap_or(Duration::ZERO)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Command::Serve(options))
 }
 
-fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
-    if text == "none" {
+/// Seconds with fractions, or `none` where `allow_none`.
+fn parse_seconds(text: &str, flag: &str, allow_none: bool) -> Result<Option<Duration>, String> {
+    if allow_none && text == "none" {
         return Ok(None);
     }
+    let or_none = if allow_none { " or 'none'" } else { "" };
     text.parse::<f64>()
         .ok()
         .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
         .map(Some)
         .ok_or_else(|| {
-            format!("--drain-timeout: {text:?} is not a number of seconds (fractions allowed) or 'none'")
+            format!("{flag}: {text:?} is not a number of seconds (fractions allowed){or_none}")
         })
 }
 
@@ -232,6 +258,7 @@ mod tests {
                 addr: "127.0.0.1:0".parse().expect("valid"),
                 workers: 4,
                 drain_timeout: Some(Duration::from_millis(500)),
+                drain_delay: Duration::ZERO,
             }))
         );
         let Ok(Command::Serve(options)) = args(&["--drain-timeout=none"]) else {
@@ -249,6 +276,8 @@ mod tests {
             &["--drain-timeout", "-1"],
             &["--drain-timeout", "NaN"],
             &["--drain-timeout", "inf"],
+            &["--drain-delay", "none"],
+            &["--drain-delay", "-2"],
             &["--addr", "localhost"],
             &["--addr", "300.1.1.1:80"],
             &["--addr"],

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::pool::{Handler, Job, Liveness, Worker};
 use crate::report::Report;
 use crate::shutdown::{ShutdownHandle, Signal};
+use crate::systemd::{self, Notifier};
 
 /// Default worker count. Each connection holds a worker for its whole life
 /// (thread per connection), so this is the number of clients served at once,
@@ -70,11 +71,16 @@ struct Config {
     workers: usize,
     queue_capacity: usize,
     drain_timeout: Option<Duration>,
+    drain_delay: Duration,
     idle_grace: Duration,
     force_grace: Duration,
     accept_wait_cap: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// `None`: bind. `Some(None)`: the first inherited socket, else bind.
+    /// `Some(Some(name))`: the inherited socket with that name, else bind.
+    inherit: Option<Option<String>>,
+    notify: bool,
 }
 
 impl Default for Config {
@@ -83,11 +89,14 @@ impl Default for Config {
             workers: DEFAULT_WORKERS,
             queue_capacity: DEFAULT_QUEUE,
             drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+            drain_delay: Duration::ZERO,
             idle_grace: Duration::ZERO,
             force_grace: DEFAULT_FORCE_GRACE,
             accept_wait_cap: DEFAULT_WAIT_CAP,
             read_timeout: None,
             write_timeout: None,
+            inherit: None,
+            notify: false,
         }
     }
 }
@@ -158,7 +167,8 @@ impl Builder {
     /// How long a shutdown may wait for connections to finish. By default,
     /// 20 seconds.
     ///
-    /// Counted from the shutdown signal. When it expires, every remaining
+    /// Counted from the shutdown signal (from the end of the [drain
+    /// delay](Self::drain_delay), if any). When it expires, every remaining
     /// connection is shut down in both directions, queued ones are closed
     /// unserved, and the report says `forced`. `None` waits for ever, as
     /// Node's `server.close()` does. With the default [force
@@ -166,6 +176,26 @@ impl Builder {
     /// termination grace period.
     pub fn drain_timeout(mut self, timeout: Option<Duration>) -> Builder {
         self.config.drain_timeout = timeout;
+        self
+    }
+
+    /// How long to go on accepting and serving normally after the shutdown
+    /// signal. By default, zero.
+    ///
+    /// During the delay [`ShutdownHandle::is_shutting_down`] and
+    /// [`Connection::is_shutting_down`] already say `true` (so a readiness
+    /// check can fail and a load balancer stop sending new clients), but new
+    /// connections are still accepted and served. After it, the server stops
+    /// accepting and drains as usual. Behind a load balancer or in
+    /// Kubernetes, where endpoints are removed only after SIGTERM, set it to
+    /// the time the balancer takes to notice (a few seconds).
+    ///
+    /// The [drain timeout](Self::drain_timeout) counts from the end of the
+    /// delay, so the termination grace period must cover delay + drain
+    /// timeout + [force grace](Self::force_grace). A forced shutdown ends the
+    /// delay at once.
+    pub fn drain_delay(mut self, delay: Duration) -> Builder {
+        self.config.drain_delay = delay;
         self
     }
 
@@ -225,7 +255,44 @@ impl Builder {
         self
     }
 
-    /// Checks the settings and binds the listener. Nothing runs yet.
+    /// Serves on a listening socket inherited through systemd's
+    /// socket-activation protocol, when there is one. By default, off.
+    ///
+    /// When `LISTEN_PID` is this process's id and `LISTEN_FDS` is at least 1,
+    /// [`build`](Self::build) takes the first inherited socket (descriptor 3)
+    /// instead of binding the address; otherwise it binds as usual. The
+    /// socket is checked to be a listening TCP socket and duplicated
+    /// close-on-exec. It is never `shutdown()`, since other processes (the
+    /// supervisor, the next server) hold it too: that shared backlog is what
+    /// makes a restart lose no connection. Only one server per process can
+    /// take it.
+    pub fn inherit_listener(mut self, inherit: bool) -> Builder {
+        self.config.inherit = inherit.then_some(None);
+        self
+    }
+
+    /// Like [`inherit_listener(true)`](Self::inherit_listener), taking the
+    /// inherited socket whose name in `LISTEN_FDNAMES` (systemd's
+    /// `FileDescriptorName=`) is `name`.
+    pub fn inherit_listener_named(mut self, name: impl Into<String>) -> Builder {
+        self.config.inherit = Some(Some(name.into()));
+        self
+    }
+
+    /// Sends readiness notifications to `NOTIFY_SOCKET`, when it is set. By
+    /// default, off.
+    ///
+    /// The server sends `READY=1` once it accepts, `STOPPING=1` when shutdown
+    /// starts, and `STATUS=` lines while it drains, as systemd's
+    /// `Type=notify` services do (a path, or `@name` for Linux's abstract
+    /// namespace). Failures to send are ignored.
+    pub fn systemd_notify(mut self, notify: bool) -> Builder {
+        self.config.notify = notify;
+        self
+    }
+
+    /// Checks the settings and binds the listener (or takes the inherited
+    /// one). Nothing runs yet.
     ///
     /// # Errors
     ///
@@ -233,20 +300,29 @@ impl Builder {
     ///   nothing is bound),
     /// - [`Error::Address`] if the address cannot be resolved,
     /// - [`Error::Bind`] if it cannot be bound (e.g. in use),
-    /// - [`Error::Listener`] if the listener cannot be made nonblocking.
+    /// - [`Error::Listener`] if the listener cannot be made nonblocking,
+    /// - [`Error::Activation`] if inheriting is on and the activation
+    ///   environment is malformed or hands over something unusable.
     pub fn build(self) -> Result<Server, Error> {
         self.config.validate()?;
-        let listener = match self.source {
-            Source::Listener(listener) => listener,
-            Source::Addr(addrs) => bind(addrs.map_err(Error::Address)?)?,
+        let inherited = match &self.config.inherit {
+            Some(name) => systemd::inherited_listener(name.as_deref())?,
+            None => None,
         };
+        let listener = match (inherited, self.source) {
+            (Some(listener), _) | (None, Source::Listener(listener)) => listener,
+            (None, Source::Addr(addrs)) => bind(addrs.map_err(Error::Address)?)?,
+        };
+        // On an inherited socket this flag is shared with every holder;
+        // they cope, since the acceptor treats `WouldBlock` as "nothing yet".
         listener.set_nonblocking(true).map_err(Error::Listener)?;
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
         Ok(Server {
             listener,
             local_addr,
+            signal: Signal::new(self.config.drain_delay),
+            notifier: self.config.notify.then(Notifier::from_env).flatten(),
             config: self.config,
-            signal: Signal::new(),
         })
     }
 }
@@ -288,6 +364,7 @@ pub struct Server {
     local_addr: SocketAddr,
     config: Config,
     signal: Arc<Signal>,
+    notifier: Option<Notifier>,
 }
 
 impl Server {
@@ -357,7 +434,7 @@ impl Server {
         let drop_bound = self
             .config
             .drain_timeout
-            .map(|timeout| timeout + self.config.force_grace);
+            .map(|timeout| self.config.drain_delay + timeout + self.config.force_grace);
         let drain = self.start(Arc::new(handler))?;
         let registry = Arc::clone(&drain.registry);
         let (report_tx, report_rx) = crossbeam_channel::bounded(1);
@@ -390,6 +467,7 @@ impl Server {
             listener,
             config,
             signal,
+            notifier,
             ..
         } = self;
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(config.queue_capacity);
@@ -421,7 +499,11 @@ impl Server {
             done: done_tx,
         }
         .spawn()?;
+        if let Some(notifier) = &notifier {
+            notifier.send("READY=1");
+        }
         Ok(Drain {
+            notifier,
             config,
             signal,
             registry,
@@ -446,7 +528,7 @@ impl fmt::Debug for Server {
 /// A server serving on background threads; see [`Server::spawn`].
 ///
 /// Dropping it starts a graceful shutdown and waits for it at most the drain
-/// timeout plus the force grace (with no drain timeout it does not wait: the
+/// delay plus the drain timeout plus the force grace (with no drain timeout it does not wait: the
 /// drain goes on in the background). Call [`join`](Self::join) to wait for
 /// the [`Report`].
 pub struct RunningServer {
@@ -514,6 +596,7 @@ impl fmt::Debug for RunningServer {
 /// shutdown to its end.
 struct Drain {
     config: Config,
+    notifier: Option<Notifier>,
     signal: Arc<Signal>,
     registry: Arc<Registry>,
     liveness: Arc<Liveness>,
@@ -541,11 +624,27 @@ impl Drain {
         // Blocks without timeout: an idle server costs no wake-ups here.
         let _ = self.signal.graceful_receiver().recv();
         let signalled = Instant::now();
-        let deadline = self.config.drain_timeout.map(|t| signalled + t);
+        self.notify("STOPPING=1");
+        let delay = self.signal.drain_delay();
+        if !delay.is_zero() {
+            self.notify(&format!(
+                "STATUS=shutting down: serving for {delay:?} more before draining"
+            ));
+            // Serve normally, while `is_shutting_down` already says true. Only
+            // a force cuts the delay short: the acceptor keeps `done` open.
+            self.wait(Some(signalled + delay));
+            self.signal.stop_accepting();
+        }
+        let draining = Instant::now();
+        self.notify(&format!(
+            "STATUS=draining {} connection(s)",
+            self.registry.open()
+        ));
+        let deadline = self.config.drain_timeout.map(|t| draining + t);
 
         let mut wake = Wake::Timeout;
         if !self.config.idle_grace.is_zero() {
-            let grace_end = signalled + self.config.idle_grace;
+            let grace_end = draining + self.config.idle_grace;
             wake = self.wait(Some(deadline.map_or(grace_end, |d| d.min(grace_end))));
         }
         if wake == Wake::Timeout {
@@ -587,6 +686,12 @@ impl Drain {
             drain: drained - signalled,
             force: returned - drained,
             shutdown: returned - signalled,
+        }
+    }
+
+    fn notify(&self, message: &str) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(message);
         }
     }
 

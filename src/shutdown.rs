@@ -1,6 +1,7 @@
 //! The shutdown signal, its cloneable [`ShutdownHandle`], and the Ctrl-C opt-in.
 //!
-//! A signal is two one-way latches: *graceful* (stop accepting, drain) and
+//! A signal is three one-way latches: *graceful* (shutdown has started),
+//! *stopped* (stop accepting and drain: at once, or after the drain delay) and
 //! *forced* (stop waiting, cut what is left). Each latch is an atomic flag for
 //! cheap checks plus a channel whose only sender is dropped when the latch
 //! trips. Dropping the sender disconnects the channel, and a disconnected
@@ -72,26 +73,60 @@ impl Latch {
 
 pub(crate) struct Signal {
     graceful: Latch,
+    stopped: Latch,
     forced: Latch,
+    /// With a drain delay, the drain trips `stopped` once the delay is over;
+    /// without one, `shutdown` trips it at once.
+    drain_delay: Duration,
 }
 
 impl Signal {
-    pub(crate) fn new() -> Arc<Signal> {
+    pub(crate) fn new(drain_delay: Duration) -> Arc<Signal> {
         Arc::new(Signal {
             graceful: Latch::new(),
+            stopped: Latch::new(),
             forced: Latch::new(),
+            drain_delay,
         })
     }
 
     pub(crate) fn shutdown(&self) {
         self.graceful.trip();
+        if self.drain_delay.is_zero() {
+            self.stopped.trip();
+        }
+    }
+
+    /// Ends the drain delay: stop accepting, drain.
+    pub(crate) fn stop_accepting(&self) {
+        self.stopped.trip();
     }
 
     pub(crate) fn force(&self) {
-        // Forcing implies shutting down: trip graceful first so that anyone
-        // waiting for the start of shutdown also wakes.
+        // Forcing implies the earlier stages: trip them first so that anyone
+        // waiting for them also wakes.
         self.graceful.trip();
+        self.stopped.trip();
         self.forced.trip();
+    }
+
+    pub(crate) fn drain_delay(&self) -> Duration {
+        self.drain_delay
+    }
+
+    pub(crate) fn is_accepting_stopped(&self) -> bool {
+        self.stopped.is_tripped()
+    }
+
+    /// Disconnects when the server stops accepting.
+    pub(crate) fn stopped_receiver(&self) -> &Receiver<()> {
+        &self.stopped.receiver
+    }
+
+    /// Waits for the end of accepting for at most `timeout`; `true` if it
+    /// ended. This is how the acceptor "sleeps": shutdown cuts the wait short.
+    pub(crate) fn wait_stopped_timeout(&self, timeout: Duration) -> bool {
+        self.stopped.wait_timeout(timeout)
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -113,7 +148,7 @@ impl Signal {
     }
 
     /// Waits for the start of shutdown for at most `timeout`; `true` if it
-    /// started. This is how the acceptor "sleeps": shutdown cuts the wait short.
+    /// started.
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> bool {
         self.graceful.wait_timeout(timeout)
     }

@@ -716,3 +716,64 @@ fn public_types_are_send_and_sync() {
     send_sync::<Connection>();
     let _ = IO_TIMEOUT;
 }
+
+// Drain delay: after the signal the server goes on accepting and serving
+// while `is_shutting_down` already says true; then it stops accepting.
+#[test]
+fn the_drain_delay_keeps_accepting_then_drains() {
+    let running = builder()
+        .drain_delay(Duration::from_millis(1500))
+        .build()
+        .expect("build")
+        .spawn(|stream, conn| {
+            let reply: &[u8] = if conn.is_shutting_down() {
+                b"shutting down\n"
+            } else {
+                b"serving\n"
+            };
+            (&stream).write_all(reply)
+        })
+        .expect("spawn");
+    let addr = running.local_addr();
+    let handle = running.shutdown_handle();
+    let signalled = Instant::now();
+    handle.shutdown();
+    assert!(handle.is_shutting_down());
+
+    // Accepted and served during the delay, and told about the shutdown.
+    let mut during = client(addr);
+    assert_eq!(read_line(&mut during).expect("served"), "shutting down");
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "the machine is too slow to observe the delay; the answer came after it"
+    );
+
+    // After the delay, new connections are refused.
+    let deadline = Instant::now() + EVENT;
+    while !is_refused(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 5 s after the delay"
+        );
+    }
+    assert!(signalled.elapsed() >= Duration::from_millis(1500));
+    let report = join(running);
+    assert!(!report.forced, "{report}");
+    assert!(report.accepted >= 1, "{report}");
+}
+
+// A force ends the drain delay at once.
+#[test]
+fn force_ends_the_drain_delay() {
+    let running = builder()
+        .drain_delay(Duration::from_secs(60))
+        .build()
+        .expect("build")
+        .spawn(echo)
+        .expect("spawn");
+    let handle = running.shutdown_handle();
+    handle.shutdown();
+    handle.force();
+    let report = join(running);
+    assert!(report.forced, "{report}");
+}

@@ -1,0 +1,289 @@
+//! systemd's two small protocols, in std only: socket activation (inherit a
+//! listening socket through `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES`) and
+//! readiness notification (datagrams to `NOTIFY_SOCKET`).
+//!
+//! A listening socket that outlives the process is what makes a restart
+//! lossless: while the old process drains and the new one starts, the kernel
+//! keeps queueing connections in the shared socket's backlog, so none is
+//! refused and none is reset. Any supervisor speaking the same protocol works
+//! (see `examples/supervisor.rs`).
+
+use std::net::TcpListener;
+#[cfg(unix)]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::Error;
+
+/// The first inherited descriptor (`SD_LISTEN_FDS_START`).
+#[cfg(unix)]
+const LISTEN_FDS_START: i32 = 3;
+
+/// The parsed activation environment: how many sockets, and their names.
+#[derive(Debug, PartialEq, Eq)]
+struct Activation {
+    count: usize,
+    names: Vec<String>,
+}
+
+/// Reads the activation variables as `sd_listen_fds_with_names` does:
+/// nothing for us (`Ok(None)`) when `LISTEN_PID` is unset or names another
+/// process, an error when the variables are malformed.
+fn parse(
+    pid: Option<&str>,
+    fds: Option<&str>,
+    names: Option<&str>,
+    our_pid: u32,
+) -> Result<Option<Activation>, String> {
+    let Some(pid) = pid else {
+        return Ok(None);
+    };
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| format!("LISTEN_PID={pid:?} is not a process id"))?;
+    if pid != our_pid {
+        // Meant for another process (e.g. our parent, which inherited it).
+        return Ok(None);
+    }
+    let Some(fds) = fds else {
+        return Ok(None);
+    };
+    let count: usize = fds
+        .parse()
+        .map_err(|_| format!("LISTEN_FDS={fds:?} is not a count"))?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let names = match names {
+        None => Vec::new(),
+        Some(names) => {
+            let names: Vec<String> = names.split(':').map(str::to_owned).collect();
+            if names.len() != count {
+                return Err(format!(
+                    "LISTEN_FDNAMES has {} names for {count} sockets",
+                    names.len()
+                ));
+            }
+            names
+        }
+    };
+    Ok(Some(Activation { count, names }))
+}
+
+/// Which inherited socket to use: the index in `0..count`.
+fn select(activation: &Activation, name: Option<&str>) -> Result<usize, String> {
+    match name {
+        None => Ok(0),
+        Some(name) => activation
+            .names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| format!("no inherited socket is named {name:?}")),
+    }
+}
+
+/// The inherited listening socket, if this process was socket-activated.
+///
+/// `name` picks a socket by its `LISTEN_FDNAMES` entry; `None` takes the
+/// first. The socket is validated (a listening TCP socket: it has a local
+/// address and no peer) and duplicated close-on-exec, so that processes we
+/// start do not inherit it.
+pub(crate) fn inherited_listener(name: Option<&str>) -> Result<Option<TcpListener>, Error> {
+    let var = |key| std::env::var(key).ok();
+    let activation = parse(
+        var("LISTEN_PID").as_deref(),
+        var("LISTEN_FDS").as_deref(),
+        var("LISTEN_FDNAMES").as_deref(),
+        std::process::id(),
+    )
+    .map_err(Error::Activation)?;
+    let Some(activation) = activation else {
+        return Ok(None);
+    };
+    let index = select(&activation, name).map_err(Error::Activation)?;
+    take_listener(index).map(Some)
+}
+
+#[cfg(unix)]
+fn take_listener(index: usize) -> Result<TcpListener, Error> {
+    use std::io;
+    use std::net::TcpStream;
+    use std::os::fd::{IntoRawFd, OwnedFd};
+
+    let fd = i32::try_from(index)
+        .ok()
+        .and_then(|i| LISTEN_FDS_START.checked_add(i))
+        .ok_or_else(|| Error::Activation(format!("socket index {index} is out of range")))?;
+    // Only the first taker may own the descriptor: after it, number `fd` is
+    // closed or reused by something else in the process.
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(Error::Activation(
+            "the inherited socket was already taken in this process".into(),
+        ));
+    }
+    // Viewed as a stream first: only a stream can be asked for its peer,
+    // and a listening socket has none.
+    let inherited = TcpStream::from(from_inherited_fd(fd));
+    let listening = inherited.local_addr().is_ok()
+        && matches!(
+            inherited.peer_addr(),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected
+        );
+    if !listening {
+        // Not ours to close: give the descriptor back untouched.
+        let _ = inherited.into_raw_fd();
+        return Err(Error::Activation(format!(
+            "inherited descriptor {fd} is not a listening TCP socket"
+        )));
+    }
+    let inherited = TcpListener::from(OwnedFd::from(inherited));
+    // `try_clone` duplicates with close-on-exec set. Dropping the original
+    // closes only our descriptor 3, never the socket, which the duplicate
+    // (and whoever passed it to us) keeps open. The listener is never
+    // `shutdown()`: that would stop it for every holder.
+    let listener = inherited
+        .try_clone()
+        .map_err(|e| Error::Activation(format!("cannot duplicate descriptor {fd}: {e}")))?;
+    drop(inherited);
+    Ok(listener)
+}
+
+/// Set once the inherited socket has been taken.
+#[cfg(unix)]
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The crate's one `unsafe` block.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn from_inherited_fd(fd: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `LISTEN_PID` names this process and `LISTEN_FDS` covers `fd`,
+    // so by the socket-activation protocol `fd` is an open descriptor handed
+    // to this process for it to own. `TAKEN` makes this the only owner in
+    // the process. The caller checks that it is a listening TCP socket before
+    // using it, and gives it back (`into_raw_fd`) if not.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+#[cfg(not(unix))]
+fn take_listener(_index: usize) -> Result<TcpListener, Error> {
+    Err(Error::Activation(
+        "socket activation needs a Unix system".into(),
+    ))
+}
+
+/// Sends `sd_notify` messages when `NOTIFY_SOCKET` is set.
+pub(crate) struct Notifier {
+    #[cfg(unix)]
+    socket: std::os::unix::net::UnixDatagram,
+    #[cfg(unix)]
+    target: Target,
+}
+
+#[cfg(unix)]
+enum Target {
+    Path(std::path::PathBuf),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Abstract(std::os::unix::net::SocketAddr),
+}
+
+impl Notifier {
+    /// A notifier for `NOTIFY_SOCKET` (a path, or `@name` for Linux's
+    /// abstract namespace); `None` when it is unset or unusable.
+    pub(crate) fn from_env() -> Option<Notifier> {
+        #[cfg(unix)]
+        {
+            let target = std::env::var_os("NOTIFY_SOCKET")?;
+            let target = target.to_str()?;
+            let target = match target.strip_prefix('@') {
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                Some(name) => {
+                    use std::os::linux::net::SocketAddrExt;
+                    let addr =
+                        std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ok()?;
+                    Target::Abstract(addr)
+                }
+                _ => Target::Path(target.into()),
+            };
+            let socket = std::os::unix::net::UnixDatagram::unbound().ok()?;
+            Some(Notifier { socket, target })
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    /// Sends one notification. Failures are ignored: readiness is advice to
+    /// the supervisor, and the server works without it.
+    pub(crate) fn send(&self, message: &str) {
+        #[cfg(unix)]
+        {
+            let _ = match &self.target {
+                Target::Path(path) => self.socket.send_to(message.as_bytes(), path),
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                Target::Abstract(addr) => self.socket.send_to_addr(message.as_bytes(), addr),
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = message;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: u32 = 4242;
+
+    #[test]
+    fn no_variables_means_no_activation() {
+        assert_eq!(parse(None, None, None, ME), Ok(None));
+        assert_eq!(parse(None, Some("1"), None, ME), Ok(None));
+    }
+
+    #[test]
+    fn another_process_pid_is_ignored() {
+        assert_eq!(parse(Some("1"), Some("1"), None, ME), Ok(None));
+    }
+
+    #[test]
+    fn our_pid_with_sockets_activates() {
+        assert_eq!(
+            parse(Some("4242"), Some("2"), Some("http:admin"), ME),
+            Ok(Some(Activation {
+                count: 2,
+                names: vec!["http".into(), "admin".into()],
+            }))
+        );
+        assert_eq!(
+            parse(Some("4242"), Some("1"), None, ME),
+            Ok(Some(Activation {
+                count: 1,
+                names: vec![],
+            }))
+        );
+    }
+
+    #[test]
+    fn zero_or_missing_count_is_no_activation() {
+        assert_eq!(parse(Some("4242"), Some("0"), None, ME), Ok(None));
+        assert_eq!(parse(Some("4242"), None, None, ME), Ok(None));
+    }
+
+    #[test]
+    fn malformed_variables_are_errors() {
+        assert!(parse(Some("me"), Some("1"), None, ME).is_err());
+        assert!(parse(Some("4242"), Some("-1"), None, ME).is_err());
+        assert!(parse(Some("4242"), Some("many"), None, ME).is_err());
+        assert!(parse(Some("4242"), Some("2"), Some("only-one"), ME).is_err());
+    }
+
+    #[test]
+    fn sockets_are_selected_by_name() {
+        let activation = Activation {
+            count: 2,
+            names: vec!["http".into(), "admin".into()],
+        };
+        assert_eq!(select(&activation, None), Ok(0));
+        assert_eq!(select(&activation, Some("admin")), Ok(1));
+        assert!(select(&activation, Some("nope")).is_err());
+    }
+}
