@@ -202,7 +202,7 @@ fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
         let response = route(&request, conn);
         // Decided after the work is done: a shutdown that started during a
         // `/slow` request must show in its response.
-        let closing = closing(&request, conn);
+        let closing = closing(&request, &response, conn);
         write_response(&stream, &response, request.method == Method::Head, closing)?;
         if closing == Closing::Yes {
             close_politely(&stream);
@@ -211,9 +211,12 @@ fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
     }
 }
 
-/// Whether the connection stays open after the response to `request`.
-fn closing(request: &Request, conn: &Connection) -> Closing {
+/// Whether the connection stays open after `response` to `request`.
+fn closing(request: &Request, response: &Response, conn: &Connection) -> Closing {
     let close = !request.keep_alive
+        // After an error the client may not expect what follows; closing
+        // resets the conversation (and answers every error the same way).
+        || response.status.0 >= 400
         // Every response sent during shutdown says it is the last.
         || conn.is_shutting_down()
         // Others are queued for a worker: give this one up after the
