@@ -18,7 +18,8 @@
 //! asserted.
 //!
 //! Output: the table on stdout, `target/bench/compare.md` (or under
-//! `CARGO_TARGET_DIR`), and the chart `benches/results/compare.svg`.
+//! `CARGO_TARGET_DIR`), and the chart `benches/results/compare.svg` (a
+//! `--quick` run writes its chart next to the table instead).
 //!
 //! Options (flags after `--`, or environment):
 //! `--secs N` / `BENCH_SECS` (seconds per measurement, default 5),
@@ -243,7 +244,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(spec: &Spec, workers: usize, pin: bool, log_dir: &Path) -> Result<Server, String> {
+    fn start(
+        spec: &Spec,
+        workers: usize,
+        extra: &[&str],
+        pin: bool,
+        log_dir: &Path,
+    ) -> Result<Server, String> {
         let mut args: Vec<String> = Vec::new();
         if pin {
             args.extend(["taskset".into(), "-c".into(), SERVER_CPU.into()]);
@@ -255,6 +262,7 @@ impl Server {
             "--workers".into(),
             workers.to_string(),
         ]);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let log = fs::File::create(log_dir.join(format!("{}.log", spec.id)))
             .map_err(|e| format!("cannot create log: {e}"))?;
         // `taskset` execs the server, so the child's pid is the server's.
@@ -381,6 +389,34 @@ fn stat_cpu_ns(path: &Path) -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(ticks * 1_000_000_000 / hz)
+}
+
+/// The server's CPU use during a measurement: whether the server or the
+/// load generator was the bottleneck.
+struct CpuMeter {
+    pid: i32,
+    start: Instant,
+    cpu_ns: u64,
+}
+
+impl CpuMeter {
+    fn start(pid: i32) -> CpuMeter {
+        CpuMeter {
+            pid,
+            start: Instant::now(),
+            cpu_ns: switches_and_cpu(pid).1,
+        }
+    }
+
+    /// Percent of one CPU used since `start`.
+    fn percent(&self) -> f64 {
+        let used = switches_and_cpu(self.pid).1.saturating_sub(self.cpu_ns);
+        used as f64 / 1e9 / self.start.elapsed().as_secs_f64() * 100.0
+    }
+
+    fn figure(&self, of: &str) -> &'static str {
+        leak(format!("{of}_cpu_pct"))
+    }
 }
 
 /// Wake-ups per second and CPU percent of an idle server.
@@ -592,6 +628,9 @@ fn starvation(addr: SocketAddr, secs: u64) -> Vec<u64> {
                             continue;
                         }
                         match read_response(s, &mut buf) {
+                            // An answer after the deadline does not count:
+                            // it came because other clients hung up.
+                            Ok(_) if Instant::now() >= deadline => break,
                             Ok(keep) => {
                                 answers += 1;
                                 if !keep {
@@ -777,7 +816,7 @@ fn measure(
     } else {
         WORKERS
     };
-    let mut server = match Server::start(spec, workers, pin, log_dir) {
+    let mut server = match Server::start(spec, workers, &[], pin, log_dir) {
         Ok(server) => server,
         Err(e) => return note("start", e),
     };
@@ -797,8 +836,10 @@ fn measure(
                     ("ka32_rps", "ka32_p99_us", STARVATION_CONNECTIONS, false),
                     ("close16_rps", "close16_p99_us", 16, true),
                 ] {
+                    let cpu = CpuMeter::start(server.pid);
                     match wrk(server.addr, connections, config.secs, close) {
                         Ok(r) => {
+                            round.insert((id, cpu.figure(figure_rps)), cpu.percent());
                             round.insert((id, figure_rps), r.rps);
                             round.insert((id, figure_p99), r.p99_us);
                             if r.errors > 0 {
@@ -838,12 +879,16 @@ fn measure(
                 Err(e) => note("after quiet", e),
             }
         }
-        Kind::Echo => match echo(server.addr, ECHO_CLIENTS, config.secs) {
-            Ok(mps) => {
-                round.insert((id, "echo_mps"), mps);
+        Kind::Echo => {
+            let cpu = CpuMeter::start(server.pid);
+            match echo(server.addr, ECHO_CLIENTS, config.secs) {
+                Ok(mps) => {
+                    round.insert((id, cpu.figure("echo_mps")), cpu.percent());
+                    round.insert((id, "echo_mps"), mps);
+                }
+                Err(e) => note("echo", e),
             }
-            Err(e) => note("echo", e),
-        },
+        }
     }
 
     // Signal to exit, no connections.
@@ -854,8 +899,14 @@ fn measure(
     // Signal to exit with idle keep-alive connections. One worker per
     // connection, so that all of them are held open and idle rather than
     // queued.
-    if spec.kind == Kind::Http {
-        match Server::start(spec, 16, pin, log_dir) {
+    // Our example waits `--idle-grace` (250 ms by default) for a last request
+    // on idle connections; it is measured with and without that grace.
+    let mut variants: Vec<(&[&str], &'static str)> = vec![(&[], "exit_ka10_ms")];
+    if spec.id == "ours" {
+        variants.push((&["--idle-grace", "0"], "exit_ka10_nograce_ms"));
+    }
+    for (extra, figure) in variants.into_iter().filter(|_| spec.kind == Kind::Http) {
+        match Server::start(spec, 16, extra, pin, log_dir) {
             Ok(mut server) => {
                 let (streams, answered) = idle_keepalive(server.addr, IDLE_KEEPALIVE);
                 if answered < IDLE_KEEPALIVE {
@@ -865,7 +916,7 @@ fn measure(
                     );
                 }
                 thread::sleep(Duration::from_millis(50));
-                record_exit(spec, &mut server, round, "exit_ka10_ms", &mut note);
+                record_exit(spec, &mut server, round, figure, &mut note);
                 drop(streams);
             }
             Err(e) => note("start (keep-alive exit)", e),
@@ -876,7 +927,7 @@ fn measure(
     if spec.pool {
         let mut rss = [0.0; 2];
         for (slot, workers) in [(0, 1), (1, 512)] {
-            match Server::start(spec, workers, pin, log_dir) {
+            match Server::start(spec, workers, &[], pin, log_dir) {
                 Ok(server) => {
                     wait_for_threads(server.pid, workers as u64);
                     rss[slot] = rss_kib(server.pid).map_or(f64::NAN, |k| k as f64);
@@ -933,7 +984,12 @@ fn targets(r: &Results) -> Vec<Target> {
                  threshold: f64,
                  label: &'static str,
                  goal: &'static str| {
-        let value = r.per_round(("ours", figure), (peer, figure), |a, b| a / b);
+        let ours = if peer == "node-echo" {
+            "ours-echo"
+        } else {
+            "ours"
+        };
+        let value = r.per_round((ours, figure), (peer, figure), |a, b| a / b);
         Target {
             label,
             value,
@@ -1068,8 +1124,10 @@ fn rows() -> Vec<(&'static str, &'static str, [&'static str; 4])> {
     vec![
         ("HTTP keep-alive req/s, 4 conns", "ka4_rps", http),
         ("HTTP keep-alive p99, 4 conns", "ka4_p99_us", http),
+        ("server CPU during it", "ka4_rps_cpu_pct", http),
         ("HTTP keep-alive req/s, 32 conns", "ka32_rps", http),
         ("HTTP keep-alive p99, 32 conns", "ka32_p99_us", http),
+        ("server CPU during it", "ka32_rps_cpu_pct", http),
         (
             "32 conns: connections answered (own client)",
             "starve_answered",
@@ -1079,6 +1137,7 @@ fn rows() -> Vec<(&'static str, &'static str, [&'static str; 4])> {
         ("32 conns: req/s (own client)", "starve_rps", http),
         ("conn-per-request req/s, 16 conns", "close16_rps", http),
         ("conn-per-request p99, 16 conns", "close16_p99_us", http),
+        ("server CPU during it", "close16_rps_cpu_pct", http),
         ("sequential conn-per-request p50", "seq_p50_us", http),
         ("sequential conn-per-request p99", "seq_p99_us", http),
         (
@@ -1087,6 +1146,7 @@ fn rows() -> Vec<(&'static str, &'static str, [&'static str; 4])> {
             http,
         ),
         ("echo ping-pong msgs/s, 16 clients", "echo_mps", echo),
+        ("server CPU during it", "echo_mps_cpu_pct", echo),
         ("idle wake-ups/s (HTTP server)", "idle_wakeups", http),
         ("idle wake-ups/s (echo server)", "idle_wakeups", echo),
         ("idle CPU (HTTP server)", "idle_cpu_pct", http),
@@ -1104,6 +1164,11 @@ fn rows() -> Vec<(&'static str, &'static str, [&'static str; 4])> {
         (
             "SIGINT to exit, 10 idle keep-alive conns",
             "exit_ka10_ms",
+            http,
+        ),
+        (
+            "SIGINT to exit, 10 idle keep-alive conns, --idle-grace 0",
+            "exit_ka10_nograce_ms",
             http,
         ),
         ("RSS, 1 worker (ours: echo binary)", "rss1_kib", pool),
@@ -1320,6 +1385,8 @@ fn main() {
         notes.push("HTTP example not benchmarked: examples/http.rs does not exist yet".into());
     }
 
+    // Before pinning, which would make `nproc` say 1.
+    let machine = machine();
     let has_wrk = have("wrk");
     if !has_wrk {
         let hint = "wrk is not installed: HTTP throughput figures skipped (install it with `apt-get install -y wrk`)";
@@ -1437,7 +1504,6 @@ fn main() {
         eprintln!("compare: cannot create {}: {e}", log_dir.display());
         std::process::exit(1);
     }
-    let machine = machine();
     eprintln!("compare: {machine}");
     eprintln!(
         "compare: {} server(s), {} round(s), {} s per measurement{}",
@@ -1490,7 +1556,12 @@ fn main() {
         Err(e) => eprintln!("compare: cannot write {}: {e}", out.display()),
     }
     if config.chart {
-        let svg_path = manifest_dir().join("benches/results/compare.svg");
+        // A quick run's chart must not replace the committed one.
+        let svg_path = if config.quick {
+            target_dir().join("bench").join("compare.svg")
+        } else {
+            manifest_dir().join("benches/results/compare.svg")
+        };
         let written = fs::create_dir_all(svg_path.parent().expect("has a parent"))
             .and_then(|()| fs::write(&svg_path, chart(&targets(&results))));
         match written {
