@@ -65,7 +65,8 @@ pub fn example_path(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
-        "{} not built; run the tests with `cargo test`",
+        "{} not built: run the whole `cargo test` (it builds the examples), \
+         or `cargo build --examples` before running one test file",
         path.display()
     );
     path
