@@ -75,7 +75,7 @@ fn no_descriptor_or_thread_leaks() {
         }
     });
 
-    let fds_after = settle(EVENT, fds_before, &fds);
+    let fds_after = settle(EVENT, fds_before, fds);
     assert_eq!(fds_after, fds_before, "descriptors leaked");
     assert_eq!(threads(), threads_before, "threads leaked or lost");
 
