@@ -410,7 +410,10 @@ fn keep_alive_clients_do_not_starve_the_others() {
                         continue;
                     };
                     assert_hello(&response);
-                    if !got_one {
+                    // Late answers do not count: without the pressure rule
+                    // the waiting clients are served only when the four
+                    // lucky ones stop at the deadline.
+                    if !got_one && Instant::now() < deadline {
                         got_one = true;
                         answered.fetch_add(1, Ordering::SeqCst);
                     }
