@@ -39,6 +39,11 @@ impl Entry {
     /// Closes the read side if the connection is idle. Returns whether this
     /// call closed it.
     fn close_if_idle(&self) -> bool {
+        // Without a clone there is nothing to close it with: it stays idle,
+        // and the handler sees the shutdown through `is_shutting_down`.
+        let Some(stream) = &self.stream else {
+            return false;
+        };
         let closed = self
             .state
             .compare_exchange(IDLE, IDLE_CLOSED, Ordering::SeqCst, Ordering::SeqCst)
@@ -48,9 +53,7 @@ impl Entry {
             // file, while a response it may already be writing still goes out.
             // An error here means the socket is already gone, which is the
             // goal.
-            if let Some(stream) = &self.stream {
-                let _ = stream.shutdown(Shutdown::Read);
-            }
+            let _ = stream.shutdown(Shutdown::Read);
         }
         closed
     }

@@ -102,6 +102,19 @@
 //! grace](Builder::force_grace), then its thread is left behind and counted,
 //! so serving always returns.
 //!
+//! # Restarts without losing connections
+//!
+//! A graceful exit alone cannot make a deploy lossless: between the old
+//! process closing its listener and the new one binding, connects are
+//! refused. The fix is a listening socket that outlives both processes, handed
+//! down by systemd or a supervisor. [`Builder::inherit_listener`] takes such a
+//! socket (systemd's `LISTEN_FDS` protocol), [`Builder::systemd_notify`]
+//! reports `READY=1` and `STOPPING=1` to the supervisor, and
+//! [`Builder::drain_delay`] keeps serving for a while after the signal, while
+//! [`Connection::is_shutting_down`] already tells readiness checks to fail,
+//! for load balancers that stop sending traffic only after the signal. See
+//! `examples/supervisor.rs`.
+//!
 //! # Panics in handlers
 //!
 //! Each handler runs inside `catch_unwind`. A panic closes that connection,
