@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use graceful_server::{Builder, Connection, Error, Report, RunningServer, Server};
 
-use support::{client, echo_round_trip, is_refused, IO_TIMEOUT};
+use support::{client, echo_round_trip, is_refused, join, wait_until_refused, Start, IO_TIMEOUT};
 
 /// How long a test waits for something that should take milliseconds.
 const EVENT: Duration = Duration::from_secs(5);
@@ -51,19 +51,6 @@ fn idle_aware_echo(stream: TcpStream, conn: &Connection) -> io::Result<()> {
         }
         (&stream).write_all(line.as_bytes())?;
     }
-}
-
-fn join(running: RunningServer) -> Report {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    thread::spawn(move || {
-        let _ = tx.send(running.join());
-    });
-    let report = rx
-        .recv_timeout(EVENT)
-        .expect("server did not stop within 5 s")
-        .expect("join");
-    assert_adds_up(&report);
-    report
 }
 
 fn assert_adds_up(report: &Report) {
@@ -138,13 +125,7 @@ impl Gate {
 // connections are refused long before the busy one ends.
 #[test]
 fn backlog_and_queue_are_served_after_the_signal() {
-    let running = builder()
-        .workers(1)
-        .queue_capacity(2)
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+    let running = builder().workers(1).queue_capacity(2).start(echo);
     let addr = running.local_addr();
 
     let mut busy = client(addr);
@@ -168,12 +149,7 @@ fn backlog_and_queue_are_served_after_the_signal() {
     // The listener closes within milliseconds, while `busy` still holds the
     // only worker. Connects that race the close are swept and served, or
     // reset if they land between the sweep and the close.
-    let deadline = Instant::now() + EVENT;
-    let mut racers = 0;
-    while !is_refused(addr) {
-        racers += 1;
-        assert!(Instant::now() < deadline, "listener still open after 5 s");
-    }
+    let racers = wait_until_refused(addr);
 
     // The busy connection is still served after the signal (B2).
     assert_eq!(
@@ -203,11 +179,7 @@ fn backlog_and_queue_are_served_after_the_signal() {
 // B2: the server finishes as soon as the last connection ends.
 #[test]
 fn finishes_when_the_last_connection_ends() {
-    let running = builder()
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+    let running = builder().start(echo);
     let mut first = client(running.local_addr());
     let mut second = client(running.local_addr());
     echo_round_trip(&mut first, b"1").expect("echo");
@@ -243,28 +215,24 @@ fn idle_connections_close_at_shutdown_and_busy_ones_finish() {
     let gate = Gate::new();
     let gate_in = std::sync::Arc::new(gate);
     let gate_handler = std::sync::Arc::clone(&gate_in);
-    let running = builder()
-        .build()
-        .expect("build")
-        .spawn(move |stream, conn| {
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = {
-                    let _idle = conn.idle();
-                    reader.read_line(&mut line)?
-                };
-                if n == 0 {
-                    return Ok(());
-                }
-                if line == "work\n" {
-                    gate_handler.pass(conn.id());
-                }
-                (&stream).write_all(line.as_bytes())?;
+    let running = builder().start(move |stream, conn| {
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = {
+                let _idle = conn.idle();
+                reader.read_line(&mut line)?
+            };
+            if n == 0 {
+                return Ok(());
             }
-        })
-        .expect("spawn");
+            if line == "work\n" {
+                gate_handler.pass(conn.id());
+            }
+            (&stream).write_all(line.as_bytes())?;
+        }
+    });
     let addr = running.local_addr();
 
     let mut idle = client(addr);
@@ -297,10 +265,7 @@ fn idle_connections_close_at_shutdown_and_busy_ones_finish() {
 fn a_request_during_the_idle_grace_is_served() {
     let running = builder()
         .idle_grace(Duration::from_secs(3))
-        .build()
-        .expect("build")
-        .spawn(idle_aware_echo)
-        .expect("spawn");
+        .start(idle_aware_echo);
     let mut idle = client(running.local_addr());
     idle.write_all(b"ping\n").expect("write");
     assert_eq!(read_line(&mut idle).expect("echo"), "ping");
@@ -322,10 +287,7 @@ fn a_request_during_the_idle_grace_is_served() {
 fn idle_connections_close_when_the_grace_ends() {
     let running = builder()
         .idle_grace(Duration::from_millis(100))
-        .build()
-        .expect("build")
-        .spawn(idle_aware_echo)
-        .expect("spawn");
+        .start(idle_aware_echo);
     let mut idle = client(running.local_addr());
     idle.write_all(b"ping\n").expect("write");
     assert_eq!(read_line(&mut idle).expect("echo"), "ping");
@@ -338,12 +300,7 @@ fn idle_connections_close_when_the_grace_ends() {
 // B3: a connection that is not marked idle is never cut before the deadline.
 #[test]
 fn unmarked_connections_are_not_cut_before_the_deadline() {
-    let running = builder()
-        .drain_timeout(None)
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+    let running = builder().drain_timeout(None).start(echo);
     let mut conn = client(running.local_addr());
     echo_round_trip(&mut conn, b"a").expect("echo");
     running.shutdown_handle().shutdown();
@@ -364,10 +321,7 @@ fn the_deadline_forces() {
     let running = builder()
         .workers(1)
         .drain_timeout(Some(Duration::from_millis(300)))
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+        .start(echo);
     let addr = running.local_addr();
     let mut busy = client(addr);
     echo_round_trip(&mut busy, b"x").expect("echo");
@@ -394,15 +348,12 @@ fn a_stuck_handler_is_left_behind() {
         .workers(2)
         .drain_timeout(Some(Duration::from_millis(100)))
         .force_grace(Duration::from_millis(200))
-        .build()
-        .expect("build")
-        .spawn(move |_stream, _conn| {
+        .start(move |_stream, _conn| {
             let _ = entered_tx.send(());
             // Blocks until the test ends: not a socket, cannot be cut.
             let _ = never_rx.recv();
             Ok(())
-        })
-        .expect("spawn");
+        });
     let _stuck = client(running.local_addr());
     entered_rx.recv_timeout(EVENT).expect("handler entered");
     running.shutdown_handle().shutdown();
@@ -416,12 +367,7 @@ fn a_stuck_handler_is_left_behind() {
 // no deadline.
 #[test]
 fn force_during_the_drain_cuts_at_once() {
-    let running = builder()
-        .drain_timeout(None)
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+    let running = builder().drain_timeout(None).start(echo);
     let mut conn = client(running.local_addr());
     echo_round_trip(&mut conn, b"x").expect("echo");
     let handle = running.shutdown_handle();
@@ -441,16 +387,13 @@ fn streams_are_blocking_with_the_configured_timeouts() {
     let (result_tx, result_rx) = crossbeam_channel::unbounded();
     let running = builder()
         .read_timeout(Some(Duration::from_millis(300)))
-        .build()
-        .expect("build")
-        .spawn(move |mut stream, _conn| {
+        .start(move |mut stream, _conn| {
             stream.write_all(b"ready\n")?;
             let mut buf = [0; 8];
             let result = stream.read(&mut buf).map_err(|e| e.kind());
             let _ = result_tx.send(result);
             Ok(())
-        })
-        .expect("spawn");
+        });
     let addr = running.local_addr();
 
     // A nonblocking stream would fail at once with WouldBlock; a blocking
@@ -525,9 +468,7 @@ fn the_report_counts_every_outcome() {
     let running = builder()
         .workers(4)
         .drain_timeout(Some(Duration::from_millis(300)))
-        .build()
-        .expect("build")
-        .spawn(move |stream, conn| {
+        .start(move |stream, conn| {
             let mut reader = BufReader::new(&stream);
             let mut line = String::new();
             let n = {
@@ -545,8 +486,7 @@ fn the_report_counts_every_outcome() {
                 }
                 _ => Ok(()),
             }
-        })
-        .expect("spawn");
+        });
     let addr = running.local_addr();
     let mut finished = Vec::new();
     for request in ["ok\n", "fail\n", "panic\n"] {
@@ -645,10 +585,7 @@ fn dropping_a_running_server_is_bounded() {
     let running = builder()
         .drain_timeout(Some(Duration::from_millis(200)))
         .force_grace(Duration::from_millis(200))
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+        .start(echo);
     let mut conn = client(running.local_addr());
     echo_round_trip(&mut conn, b"x").expect("echo");
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -661,12 +598,7 @@ fn dropping_a_running_server_is_bounded() {
     assert!(sees_close(&mut conn), "connection not closed by the drop");
 
     // Without a drain timeout the drop does not wait at all.
-    let running = builder()
-        .drain_timeout(None)
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+    let running = builder().drain_timeout(None).start(echo);
     let addr = running.local_addr();
     let mut conn = client(addr);
     echo_round_trip(&mut conn, b"x").expect("echo");
@@ -687,16 +619,11 @@ fn threads_are_named() {
     let names = Mutex::new(Vec::new());
     let names = std::sync::Arc::new(names);
     let seen = std::sync::Arc::clone(&names);
-    let running = builder()
-        .workers(2)
-        .build()
-        .expect("build")
-        .spawn(move |_stream, _conn| {
-            let name = thread::current().name().map(str::to_owned);
-            seen.lock().expect("lock").push(name);
-            Ok(())
-        })
-        .expect("spawn");
+    let running = builder().workers(2).start(move |_stream, _conn| {
+        let name = thread::current().name().map(str::to_owned);
+        seen.lock().expect("lock").push(name);
+        Ok(())
+    });
     let mut conn = client(running.local_addr());
     assert!(sees_close(&mut conn));
     running.shutdown_handle().shutdown();
@@ -723,17 +650,14 @@ fn public_types_are_send_and_sync() {
 fn the_drain_delay_keeps_accepting_then_drains() {
     let running = builder()
         .drain_delay(Duration::from_millis(1500))
-        .build()
-        .expect("build")
-        .spawn(|stream, conn| {
+        .start(|stream, conn| {
             let reply: &[u8] = if conn.is_shutting_down() {
                 b"shutting down\n"
             } else {
                 b"serving\n"
             };
             (&stream).write_all(reply)
-        })
-        .expect("spawn");
+        });
     let addr = running.local_addr();
     let handle = running.shutdown_handle();
     let signalled = Instant::now();
@@ -765,12 +689,7 @@ fn the_drain_delay_keeps_accepting_then_drains() {
 // A force ends the drain delay at once.
 #[test]
 fn force_ends_the_drain_delay() {
-    let running = builder()
-        .drain_delay(Duration::from_secs(60))
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+    let running = builder().drain_delay(Duration::from_secs(60)).start(echo);
     let handle = running.shutdown_handle();
     handle.shutdown();
     handle.force();

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use graceful_server::{Connection, Server};
 
-use support::{client, echo_binary, echo_round_trip, is_refused, ServerProcess};
+use support::{
+    client, echo_binary, echo_round_trip, join, wait_until_refused, ServerProcess, Start,
+};
 
 const EVENT: Duration = Duration::from_secs(5);
 
@@ -100,10 +102,7 @@ fn a_backlog_burst_at_shutdown_is_served_in_full() {
     let running = Server::builder("127.0.0.1:0")
         .workers(1)
         .queue_capacity(4)
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+        .start(echo);
     let addr = running.local_addr();
     let mut busy = client(addr);
     echo_round_trip(&mut busy, b"busy").expect("echo");
@@ -116,12 +115,7 @@ fn a_backlog_burst_at_shutdown_is_served_in_full() {
     }
 
     running.shutdown_handle().shutdown();
-    let deadline = Instant::now() + EVENT;
-    let mut racers = 0;
-    while !is_refused(addr) {
-        racers += 1;
-        assert!(Instant::now() < deadline, "listener still open after 5 s");
-    }
+    let racers = wait_until_refused(addr);
     drop(busy);
 
     for (i, conn) in burst.into_iter().enumerate() {
@@ -132,17 +126,9 @@ fn a_backlog_burst_at_shutdown_is_served_in_full() {
         assert_eq!(line, format!("{i:03}\n"), "connection {i}");
     }
 
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    thread::spawn(move || {
-        let _ = tx.send(running.join());
-    });
-    let report = rx
-        .recv_timeout(EVENT)
-        .expect("server did not stop within 5 s")
-        .expect("join");
-    assert_eq!(report.outcomes(), report.accepted, "{report}");
+    let report = join(running);
     assert!(
-        (1 + BURST as u64..=1 + (BURST + racers) as u64).contains(&report.accepted),
+        (1 + BURST as u64..=1 + BURST as u64 + racers).contains(&report.accepted),
         "{report}"
     );
     assert_eq!(report.unserved + report.force_closed, 0, "{report}");
@@ -156,10 +142,7 @@ fn dropping_a_server_under_traffic_is_bounded() {
         .workers(4)
         .drain_timeout(Some(Duration::from_millis(300)))
         .force_grace(Duration::from_millis(300))
-        .build()
-        .expect("build")
-        .spawn(echo)
-        .expect("spawn");
+        .start(echo);
     let addr = running.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let exchanges = Arc::new(AtomicU64::new(0));

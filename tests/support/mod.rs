@@ -219,3 +219,51 @@ fn spawn_line_reader(stderr: ChildStderr) -> mpsc::Receiver<String> {
     });
     rx
 }
+
+/// Starts a library server in the background: `builder.start(handler)`.
+pub trait Start {
+    fn start<H>(self, handler: H) -> graceful_server::RunningServer
+    where
+        H: Fn(TcpStream, &graceful_server::Connection) -> io::Result<()> + Send + Sync + 'static;
+}
+
+impl Start for graceful_server::Builder {
+    fn start<H>(self, handler: H) -> graceful_server::RunningServer
+    where
+        H: Fn(TcpStream, &graceful_server::Connection) -> io::Result<()> + Send + Sync + 'static,
+    {
+        self.build().expect("build").spawn(handler).expect("spawn")
+    }
+}
+
+/// Waits (at most 5 s) for a running server to finish, and checks that its
+/// report adds up.
+pub fn join(running: graceful_server::RunningServer) -> graceful_server::Report {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(running.join());
+    });
+    let report = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("server did not stop within 5 s")
+        .expect("join");
+    assert_eq!(
+        report.outcomes(),
+        report.accepted,
+        "every accepted connection must be in exactly one outcome: {report:?}"
+    );
+    report
+}
+
+/// Connects to `addr` until a connect is refused (the listener has closed),
+/// at most 5 s. Returns how many connects got through meanwhile: they raced
+/// the close, and were either swept and served or reset.
+pub fn wait_until_refused(addr: SocketAddr) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut racers = 0;
+    while !is_refused(addr) {
+        racers += 1;
+        assert!(Instant::now() < deadline, "listener still open after 5 s");
+    }
+    racers
+}
