@@ -24,7 +24,9 @@
 //! Options (flags after `--`, or environment):
 //! `--secs N` / `BENCH_SECS` (seconds per measurement, default 5),
 //! `--rounds N` / `BENCH_ROUNDS` (default 3), `--quick` (1 s, 1 round),
-//! `--no-chart` (leave the committed SVG alone).
+//! `--no-chart` (leave the committed SVG alone), `--only ID,ID` (run only
+//! these servers: ours, blocking, tiny, node, ours-echo, node-echo; implies
+//! `--no-chart`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,6 +65,8 @@ struct Config {
     seq_max: usize,
     chart: bool,
     quick: bool,
+    /// Server ids to run (all when empty).
+    only: Vec<String>,
 }
 
 impl Config {
@@ -75,6 +79,7 @@ impl Config {
             seq_max: 20_000,
             chart: true,
             quick: false,
+            only: Vec::new(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -98,6 +103,11 @@ impl Config {
                 "--secs" => config.secs = number("--secs").max(1),
                 "--rounds" => config.rounds = (number("--rounds") as usize).max(1),
                 "--no-chart" => config.chart = false,
+                "--only" => {
+                    let ids = args.next().unwrap_or_default();
+                    config.only = ids.split(',').map(str::to_string).collect();
+                    config.chart = false;
+                }
                 // Added by `cargo bench`.
                 "--bench" => {}
                 other => eprintln!("compare: ignoring argument {other:?}"),
@@ -1499,6 +1509,9 @@ fn main() {
         notes.push("node is not on PATH: Node.js peers skipped".into());
     }
 
+    if !config.only.is_empty() {
+        specs.retain(|s| config.only.iter().any(|id| id == s.id));
+    }
     let log_dir = target_dir().join("bench").join("logs");
     if let Err(e) = fs::create_dir_all(&log_dir) {
         eprintln!("compare: cannot create {}: {e}", log_dir.display());
