@@ -1,0 +1,627 @@
+//! A supervisor that restarts a server without losing a connection.
+//!
+//! ```text
+//! supervisor [--addr ADDR] [--ready-timeout SECS] -- PROGRAM [ARGS...]
+//! ```
+//!
+//! The supervisor binds the listening socket itself and never closes it.
+//! Each server it runs gets a copy as descriptor 3, through systemd's
+//! socket-activation protocol (`LISTEN_FDS=1`, `LISTEN_PID`), which the
+//! library reads with [`Builder::inherit_listener`]. Because the socket
+//! outlives every server, a restart is lossless: while the old server drains
+//! and the new one starts, the kernel keeps queueing connections in the one
+//! shared backlog, so none is refused and none is reset.
+//!
+//! On SIGHUP it starts a new server and waits for its `READY=1` on
+//! `NOTIFY_SOCKET` ([`Builder::systemd_notify`]). Only then does it send
+//! SIGTERM to the old one, which stops accepting and drains; the new one has
+//! been accepting from the same backlog since it got ready. A new server
+//! that does not get ready in time is killed, and the old one goes on.
+//!
+//! On SIGINT or SIGTERM it forwards SIGTERM to the current server (a second
+//! one forwards again, which forces the drain) and exits with its status.
+//!
+//! ```text
+//! cargo build --release --example supervisor --example http
+//! target/release/examples/supervisor -- target/release/examples/http
+//! kill -HUP <supervisor pid>      # restart: no client notices
+//! ```
+//!
+//! Unix only: it passes descriptors and handles signals with `libc`.
+//!
+//! [`Builder::inherit_listener`]: graceful_server::Builder::inherit_listener
+//! [`Builder::systemd_notify`]: graceful_server::Builder::systemd_notify
+
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("supervisor: this example needs a Unix system");
+    std::process::exit(1);
+}
+
+#[cfg(unix)]
+fn main() -> std::process::ExitCode {
+    unix::main()
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::ffi::OsString;
+    use std::io::{self, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::net::UnixDatagram;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, ExitCode, ExitStatus};
+    use std::sync::mpsc::{self, Receiver, Sender};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    const USAGE: &str =
+        "usage: supervisor [--addr ADDR] [--ready-timeout SECS] -- PROGRAM [ARGS...]";
+    const HELP: &str = "\
+supervisor: runs a server on a listening socket it keeps open, and restarts
+it on SIGHUP without refusing or resetting a connection
+
+  --addr ADDR            address to listen on [default: 127.0.0.1:8080]
+  --ready-timeout SECS   how long a new server may take to send READY=1
+                         [default: 10]
+
+PROGRAM gets the socket as descriptor 3 (LISTEN_FDS=1, LISTEN_PID) and a
+NOTIFY_SOCKET. SIGHUP: start a new PROGRAM, wait for its READY=1, then send
+SIGTERM to the old one. SIGINT/SIGTERM: send SIGTERM to PROGRAM (a second
+signal is forwarded too) and exit with its status.
+
+The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
+    const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+    /// How long a new server may take to send `READY=1`.
+    const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The first inherited descriptor in the socket-activation protocol
+    /// (`SD_LISTEN_FDS_START`).
+    const LISTEN_FD: i32 = 3;
+
+    /// The signals the supervisor handles. They are blocked in every thread
+    /// and taken one at a time by the signal thread with `sigwait`, so no
+    /// code runs in a signal handler.
+    const SIGNALS: [i32; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGCHLD];
+
+    struct Options {
+        addr: SocketAddr,
+        ready_timeout: Duration,
+        program: OsString,
+        args: Vec<OsString>,
+    }
+
+    /// What the main loop reacts to. Everything arrives on one channel, so
+    /// the supervisor's state lives in one thread, without locks.
+    enum Event {
+        /// A signal taken by the signal thread.
+        Signal(i32),
+        /// The server of this generation sent `READY=1`.
+        Ready(u64),
+        /// The server of this generation did not send `READY=1` in time.
+        NotReady(u64),
+    }
+
+    /// A server process and its generation: 1 for the first, then one more
+    /// for each restart.
+    struct Server {
+        child: Child,
+        generation: u64,
+    }
+
+    impl Server {
+        fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        /// Sends `signal`. Only servers not yet reaped are in the
+        /// supervisor's lists, and reaping happens on this same thread, so
+        /// the pid cannot have been reused by another process.
+        fn signal(&self, signal: i32) {
+            let pid = libc::pid_t::try_from(self.pid()).expect("a pid fits in pid_t");
+            // SAFETY: `kill` has no memory-safety preconditions.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    pub fn main() -> ExitCode {
+        let options = match parse_args(std::env::args_os().skip(1)) {
+            Ok(Some(options)) => options,
+            Ok(None) => {
+                println!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            Err(message) => {
+                eprintln!("supervisor: {message}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        match run(options) {
+            Ok(status) => exit_code(status),
+            Err(message) => {
+                eprintln!("supervisor: {message}");
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    fn run(options: Options) -> Result<ExitStatus, String> {
+        // Block the signals before any thread exists, so that every thread
+        // inherits the mask and only `sigwait` ever sees them.
+        let signals = signal_set();
+        // SAFETY: `signals` is an initialized set; the old mask is not asked for.
+        let blocked =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
+        if blocked != 0 {
+            return Err(format!(
+                "cannot block signals: {}",
+                io::Error::from_raw_os_error(blocked)
+            ));
+        }
+
+        let listener = TcpListener::bind(options.addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+        let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // The supervisor never accepts: the socket is only held open, so that
+        // its backlog outlives every server.
+
+        let notify_dir = NotifyDir::create()?;
+        let (events_tx, events) = mpsc::channel();
+        spawn_signal_thread(signals, events_tx.clone())?;
+
+        let mut stdout = io::stdout().lock();
+        // A closed stdout must not stop the supervisor.
+        let _ = writeln!(stdout, "listening on {local_addr}");
+        let _ = stdout.flush();
+        drop(stdout);
+
+        let mut supervisor = Supervisor {
+            options,
+            listener,
+            notify_dir,
+            events_tx,
+            generation: 0,
+            current: None,
+            starting: None,
+            retired: Vec::new(),
+            stopping: false,
+            current_status: None,
+        };
+        supervisor.start_server()?;
+        Ok(supervisor.run(&events))
+    }
+
+    /// The supervisor's state, owned by the main loop.
+    struct Supervisor {
+        options: Options,
+        listener: TcpListener,
+        notify_dir: NotifyDir,
+        events_tx: Sender<Event>,
+        /// The last generation started.
+        generation: u64,
+        /// The server that is serving (once the first one got ready).
+        current: Option<Server>,
+        /// A server started and not ready yet.
+        starting: Option<Server>,
+        /// Servers told to stop (draining) or killed, not reaped yet.
+        retired: Vec<Server>,
+        /// SIGINT or SIGTERM arrived (or the current server died): exit once
+        /// every server is gone.
+        stopping: bool,
+        /// How the current server ended; the supervisor's exit status.
+        current_status: Option<ExitStatus>,
+    }
+
+    impl Supervisor {
+        fn run(&mut self, events: &Receiver<Event>) -> ExitStatus {
+            while !self.finished() {
+                // Cannot fail: `self.events_tx` keeps the channel open.
+                let Ok(event) = events.recv() else { break };
+                match event {
+                    Event::Signal(libc::SIGCHLD) => self.reap(),
+                    Event::Signal(libc::SIGHUP) => self.restart(),
+                    Event::Signal(_) => self.stop(),
+                    Event::Ready(generation) => self.ready(generation),
+                    Event::NotReady(generation) => self.not_ready(generation),
+                }
+            }
+            self.current_status
+                .unwrap_or_else(|| ExitStatus::from_raw(1 << 8))
+        }
+
+        fn finished(&self) -> bool {
+            self.stopping
+                && self.current.is_none()
+                && self.starting.is_none()
+                && self.retired.is_empty()
+        }
+
+        /// Starts a new server on the shared socket. It becomes current when
+        /// it sends `READY=1`.
+        fn start_server(&mut self) -> Result<(), String> {
+            self.generation += 1;
+            let generation = self.generation;
+            let notify_path = self.notify_dir.path_for(generation);
+            // A socket of its own for each server: a `READY=1` read from it
+            // can only come from the server we are waiting for, never from a
+            // slow one we already gave up on.
+            let _ = std::fs::remove_file(&notify_path);
+            let notify = UnixDatagram::bind(&notify_path)
+                .map_err(|e| format!("cannot bind {}: {e}", notify_path.display()))?;
+            let child = spawn_server(&self.options, &self.listener, &notify_path)
+                .map_err(|e| format!("cannot start {:?}: {e}", self.options.program))?;
+            eprintln!(
+                "supervisor: started generation {generation} as pid {}",
+                child.id()
+            );
+            self.starting = Some(Server { child, generation });
+            let events = self.events_tx.clone();
+            let timeout = self.options.ready_timeout;
+            let spawned = thread::Builder::new()
+                .name(format!("ready-{generation}"))
+                .spawn(move || {
+                    let ready = wait_for_ready(&notify, timeout);
+                    let _ = std::fs::remove_file(&notify_path);
+                    let _ = events.send(if ready {
+                        Event::Ready(generation)
+                    } else {
+                        Event::NotReady(generation)
+                    });
+                });
+            if let Err(e) = spawned {
+                self.not_ready(generation);
+                return Err(format!("cannot start a thread: {e}"));
+            }
+            Ok(())
+        }
+
+        /// SIGHUP: start a new server; the old one goes on until it is ready.
+        fn restart(&mut self) {
+            if self.stopping {
+                eprintln!("supervisor: SIGHUP ignored: stopping");
+            } else if let Some(starting) = &self.starting {
+                eprintln!(
+                    "supervisor: SIGHUP ignored: generation {} is still starting",
+                    starting.generation
+                );
+            } else if let Err(message) = self.start_server() {
+                // The current server goes on serving.
+                eprintln!("supervisor: restart failed: {message}");
+            }
+        }
+
+        /// The new server is accepting: it becomes current, and the old one
+        /// is told to drain.
+        fn ready(&mut self, generation: u64) {
+            if self.starting.as_ref().map(|s| s.generation) != Some(generation) {
+                return; // it died or was given up on before its message came
+            }
+            let new = self.starting.take().expect("checked just above");
+            eprintln!(
+                "supervisor: generation {generation} ready as pid {}",
+                new.pid()
+            );
+            if let Some(old) = self.current.replace(new) {
+                eprintln!(
+                    "supervisor: stopping generation {} (pid {})",
+                    old.generation,
+                    old.pid()
+                );
+                old.signal(libc::SIGTERM);
+                self.retired.push(old);
+            }
+        }
+
+        /// The new server did not get ready in time: kill it, keep the old.
+        fn not_ready(&mut self, generation: u64) {
+            if self.starting.as_ref().map(|s| s.generation) != Some(generation) {
+                return;
+            }
+            let mut new = self.starting.take().expect("checked just above");
+            eprintln!(
+                "supervisor: generation {generation} (pid {}) not ready in time; killed",
+                new.pid()
+            );
+            let _ = new.child.kill();
+            self.retired.push(new);
+            if self.current.is_none() {
+                // There is nothing to keep: give up.
+                self.stopping = true;
+            }
+        }
+
+        /// SIGINT or SIGTERM: stop the current server gracefully. A second
+        /// one is forwarded too, which makes the servers force their drain.
+        fn stop(&mut self) {
+            let again = self.stopping;
+            self.stopping = true;
+            if self.current.is_none() {
+                // The first server is still starting: it is the one to stop.
+                self.current = self.starting.take();
+            }
+            if let Some(mut starting) = self.starting.take() {
+                // A restart in progress: the new server is not serving yet,
+                // so there is nothing to drain.
+                let _ = starting.child.kill();
+                self.retired.push(starting);
+            }
+            self.signal_current();
+            if again {
+                for server in &self.retired {
+                    server.signal(libc::SIGTERM);
+                }
+            }
+        }
+
+        fn signal_current(&self) {
+            if let Some(current) = &self.current {
+                eprintln!(
+                    "supervisor: stopping generation {} (pid {})",
+                    current.generation,
+                    current.pid()
+                );
+                current.signal(libc::SIGTERM);
+            }
+        }
+
+        /// SIGCHLD: collect every server that exited, so none is left a
+        /// zombie. One SIGCHLD may stand for several exits.
+        fn reap(&mut self) {
+            if let Some((server, status)) = exited(&mut self.starting) {
+                eprintln!(
+                    "supervisor: generation {} (pid {}) exited before it was ready: {status}",
+                    server.generation,
+                    server.pid()
+                );
+                if self.current.is_none() {
+                    // The first server failed: there is nothing to run.
+                    self.current_status = Some(status);
+                    self.stopping = true;
+                }
+            }
+            if let Some((server, status)) = exited(&mut self.current) {
+                eprintln!(
+                    "supervisor: generation {} (pid {}) exited: {status}",
+                    server.generation,
+                    server.pid()
+                );
+                self.current_status = Some(status);
+                if !self.stopping {
+                    // It died by itself: stop everything and report it.
+                    self.stop();
+                }
+            }
+            self.retired
+                .retain_mut(|server| match server.child.try_wait() {
+                    Ok(Some(status)) => {
+                        eprintln!(
+                            "supervisor: generation {} (pid {}) exited: {status}",
+                            server.generation,
+                            server.pid()
+                        );
+                        false
+                    }
+                    Ok(None) => true,
+                    // Not our child any more (cannot happen): forget it.
+                    Err(_) => false,
+                });
+        }
+    }
+
+    /// Takes the server out of `slot` if it has exited, with how it ended.
+    fn exited(slot: &mut Option<Server>) -> Option<(Server, ExitStatus)> {
+        let status = match slot.as_mut()?.child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => return None,
+            // Not our child any more (cannot happen): count it as failed.
+            Err(_) => ExitStatus::from_raw(1 << 8),
+        };
+        slot.take().map(|server| (server, status))
+    }
+
+    /// Runs PROGRAM with the listening socket as descriptor 3.
+    fn spawn_server(options: &Options, listener: &TcpListener, notify: &Path) -> io::Result<Child> {
+        // `LISTEN_PID` must hold the pid of the process that runs PROGRAM,
+        // which exists only after `fork`. Setting it in a `pre_exec` closure
+        // with `setenv` would be wrong twice: `setenv` is not
+        // async-signal-safe (it allocates, and takes a lock another thread
+        // may have held at the fork, which deadlocks the child), and std has
+        // already built the child's environment before forking, so the
+        // change would not even reach PROGRAM. A shell does it right: `$$` is
+        // the shell's own pid, and `exec` replaces the shell with PROGRAM in
+        // the same process, so the pid stays true. The cost is one extra
+        // `exec` of /bin/sh, which every Unix has.
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(r#"LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@""#)
+            .arg(&options.program)
+            .args(&options.args)
+            .env("LISTEN_FDS", "1")
+            .env_remove("LISTEN_FDNAMES")
+            .env("NOTIFY_SOCKET", notify);
+
+        let fd = listener.as_raw_fd();
+        let signals = signal_set();
+        let pre_exec = move || {
+            // Only async-signal-safe calls here: this runs in the child
+            // between `fork` and `exec`.
+            if fd == LISTEN_FD {
+                // `dup2` onto itself does nothing, and std opened the socket
+                // close-on-exec: clear the flag instead.
+                // SAFETY: `fd` is our open listener; F_SETFD takes an int.
+                if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            // SAFETY: `fd` is open; the copy at 3 is not close-on-exec.
+            } else if unsafe { libc::dup2(fd, LISTEN_FD) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // The child inherits our blocked signals. std unblocks them too;
+            // doing it here keeps the example correct on its own.
+            // SAFETY: `signals` is an initialized set.
+            unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &signals, std::ptr::null_mut()) };
+            Ok(())
+        };
+        // SAFETY: the closure only calls async-signal-safe functions
+        // (`fcntl`, `dup2`, `pthread_sigmask`) and reads `errno`; it
+        // allocates nothing and takes no lock.
+        unsafe { command.pre_exec(pre_exec) };
+        command.spawn()
+    }
+
+    /// Waits at most `timeout` for a datagram holding the line `READY=1`.
+    fn wait_for_ready(socket: &UnixDatagram, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A zero timeout is rejected, which also ends the wait.
+            if socket.set_read_timeout(Some(left)).is_err() {
+                return false;
+            }
+            match socket.recv(&mut buf) {
+                // One datagram may hold several `KEY=VALUE` lines.
+                Ok(n) => {
+                    if String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .any(|line| line == "READY=1")
+                    {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Timed out (`WouldBlock`), or the socket failed.
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// A private directory (mode 0700) for the notification sockets, so that
+    /// no other user can put a socket where we are about to bind one.
+    struct NotifyDir(PathBuf);
+
+    impl NotifyDir {
+        fn create() -> Result<NotifyDir, String> {
+            let path = std::env::temp_dir().join(format!("supervisor-{}", std::process::id()));
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            Ok(NotifyDir(path))
+        }
+
+        fn path_for(&self, generation: u64) -> PathBuf {
+            self.0.join(format!("notify-{generation}"))
+        }
+    }
+
+    impl Drop for NotifyDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn signal_set() -> libc::sigset_t {
+        // SAFETY: `sigemptyset` initializes the set before `sigaddset` uses
+        // it; both only write to it.
+        unsafe {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut set);
+            for signal in SIGNALS {
+                libc::sigaddset(&mut set, signal);
+            }
+            set
+        }
+    }
+
+    /// Takes the blocked signals one by one and sends them to the main
+    /// loop. `sigwait` returns in a normal thread, so the supervisor can do
+    /// anything in response, unlike in a signal handler.
+    fn spawn_signal_thread(signals: libc::sigset_t, events: Sender<Event>) -> Result<(), String> {
+        thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || loop {
+                let mut signal = 0;
+                // SAFETY: `signals` is an initialized set, `signal` a valid
+                // place for the result.
+                if unsafe { libc::sigwait(&signals, &mut signal) } != 0 {
+                    continue;
+                }
+                if events.send(Event::Signal(signal)).is_err() {
+                    return; // the main loop is gone
+                }
+            })
+            .map(drop)
+            .map_err(|e| format!("cannot start the signal thread: {e}"))
+    }
+
+    /// The server's exit status as ours: its code, or 128 + the signal
+    /// that killed it, as shells report it.
+    fn exit_code(status: ExitStatus) -> ExitCode {
+        let code = status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1);
+        ExitCode::from(u8::try_from(code).unwrap_or(1))
+    }
+
+    /// The options, or `None` for `--help`.
+    fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Option<Options>, String> {
+        let mut addr: SocketAddr = DEFAULT_ADDR
+            .parse()
+            .expect("the default address is a valid socket address");
+        let mut ready_timeout = DEFAULT_READY_TIMEOUT;
+        loop {
+            let Some(arg) = args.next() else {
+                return Err("missing '-- PROGRAM'".into());
+            };
+            let arg = arg
+                .into_string()
+                .map_err(|arg| format!("unknown argument {arg:?}"))?;
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_string(), Some(value.to_string()))
+                }
+                _ => (arg, None),
+            };
+            let mut value = || -> Result<String, String> {
+                inline
+                    .clone()
+                    .or_else(|| args.next().and_then(|v| v.into_string().ok()))
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                "--" => break,
+                "--addr" => {
+                    let text = value()?;
+                    addr = text
+                        .parse()
+                        .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?;
+                }
+                "--ready-timeout" => {
+                    let text = value()?;
+                    ready_timeout = text
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            format!("--ready-timeout: {text:?} is not a number of seconds")
+                        })?;
+                }
+                "--help" | "-h" => return Ok(None),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        let program = args.next().ok_or("missing PROGRAM after '--'")?;
+        Ok(Some(Options {
+            addr,
+            ready_timeout,
+            program,
+            args: args.collect(),
+        }))
+    }
+}
