@@ -106,6 +106,7 @@ struct Options {
     addr: SocketAddr,
     workers: usize,
     drain_timeout: Option<Duration>,
+    drain_delay: Duration,
     idle_grace: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -143,9 +144,12 @@ fn run(options: &Options) -> Result<Report, Error> {
     let server = Server::builder(options.addr)
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
+        .drain_delay(options.drain_delay)
         .idle_grace(options.idle_grace)
         .read_timeout(options.read_timeout)
         .write_timeout(options.write_timeout)
+        .inherit_listener(true)
+        .systemd_notify(true)
         .build()?;
     let handle = server.shutdown_handle();
     // Before the `listening on` line: a signal sent right after it must find
@@ -626,6 +630,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
             .expect("the default address is a valid socket address"),
         workers: DEFAULT_WORKERS,
         drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+        drain_delay: Duration::ZERO,
         idle_grace: DEFAULT_IDLE_GRACE,
         read_timeout: Some(DEFAULT_READ_TIMEOUT),
         write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
@@ -662,6 +667,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
                 };
             }
             "--drain-timeout" => options.drain_timeout = seconds_or_none(&flag, &value()?)?,
+            "--drain-delay" => options.drain_delay = seconds(&flag, &value()?)?,
             "--idle-grace" => options.idle_grace = seconds(&flag, &value()?)?,
             "--read-timeout" => options.read_timeout = timeout(&flag, &value()?)?,
             "--write-timeout" => options.write_timeout = timeout(&flag, &value()?)?,
