@@ -64,8 +64,8 @@ impl Rng {
         self.below(100) < percent
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
     }
 }
 
@@ -676,13 +676,13 @@ fn fuzz_request(rng: &mut Rng) -> Vec<u8> {
                     .collect();
                 request = replace_first(&request, "\r\n", &format!("\r\n{many}"));
             }
-            6 => request = replace_first(&request, "GET", *rng.pick(METHODS)),
+            6 => request = replace_first(&request, "GET", rng.pick(METHODS)),
             7 => {
-                request = replace_first(&request, "HTTP/1.1", *rng.pick(VERSIONS));
-                request = replace_first(&request, "HTTP/1.0", *rng.pick(VERSIONS));
+                request = replace_first(&request, "HTTP/1.1", rng.pick(VERSIONS));
+                request = replace_first(&request, "HTTP/1.0", rng.pick(VERSIONS));
             }
             8 => {
-                let header = format!("\r\nContent-Length: {}", *rng.pick(LENGTHS));
+                let header = format!("\r\nContent-Length: {}", rng.pick(LENGTHS));
                 request = replace_first(&request, "\r\n", &format!("{header}\r\n"));
             }
             9 => request = replace_first(&request, "\r\n", "\r\nTransfer-Encoding: chunked\r\n"),
