@@ -68,6 +68,8 @@ struct Tally {
     refused: AtomicU64,
     /// Connects that failed otherwise (e.g. timed out).
     connect_failed: AtomicU64,
+    /// The errors behind `connect_failed`, for the summary.
+    connect_errors: Mutex<Vec<io::ErrorKind>>,
     /// Requests whose connection was reset, on a new connection or in the
     /// middle of a response.
     reset: AtomicU64,
@@ -99,7 +101,7 @@ impl Tally {
     fn summary(&self) -> String {
         format!(
             "sent {}, answered {}, refused {}, connect failed {}, reset {}, unanswered {}, \
-             closed before read (retryable) {}",
+             closed before read (retryable) {}; connect errors {:?}",
             Tally::get(&self.sent),
             Tally::get(&self.answered),
             Tally::get(&self.refused),
@@ -107,6 +109,7 @@ impl Tally {
             Tally::get(&self.reset),
             Tally::get(&self.unanswered),
             Tally::get(&self.closed_before_read),
+            self.connect_errors.lock().expect("errors lock"),
         )
     }
 }
@@ -185,6 +188,8 @@ impl Load {
                                 self.wait_for_next_server(servers);
                             } else {
                                 tally.connect_failed.fetch_add(1, Ordering::SeqCst);
+                                let mut errors = tally.connect_errors.lock().expect("errors lock");
+                                errors.push(e.kind());
                             }
                             continue;
                         }
