@@ -1266,10 +1266,7 @@ fn render(r: &Results, config: &Config, machine: &str, command: &str) -> String 
     );
     for t in targets(r) {
         let value = match t.value {
-            // Three decimals near the goal, so a miss never prints as the
-            // goal itself (1.497x, not 1.50x).
-            Some(v) if t.ratio.is_some() && (v - t.threshold).abs() < 0.01 => format!("{v:.3}x"),
-            Some(v) if t.ratio.is_some() => format!("{v:.2}x"),
+            Some(v) if t.ratio.is_some() => fmt_ratio(v, t.threshold),
             Some(v) => format!("{v:.1}"),
             None => "-".into(),
         };
@@ -1287,6 +1284,16 @@ fn render(r: &Results, config: &Config, machine: &str, command: &str) -> String 
         }
     }
     md
+}
+
+/// Three decimals near the goal, so that a miss never prints as the goal
+/// itself (1.497x, not 1.50x).
+fn fmt_ratio(v: f64, threshold: f64) -> String {
+    if (v - threshold).abs() < 0.01 {
+        format!("{v:.3}x")
+    } else {
+        format!("{v:.2}x")
+    }
 }
 
 /// A horizontal bar chart of the ratio targets, hand-written SVG.
@@ -1315,7 +1322,12 @@ fn chart(targets: &[Target]) -> String {
         svg,
         r##"<text x="10" y="20" font-size="14" font-weight="bold">graceful-server: ratio to each peer (median of rounds; tick = target)</text>"##
     );
-    let one = scale(1.0);
+    let _ = writeln!(
+        svg,
+        r##"<text x="10" y="{}" fill="#555"><tspan fill="#2e8b57">&#9632; met</tspan>  <tspan fill="#c0392b">&#9632; not met</tspan></text>"##,
+        height - 10.0
+    );
+    let one = (scale(1.0) * 10.0).round() / 10.0;
     let _ = writeln!(
         svg,
         r##"<line x1="{one}" y1="{}" x2="{one}" y2="{}" stroke="#888" stroke-dasharray="4,3"/>"##,
@@ -1356,9 +1368,10 @@ fn chart(targets: &[Target]) -> String {
         );
         let _ = writeln!(
             svg,
-            r##"<text x="{:.1}" y="{}">{v:.2}x</text>"##,
+            r##"<text x="{:.1}" y="{}">{}</text>"##,
             scale(v).max(tick) + 6.0,
-            y + bar_h * 0.7
+            y + bar_h * 0.7,
+            fmt_ratio(v, t.threshold)
         );
     }
     let _ = writeln!(svg, "</svg>");
