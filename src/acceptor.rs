@@ -41,6 +41,9 @@ const SWEEP_LIMIT: usize = 8192;
 /// What the acceptor needs besides the listener.
 pub(crate) struct Acceptor {
     pub(crate) listener: TcpListener,
+    /// A connection accepted before the loop started (while checking an
+    /// inherited listener); served first.
+    pub(crate) first: Option<(TcpStream, SocketAddr)>,
     pub(crate) jobs: Sender<Job>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) registry: Arc<Registry>,
@@ -105,8 +108,9 @@ impl Acceptor {
             })
     }
 
-    fn run(self) {
-        let mut held = self.accept_until_shutdown();
+    fn run(mut self) {
+        let first = self.first.take();
+        let mut held = self.accept_until_shutdown(first);
         self.sweep_backlog(&mut held);
         let Acceptor {
             listener,
@@ -128,10 +132,16 @@ impl Acceptor {
 
     /// Accepts and queues connections until shutdown starts. Returns the
     /// connection it was holding for a full queue, if any.
-    fn accept_until_shutdown(&self) -> VecDeque<Job> {
+    fn accept_until_shutdown(&self, first: Option<(TcpStream, SocketAddr)>) -> VecDeque<Job> {
         let mut wait = MIN_WAIT.min(self.wait_cap);
         let mut backoff = MIN_BACKOFF;
         let mut held = VecDeque::new();
+        if let Some(job) = first.and_then(|(stream, peer)| self.admit(stream, peer)) {
+            if let Err(job) = self.queue(job) {
+                held.push_back(job);
+                return held;
+            }
+        }
         while !self.signal.is_accepting_stopped() {
             match self.listener.accept() {
                 Ok((stream, peer)) => {

@@ -309,9 +309,10 @@ impl Builder {
             Some(name) => systemd::inherited_listener(name.as_deref())?,
             None => None,
         };
-        let listener = match (inherited, self.source) {
-            (Some(listener), _) | (None, Source::Listener(listener)) => listener,
-            (None, Source::Addr(addrs)) => bind(addrs.map_err(Error::Address)?)?,
+        let (listener, first) = match (inherited, self.source) {
+            (Some(inherited), _) => inherited,
+            (None, Source::Listener(listener)) => (listener, None),
+            (None, Source::Addr(addrs)) => (bind(addrs.map_err(Error::Address)?)?, None),
         };
         // On an inherited socket this flag is shared with every holder;
         // they cope, since the acceptor treats `WouldBlock` as "nothing yet".
@@ -319,6 +320,7 @@ impl Builder {
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
         Ok(Server {
             listener,
+            first,
             local_addr,
             signal: Signal::new(self.config.drain_delay),
             notifier: self.config.notify.then(Notifier::from_env).flatten(),
@@ -361,6 +363,8 @@ impl fmt::Debug for Builder {
 /// [`spawn`](Server::spawn) in the background.
 pub struct Server {
     listener: TcpListener,
+    /// A connection accepted while checking an inherited listener.
+    first: Option<(TcpStream, SocketAddr)>,
     local_addr: SocketAddr,
     config: Config,
     signal: Arc<Signal>,
@@ -465,6 +469,7 @@ impl Server {
     fn start(self, handler: Arc<Handler>) -> Result<Drain, Error> {
         let Server {
             listener,
+            first,
             config,
             signal,
             notifier,
@@ -489,6 +494,7 @@ impl Server {
         let started = Instant::now();
         Acceptor {
             listener,
+            first,
             jobs: jobs_tx,
             signal: Arc::clone(&signal),
             registry: Arc::clone(&registry),

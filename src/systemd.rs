@@ -8,7 +8,7 @@
 //! refused and none is reset. Any supervisor speaking the same protocol works
 //! (see `examples/supervisor.rs`).
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -81,13 +81,17 @@ fn select(activation: &Activation, name: Option<&str>) -> Result<usize, String> 
     }
 }
 
+/// An inherited listener, and the connection the check took from it, if any.
+pub(crate) type Inherited = (TcpListener, Option<(TcpStream, SocketAddr)>);
+
 /// The inherited listening socket, if this process was socket-activated.
 ///
 /// `name` picks a socket by its `LISTEN_FDNAMES` entry; `None` takes the
 /// first. The socket is validated (a listening TCP socket: it has a local
-/// address and no peer) and duplicated close-on-exec, so that processes we
-/// start do not inherit it.
-pub(crate) fn inherited_listener(name: Option<&str>) -> Result<Option<TcpListener>, Error> {
+/// address, no peer, and `accept` works on it) and duplicated close-on-exec,
+/// so that processes we start do not inherit it. The check may accept a
+/// connection: it is returned with the listener, to be served first.
+pub(crate) fn inherited_listener(name: Option<&str>) -> Result<Option<Inherited>, Error> {
     let var = |key| std::env::var(key).ok();
     let activation = parse(
         var("LISTEN_PID").as_deref(),
@@ -104,9 +108,8 @@ pub(crate) fn inherited_listener(name: Option<&str>) -> Result<Option<TcpListene
 }
 
 #[cfg(unix)]
-fn take_listener(index: usize) -> Result<TcpListener, Error> {
+fn take_listener(index: usize) -> Result<Inherited, Error> {
     use std::io;
-    use std::net::TcpStream;
     use std::os::fd::{IntoRawFd, OwnedFd};
 
     let fd = i32::try_from(index)
@@ -136,6 +139,19 @@ fn take_listener(index: usize) -> Result<TcpListener, Error> {
         )));
     }
     let inherited = TcpListener::from(OwnedFd::from(inherited));
+    // A UDP socket, or a TCP socket bound but not listening, also has a local
+    // address and no peer; only `accept` tells them apart (std has no
+    // SO_ACCEPTCONN). Nonblocking, so the probe cannot hang; the server sets
+    // that (shared) flag for serving anyway.
+    let first = match probe_accept(&inherited) {
+        Ok(first) => first,
+        Err(error) => {
+            let _ = inherited.into_raw_fd();
+            return Err(Error::Activation(format!(
+                "inherited descriptor {fd} is not a listening TCP socket ({error})"
+            )));
+        }
+    };
     // `try_clone` duplicates with close-on-exec set. Dropping the original
     // closes only our descriptor 3, never the socket, which the duplicate
     // (and whoever passed it to us) keeps open. The listener is never
@@ -144,7 +160,30 @@ fn take_listener(index: usize) -> Result<TcpListener, Error> {
         .try_clone()
         .map_err(|e| Error::Activation(format!("cannot duplicate descriptor {fd}: {e}")))?;
     drop(inherited);
-    Ok(listener)
+    Ok((listener, first))
+}
+
+/// One nonblocking `accept`: `Ok(None)` if nothing is waiting, the
+/// connection if one was, an error if the socket cannot accept at all.
+#[cfg(unix)]
+fn probe_accept(listener: &TcpListener) -> std::io::Result<Option<(TcpStream, SocketAddr)>> {
+    use std::io::ErrorKind;
+    listener.set_nonblocking(true)?;
+    match listener.accept() {
+        Ok(accepted) => Ok(Some(accepted)),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+        // A connection that failed before we took it says nothing against
+        // the listener.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Set once the inherited socket has been taken.
@@ -165,7 +204,7 @@ fn from_inherited_fd(fd: i32) -> std::os::fd::OwnedFd {
 }
 
 #[cfg(not(unix))]
-fn take_listener(_index: usize) -> Result<TcpListener, Error> {
+fn take_listener(_index: usize) -> Result<Inherited, Error> {
     Err(Error::Activation(
         "socket activation needs a Unix system".into(),
     ))
