@@ -218,8 +218,8 @@ fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
 /// Whether the connection stays open after `response` to `request`.
 fn closing(request: &Request, response: &Response, conn: &Connection) -> Closing {
     let close = !request.keep_alive
-        // After an error the client may not expect what follows; closing
-        // resets the conversation (and answers every error the same way).
+        // Error responses (404, a bad `/slow` value) close too: one rule
+        // for every error, as for the rejections of bad input.
         || response.status.0 >= 400
         // Every response sent during shutdown says it is the last.
         || conn.is_shutting_down()
