@@ -24,7 +24,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::error::Error as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -32,8 +31,13 @@ use std::time::{Duration, Instant};
 
 use graceful_server::{Connection, Error, Report, Server};
 
+#[path = "../src/cli.rs"]
+mod cli;
+
+const PROGRAM: &str = "http";
+
 const USAGE: &str = "usage: http [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
-     [--idle-grace SECS] [--read-timeout SECS|none] [--write-timeout SECS|none] [--help]";
+     [--drain-delay SECS] [--idle-grace SECS] [--read-timeout SECS|none] [--write-timeout SECS|none] [--help]";
 
 const HELP: &str = "\
 http: an HTTP/1.1 server with keep-alive that shuts down gracefully
@@ -57,6 +61,10 @@ options:
   --workers N             connections served at once [default: 32]
   --drain-timeout SECS    how long to wait for connections at shutdown, or
                           'none' to wait for ever [default: 20]
+  --drain-delay SECS      after the signal, keep accepting and serving for
+                          this long (while /healthz already says 503) before
+                          draining: for load balancers that stop sending
+                          clients only after the signal [default: 0]
   --idle-grace SECS       how long idle keep-alive connections stay open after
                           the signal [default: 0.25]: enough for a request a
                           client sent just before it to arrive and be answered
@@ -69,6 +77,9 @@ options:
 
 Durations are in seconds; fractions are allowed (0.5).
 The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.
+Started by systemd socket activation (or examples/supervisor.rs), the server
+serves on the inherited socket instead of binding --addr, and reports
+READY=1 / STOPPING=1 to NOTIFY_SOCKET when set.
 
 exit status:
   0  every connection ended by itself or as idle
@@ -119,24 +130,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Serve(options)) => options,
+    match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Serve(options)) => cli::exit_status(PROGRAM, run(&options)),
         Ok(Command::Help) => {
             println!("{HELP}");
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
-        Err(message) => {
-            eprintln!("http: {message}\n{USAGE}\ntry 'http --help'");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options) {
-        Ok(report) if report.forced => ExitCode::from(3),
-        Ok(_) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("http: {}", chain(&error));
-            ExitCode::from(1)
-        }
+        Err(message) => cli::usage_error(PROGRAM, &message, USAGE),
     }
 }
 
@@ -156,28 +156,14 @@ fn run(options: &Options) -> Result<Report, Error> {
     // the handler in place.
     handle.install_ctrl_c()?;
     let running = server.spawn(serve_connection)?;
-
-    let mut stdout = io::stdout().lock();
-    // A closed stdout must not stop the server; the line is for whoever
-    // reads it.
-    let _ = writeln!(stdout, "listening on {}", running.local_addr());
-    let _ = stdout.flush();
-    drop(stdout);
-
-    handle.wait();
-    let deadline = match options.drain_timeout {
-        Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
-        None => "with no deadline".to_string(),
-    };
-    eprintln!(
-        "shutting down: {} connection(s) open; idle ones close in {}s; waiting {deadline} \
-         for the others (press ctrl-c again to force)",
-        running.open_connections(),
-        options.idle_grace.as_secs_f64(),
-    );
-    let report = running.join()?;
-    eprintln!("{report}");
-    Ok(report)
+    let plan = cli::drain_plan(options.drain_delay, options.drain_timeout);
+    let idle_grace = options.idle_grace.as_secs_f64();
+    cli::announce_and_join(running, &handle, |open| {
+        format!(
+            "{open} connection(s) open; idle ones close in {idle_grace}s; {plan} \
+             for the others (press ctrl-c again to force)"
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -611,19 +597,7 @@ fn close_politely(mut stream: &TcpStream) {
 // Command line.
 // ---------------------------------------------------------------------------
 
-/// An error and its sources on one line: "cannot listen on X: address in use".
-fn chain(error: &Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
         addr: DEFAULT_ADDR
             .parse()
@@ -635,73 +609,28 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
         read_timeout: Some(DEFAULT_READ_TIMEOUT),
         write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
     };
-    while let Some(arg) = args.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.into())),
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+    let mut flags = cli::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let options = &mut options;
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
-            "--addr" => {
-                let text = value()?;
-                options.addr = text
-                    .parse()
-                    .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?;
+            "--addr" => options.addr = cli::addr(&flag, &flags.value(&flag)?)?,
+            "--workers" => options.workers = cli::workers(&flag, &flags.value(&flag)?)?,
+            "--drain-timeout" => {
+                options.drain_timeout = cli::seconds_or_none(&flag, &flags.value(&flag)?)?;
             }
-            "--workers" => {
-                let text = value()?;
-                options.workers = match text.parse::<usize>() {
-                    Ok(n) if (1..=65_536).contains(&n) => n,
-                    _ => {
-                        return Err(format!(
-                            "--workers: {text:?} is not a number from 1 to 65536"
-                        ))
-                    }
-                };
+            "--drain-delay" => options.drain_delay = cli::seconds(&flag, &flags.value(&flag)?)?,
+            "--idle-grace" => options.idle_grace = cli::seconds(&flag, &flags.value(&flag)?)?,
+            "--read-timeout" => {
+                options.read_timeout = cli::timeout(&flag, &flags.value(&flag)?)?;
             }
-            "--drain-timeout" => options.drain_timeout = seconds_or_none(&flag, &value()?)?,
-            "--drain-delay" => options.drain_delay = seconds(&flag, &value()?)?,
-            "--idle-grace" => options.idle_grace = seconds(&flag, &value()?)?,
-            "--read-timeout" => options.read_timeout = timeout(&flag, &value()?)?,
-            "--write-timeout" => options.write_timeout = timeout(&flag, &value()?)?,
+            "--write-timeout" => {
+                options.write_timeout = cli::timeout(&flag, &flags.value(&flag)?)?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Command::Serve(options))
-}
-
-/// A number of seconds, fractions allowed.
-fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .ok_or_else(|| format!("{flag}: {text:?} is not a number of seconds"))
-}
-
-/// Seconds, or `none` for no limit.
-fn seconds_or_none(flag: &str, text: &str) -> Result<Option<Duration>, String> {
-    if text == "none" {
-        return Ok(None);
-    }
-    seconds(flag, text).map(Some)
-}
-
-/// A socket timeout: seconds above zero (the socket cannot take zero), or
-/// `none`.
-fn timeout(flag: &str, text: &str) -> Result<Option<Duration>, String> {
-    match seconds_or_none(flag, text)? {
-        Some(duration) if duration.is_zero() => Err(format!(
-            "{flag}: must be above zero (or 'none' for no timeout)"
-        )),
-        other => Ok(other),
-    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,16 @@
 //! Arguments -> builder -> serve -> exit code. Everything interesting is in
 //! the library; this file is the seed's `server.js`, made real.
 
-use std::error::Error as _;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use graceful_server::{Connection, Error, Report, Server};
+
+mod cli;
+
+const PROGRAM: &str = "graceful-server";
 
 const USAGE: &str =
     "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
@@ -70,28 +73,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(Command::Serve(options)) => options,
+    match parse(std::env::args().skip(1)) {
+        Ok(Command::Serve(options)) => cli::exit_status(PROGRAM, run(&options)),
         Ok(Command::Help) => {
             println!("{HELP}");
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
         Ok(Command::Version) => {
-            println!("graceful-server {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            println!("{PROGRAM} {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
         }
-        Err(message) => {
-            eprintln!("graceful-server: {message}\n{USAGE}\ntry 'graceful-server --help'");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options) {
-        Ok(report) if report.forced => ExitCode::from(3),
-        Ok(_) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("graceful-server: {}", chain(&error));
-            ExitCode::from(1)
-        }
+        Err(message) => cli::usage_error(PROGRAM, &message, USAGE),
     }
 }
 
@@ -108,31 +100,13 @@ fn run(options: &Options) -> Result<Report, Error> {
     // the handler in place.
     handle.install_ctrl_c()?;
     let running = server.spawn(echo)?;
-
-    let mut stdout = io::stdout().lock();
-    // A closed stdout must not stop the server; the line is for whoever
-    // reads it.
-    let _ = writeln!(stdout, "listening on {}", running.local_addr());
-    let _ = stdout.flush();
-    drop(stdout);
-
-    handle.wait();
-    let delay = match options.drain_delay {
-        Duration::ZERO => String::new(),
-        delay => format!(" accepting for {}s more, then", delay.as_secs_f64()),
-    };
-    let deadline = match options.drain_timeout {
-        Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
-        None => "with no deadline".to_string(),
-    };
-    eprintln!(
-        "shutting down: {} connection(s) open;{delay} waiting {deadline} for them to close \
-         (press ctrl-c again to force)",
-        running.open_connections()
-    );
-    let report = running.join()?;
-    eprintln!("{report}");
-    Ok(report)
+    let plan = cli::drain_plan(options.drain_delay, options.drain_timeout);
+    cli::announce_and_join(running, &handle, |open| {
+        format!(
+            "{open} connection(s) open; {plan} for them to close \
+             (press ctrl-c again to force)"
+        )
+    })
 }
 
 /// The echo handler: every byte read is written back, until the client
@@ -144,19 +118,7 @@ fn echo(stream: TcpStream, _conn: &Connection) -> io::Result<()> {
     Ok(())
 }
 
-/// An error and its sources on one line: "cannot listen on X: address in use".
-fn chain(error: &Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
         addr: DEFAULT_ADDR
             .parse()
@@ -165,64 +127,21 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
         drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
     };
-    while let Some(arg) = args.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.into())),
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+    let mut flags = cli::Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
-            "--addr" => {
-                let text = value()?;
-                options.addr = text
-                    .parse()
-                    .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?;
-            }
-            "--workers" => {
-                let text = value()?;
-                options.workers = match text.parse::<usize>() {
-                    Ok(n) if (1..=65_536).contains(&n) => n,
-                    _ => {
-                        return Err(format!(
-                            "--workers: {text:?} is not a number from 1 to 65536"
-                        ))
-                    }
-                };
-            }
+            "--addr" => options.addr = cli::addr(&flag, &flags.value(&flag)?)?,
+            "--workers" => options.workers = cli::workers(&flag, &flags.value(&flag)?)?,
             "--drain-timeout" => {
-                options.drain_timeout = parse_seconds(&value()?, "--drain-timeout", true)?
+                options.drain_timeout = cli::seconds_or_none(&flag, &flags.value(&flag)?)?;
             }
-            "--drain-delay" => {
-                options.drain_delay =
-                    parse_seconds(&value()?, "--drain-delay", false)?.unwrap_or(Duration::ZERO)
-            }
+            "--drain-delay" => options.drain_delay = cli::seconds(&flag, &flags.value(&flag)?)?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Command::Serve(options))
-}
-
-/// Seconds with fractions, or `none` where `allow_none`.
-fn parse_seconds(text: &str, flag: &str, allow_none: bool) -> Result<Option<Duration>, String> {
-    if allow_none && text == "none" {
-        return Ok(None);
-    }
-    let or_none = if allow_none { " or 'none'" } else { "" };
-    text.parse::<f64>()
-        .ok()
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .map(Some)
-        .ok_or_else(|| {
-            format!("{flag}: {text:?} is not a number of seconds (fractions allowed){or_none}")
-        })
 }
 
 #[cfg(test)]

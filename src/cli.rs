@@ -1,0 +1,168 @@
+//! Command-line plumbing shared by the echo binary (`src/main.rs`) and the
+//! HTTP example (`examples/http.rs`, through `#[path]`): flags, their values,
+//! the `listening on` line, progress on stderr, and exit codes. It is not part
+//! of the library, which never prints.
+
+// Each program uses a different subset.
+#![allow(dead_code)]
+
+use std::error::Error as _;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use graceful_server::{Error, Report, RunningServer, ShutdownHandle};
+
+/// Exit status: could not start, or failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: bad command line.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the drain was forced (deadline or second signal).
+pub const EXIT_FORCED: u8 = 3;
+
+/// The command line as flags with values, in both `--flag value` and
+/// `--flag=value` forms.
+pub struct Flags<I> {
+    args: I,
+    inline: Option<String>,
+}
+
+impl<I: Iterator<Item = String>> Flags<I> {
+    pub fn new(args: I) -> Flags<I> {
+        Flags { args, inline: None }
+    }
+
+    /// The next flag's name.
+    pub fn next_flag(&mut self) -> Option<String> {
+        let arg = self.args.next()?;
+        match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                self.inline = Some(value.to_string());
+                Some(flag.to_string())
+            }
+            _ => {
+                self.inline = None;
+                Some(arg)
+            }
+        }
+    }
+
+    /// The value of `flag`, the flag just returned by
+    /// [`next_flag`](Self::next_flag).
+    pub fn value(&mut self, flag: &str) -> Result<String, String> {
+        self.inline
+            .take()
+            .or_else(|| self.args.next())
+            .ok_or_else(|| format!("{flag} needs a value"))
+    }
+}
+
+pub fn addr(flag: &str, text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{flag}: {text:?} is not an IP:PORT address"))
+}
+
+pub fn workers(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=65_536).contains(&n) => Ok(n),
+        _ => Err(format!("{flag}: {text:?} is not a number from 1 to 65536")),
+    }
+}
+
+/// A number of seconds, fractions allowed.
+pub fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("{flag}: {text:?} is not a number of seconds (fractions allowed)"))
+}
+
+/// Seconds, or `none` for no limit.
+pub fn seconds_or_none(flag: &str, text: &str) -> Result<Option<Duration>, String> {
+    if text == "none" {
+        return Ok(None);
+    }
+    seconds(flag, text)
+        .map(Some)
+        .map_err(|message| format!("{message} or 'none'"))
+}
+
+/// A socket timeout: seconds above zero (a socket cannot take zero), or
+/// `none`.
+pub fn timeout(flag: &str, text: &str) -> Result<Option<Duration>, String> {
+    match seconds_or_none(flag, text)? {
+        Some(duration) if duration.is_zero() => Err(format!(
+            "{flag}: must be above zero (or 'none' for no timeout)"
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Prints the bad command line's message with a usage hint; exit status 2.
+pub fn usage_error(program: &str, message: &str, usage: &str) -> ExitCode {
+    eprintln!("{program}: {message}\n{usage}\ntry '{program} --help'");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The exit status for how serving ended: 0 drained, 3 forced, 1 failed
+/// (with the error on stderr).
+pub fn exit_status(program: &str, result: Result<Report, Error>) -> ExitCode {
+    match result {
+        Ok(report) if report.forced => ExitCode::from(EXIT_FORCED),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{program}: {}", chain(&error));
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// An error and its sources on one line: "cannot listen on X: address in use".
+pub fn chain(error: &Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+/// What the server does once the signal came, for the progress line:
+/// "accepting for 5s more, then waiting up to 20s".
+pub fn drain_plan(delay: Duration, timeout: Option<Duration>) -> String {
+    let delay = match delay {
+        Duration::ZERO => String::new(),
+        delay => format!("accepting for {}s more, then ", delay.as_secs_f64()),
+    };
+    let deadline = match timeout {
+        Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
+        None => "with no deadline".to_string(),
+    };
+    format!("{delay}waiting {deadline}")
+}
+
+/// The life of a served program after start: print `listening on IP:PORT`
+/// (flushed), wait for the signal, say on stderr what happens next
+/// (`announce` gets the number of open connections), then wait for the
+/// report and print it.
+pub fn announce_and_join(
+    running: RunningServer,
+    handle: &ShutdownHandle,
+    announce: impl FnOnce(usize) -> String,
+) -> Result<Report, Error> {
+    let mut stdout = io::stdout().lock();
+    // A closed stdout must not stop the server; the line is for whoever
+    // reads it.
+    let _ = writeln!(stdout, "listening on {}", running.local_addr());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    handle.wait();
+    eprintln!("shutting down: {}", announce(running.open_connections()));
+    let report = running.join()?;
+    eprintln!("{report}");
+    Ok(report)
+}
