@@ -294,6 +294,15 @@ impl Connection {
         self.signal.is_shutting_down()
     }
 
+    /// Whether the shutdown has been forced (drain timeout, second signal, or
+    /// [`ShutdownHandle::force`](crate::ShutdownHandle::force)). The socket
+    /// is shut down by then; a handler busy with something else (a long
+    /// computation, a wait) should check this and give up, or its thread is
+    /// left behind after the force grace.
+    pub fn is_forced(&self) -> bool {
+        self.signal.is_forced()
+    }
+
     /// Waits up to `timeout` for shutdown to start; returns whether it did.
     ///
     /// Useful for a handler that waits on something else in a loop: wait in
@@ -330,6 +339,15 @@ impl Connection {
     ///
     /// A connection that is not marked idle is never cut before the drain
     /// deadline.
+    ///
+    /// Hold the guard only around the wait for the *first* bytes of a
+    /// request. If the close comes in the instant between `read` returning
+    /// those bytes and the guard's drop, what was already received is still
+    /// readable (only later reads see end of file); so a request split
+    /// across packets may be cut short there, the same race every
+    /// keep-alive protocol has when a server closes an idle connection, and
+    /// the reason clients retry a request that met a closed keep-alive
+    /// connection.
     ///
     /// ```no_run
     /// # use std::io::Read;
