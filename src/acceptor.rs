@@ -20,7 +20,7 @@ use crossbeam_channel::{Select, Sender, TrySendError};
 
 use crate::connection::{Connection, Registry};
 use crate::error::Error;
-use crate::pool::Job;
+use crate::pool::{Job, Liveness};
 use crate::shutdown::Signal;
 
 /// The first wait after a connection. Short, so that a client connecting
@@ -47,6 +47,7 @@ pub(crate) struct Acceptor {
     pub(crate) jobs: Sender<Job>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) liveness: Arc<Liveness>,
     pub(crate) wait_cap: Duration,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
@@ -184,7 +185,16 @@ impl Acceptor {
     /// job back if shutdown came first.
     fn queue(&self, job: Job) -> Result<(), Job> {
         let job = match self.jobs.try_send(job) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                // Every worker is in a handler: if one of them is only
+                // waiting for its client's next request, close that idle
+                // connection so the new one gets its worker, instead of a
+                // few keep-alive clients holding the pool.
+                if self.liveness.free() == 0 {
+                    self.registry.close_one_idle();
+                }
+                return Ok(());
+            }
             Err(TrySendError::Full(job)) => job,
             // Only if every worker is gone, which cannot happen while the
             // acceptor holds the sender; close it rather than lose track.
@@ -243,6 +253,7 @@ impl Acceptor {
                     peer,
                     entry,
                     Arc::clone(&self.registry),
+                    Arc::clone(&self.liveness),
                     Arc::clone(&self.signal),
                 );
                 Some(Job { stream, conn })

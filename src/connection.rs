@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+use crate::pool::Liveness;
 use crate::shutdown::Signal;
 
 // The life of a registered connection. Transitions are compare-and-swaps, so
@@ -209,6 +210,13 @@ impl Registry {
         entries.iter().filter(|e| e.close_if_idle()).count()
     }
 
+    /// Closes one idle connection, if there is one, to free its worker for a
+    /// connection waiting in the queue.
+    pub(crate) fn close_one_idle(&self) -> bool {
+        let entries: Vec<Arc<Entry>> = self.lock().values().cloned().collect();
+        entries.iter().any(|e| e.close_if_idle())
+    }
+
     /// Shuts down every remaining connection in both directions.
     pub(crate) fn force_close_all(&self) {
         self.closing_idle.store(true, Ordering::SeqCst);
@@ -248,6 +256,7 @@ pub struct Connection {
     peer: SocketAddr,
     entry: Arc<Entry>,
     registry: Arc<Registry>,
+    liveness: Arc<Liveness>,
     signal: Arc<Signal>,
 }
 
@@ -257,6 +266,7 @@ impl Connection {
         peer: SocketAddr,
         entry: Arc<Entry>,
         registry: Arc<Registry>,
+        liveness: Arc<Liveness>,
         signal: Arc<Signal>,
     ) -> Connection {
         Connection {
@@ -264,6 +274,7 @@ impl Connection {
             peer,
             entry,
             registry,
+            liveness,
             signal,
         }
     }
@@ -337,6 +348,12 @@ impl Connection {
     /// shuts down its read side: the pending `read` returns `Ok(0)` (end of
     /// file), and the handler should return.
     ///
+    /// Idle connections are also closed when other connections wait for a
+    /// worker and none is free: a connection accepted while every worker is
+    /// in a handler closes one idle connection, and a connection that turns
+    /// idle while others wait is closed at once. So a few keep-alive clients
+    /// cannot hold the whole pool while others queue.
+    ///
     /// A connection that is not marked idle is never cut before the drain
     /// deadline.
     ///
@@ -373,7 +390,12 @@ impl Connection {
             .is_ok();
         // Checked after publishing the mark: either the closer sees IDLE, or
         // this sees the closer's flag (both are SeqCst), so no close is lost.
-        if marked && self.registry.closing_idle.load(Ordering::SeqCst) {
+        // Other connections waiting for a worker count as a reason too: an
+        // idle connection must not hold a worker they need.
+        if marked
+            && (self.registry.closing_idle.load(Ordering::SeqCst)
+                || (self.registry.waiting() > 0 && self.liveness.free() == 0))
+        {
             self.entry.close_if_idle();
         }
         IdleGuard { conn: self }

@@ -40,15 +40,23 @@ impl Job {
 /// The shared form of the user's handler.
 pub(crate) type Handler = dyn Fn(TcpStream, &Connection) -> io::Result<()> + Send + Sync;
 
-/// Counts worker threads that have not exited yet.
+/// Counts worker threads that have not exited yet, and those waiting for a
+/// job.
 #[derive(Default)]
 pub(crate) struct Liveness {
     alive: AtomicUsize,
+    free: AtomicUsize,
 }
 
 impl Liveness {
     pub(crate) fn alive(&self) -> usize {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Workers waiting for a job. Zero means a queued connection waits until
+    /// some handler returns.
+    pub(crate) fn free(&self) -> usize {
+        self.free.load(Ordering::SeqCst)
     }
 }
 
@@ -69,8 +77,15 @@ impl Worker {
         liveness.alive.fetch_add(1, Ordering::SeqCst);
         let counted = Arc::clone(&liveness);
         let spawned = thread::Builder::new().name(name.clone()).spawn(move || {
-            for job in jobs.iter() {
-                run(job, &*handler);
+            loop {
+                counted.free.fetch_add(1, Ordering::SeqCst);
+                let job = jobs.recv();
+                counted.free.fetch_sub(1, Ordering::SeqCst);
+                match job {
+                    Ok(job) => run(job, &*handler),
+                    // Empty and disconnected: the acceptor is done.
+                    Err(_) => break,
+                }
             }
             counted.alive.fetch_sub(1, Ordering::SeqCst);
             drop(done);

@@ -498,6 +498,7 @@ impl Server {
             jobs: jobs_tx,
             signal: Arc::clone(&signal),
             registry: Arc::clone(&registry),
+            liveness: Arc::clone(&liveness),
             wait_cap: config.accept_wait_cap,
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,

@@ -696,3 +696,29 @@ fn force_ends_the_drain_delay() {
     let report = join(running);
     assert!(report.forced, "{report}");
 }
+
+// Under pressure, idle connections give their worker up: with one worker
+// held by an idle keep-alive connection, a new connection is still served.
+#[test]
+fn an_idle_connection_yields_its_worker_to_a_waiting_one() {
+    let running = builder().workers(1).start(idle_aware_echo);
+    let addr = running.local_addr();
+    let mut idle = client(addr);
+    idle.write_all(b"first\n").expect("write");
+    assert_eq!(read_line(&mut idle).expect("echo"), "first");
+
+    // `idle` now holds the only worker, waiting for its next line.
+    let mut waiting = client(addr);
+    waiting.write_all(b"second\n").expect("write");
+    assert_eq!(read_line(&mut waiting).expect("served"), "second");
+    assert!(sees_close(&mut idle), "the idle connection was not closed");
+
+    // Turning idle while nobody waits keeps the connection open.
+    waiting.write_all(b"third\n").expect("write");
+    assert_eq!(read_line(&mut waiting).expect("still served"), "third");
+    drop(waiting);
+    running.shutdown_handle().shutdown();
+    let report = join(running);
+    assert_eq!(report.closed_idle, 1, "{report}");
+    assert_eq!(report.completed, 1, "{report}");
+}
