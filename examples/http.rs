@@ -105,6 +105,9 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 64;
 /// The largest request body accepted. Bodies are read and thrown away.
 const MAX_BODY: u64 = 1024 * 1024;
+/// How long a keep-alive connection may keep its worker while others wait
+/// for one (see [`closing`]).
+const TIME_SLICE: Duration = Duration::from_millis(10);
 /// The longest `/slow` may take.
 const MAX_SLOW_MS: u64 = 60_000;
 /// How long, after the last response of a connection the server closes, it
@@ -174,10 +177,19 @@ fn run(options: &Options) -> Result<Report, Error> {
 /// server ends it.
 fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
     let mut inbox = Inbox::new();
+    let started = Instant::now();
     loop {
         let request = match read_request(&stream, conn, &mut inbox)? {
             Next::Request(request) => request,
-            Next::Closed => return Ok(()),
+            Next::Closed => {
+                if conn.is_closed_by_server() {
+                    // Closed as idle: send our FIN before the socket closes,
+                    // so that a request the client sends right now meets a
+                    // clean end of file (safe to retry), not a reset.
+                    close_politely(&stream);
+                }
+                return Ok(());
+            }
             Next::Reject(status) => {
                 // After bad input we cannot tell where the next request would
                 // start, so every error response ends the connection.
@@ -192,7 +204,7 @@ fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
         let response = route(&request, conn);
         // Decided after the work is done: a shutdown that started during a
         // `/slow` request must show in its response.
-        let closing = closing(&request, &response, conn);
+        let closing = closing(&request, &response, conn, started.elapsed());
         write_response(&stream, &response, request.method == Method::Head, closing)?;
         if closing == Closing::Yes {
             close_politely(&stream);
@@ -201,17 +213,23 @@ fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
     }
 }
 
-/// Whether the connection stays open after `response` to `request`.
-fn closing(request: &Request, response: &Response, conn: &Connection) -> Closing {
+/// Whether the connection stays open after `response` to `request`, on a
+/// connection that has held its worker for `held`.
+fn closing(request: &Request, response: &Response, conn: &Connection, held: Duration) -> Closing {
     let close = !request.keep_alive
         // Error responses (404, a bad `/slow` value) close too: one rule
         // for every error, as for the rejections of bad input.
         || response.status.0 >= 400
         // Every response sent during shutdown says it is the last.
         || conn.is_shutting_down()
-        // Others are queued for a worker: give this one up after the
-        // response, and let the client reconnect behind them.
-        || conn.waiting() > 0;
+        // Others are queued and no worker is free: after its time slice,
+        // give this connection up and let the client reconnect behind them.
+        // The slice keeps keep-alive's speed under load; closing after every
+        // response would make each request pay for a new connection.
+        || (held >= TIME_SLICE && conn.is_under_pressure())
+        // Closed as idle while its request was arriving (see `read_request`):
+        // answered, but the read side is gone.
+        || conn.is_closed_by_server();
     if close {
         Closing::Yes
     } else if request.http10 {
@@ -257,9 +275,16 @@ fn read_request(stream: &TcpStream, conn: &Connection, inbox: &mut Inbox) -> io:
             inbox.read_from(stream)
         };
         match read {
+            // Closed as idle, but a request may have arrived in the instant
+            // before: after the server's `shutdown(Read)`, `read` still
+            // returns what is queued. Answer it if so.
+            Ok(0) if inbox.is_empty() && conn.is_closed_by_server() => {
+                if inbox.read_from(stream)? == 0 {
+                    return Ok(Next::Closed);
+                }
+            }
             // End of file: the client hung up (if it was in the middle of a
-            // head there is nobody left to answer), or the connection was
-            // closed as idle at shutdown.
+            // head there is nobody left to answer).
             Ok(0) => return Ok(Next::Closed),
             Ok(_) => {}
             // A keep-alive client silent past the read timeout is simply

@@ -331,11 +331,20 @@ impl Connection {
 
     /// How many other connections are accepted and waiting for a worker.
     ///
-    /// A keep-alive handler can close its connection after the current
-    /// response when this is above zero, so that a few clients cannot hold
-    /// every worker while others wait.
+    /// Right after a connection is accepted it counts here for the moment a
+    /// free worker takes to pick it up; to decide whether to give up a
+    /// keep-alive connection, use [`is_under_pressure`](Self::is_under_pressure).
     pub fn waiting(&self) -> usize {
         self.registry.waiting()
+    }
+
+    /// Whether connections are waiting for a worker and no worker is free.
+    ///
+    /// A keep-alive handler should close its connection after the current
+    /// response when this is true, so that a few clients cannot hold every
+    /// worker while others wait.
+    pub fn is_under_pressure(&self) -> bool {
+        self.registry.waiting() > 0 && self.liveness.free() == 0
     }
 
     /// Marks the connection idle until the returned guard is dropped.
@@ -392,9 +401,7 @@ impl Connection {
         // this sees the closer's flag (both are SeqCst), so no close is lost.
         // Other connections waiting for a worker count as a reason too: an
         // idle connection must not hold a worker they need.
-        if marked
-            && (self.registry.closing_idle.load(Ordering::SeqCst)
-                || (self.registry.waiting() > 0 && self.liveness.free() == 0))
+        if marked && (self.registry.closing_idle.load(Ordering::SeqCst) || self.is_under_pressure())
         {
             self.entry.close_if_idle();
         }
