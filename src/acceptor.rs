@@ -33,6 +33,12 @@ const MIN_WAIT: Duration = Duration::from_micros(50);
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
+/// How long a connection must have been idle before it gives its worker up
+/// to a connection waiting for one. Long enough that a client sending its
+/// next request right now (or its first, just after connecting) is not cut;
+/// short enough that waiting connections are served promptly.
+const PRESSURE_IDLE: Duration = Duration::from_millis(10);
+
 /// The most connections the final sweep takes. The kernel backlog holds at
 /// most `somaxconn` (4096 on current Linux), so this only stops a flood that
 /// arrives faster than it can be accepted from delaying the close forever.
@@ -157,6 +163,9 @@ impl Acceptor {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Checked at every wake-up, since a connection may turn
+                    // idle after the one waiting for its worker was queued.
+                    self.relieve_pressure();
                     if self.signal.wait_stopped_timeout(wait) {
                         break;
                     }
@@ -186,13 +195,7 @@ impl Acceptor {
     fn queue(&self, job: Job) -> Result<(), Job> {
         let job = match self.jobs.try_send(job) {
             Ok(()) => {
-                // Every worker is in a handler: if one of them is only
-                // waiting for its client's next request, close that idle
-                // connection so the new one gets its worker, instead of a
-                // few keep-alive clients holding the pool.
-                if self.liveness.free() == 0 {
-                    self.registry.close_one_idle();
-                }
+                self.relieve_pressure();
                 return Ok(());
             }
             Err(TrySendError::Full(job)) => job,
@@ -206,16 +209,32 @@ impl Acceptor {
         let mut select = Select::new();
         let send = select.send(&self.jobs);
         let stop = select.recv(self.signal.stopped_receiver());
-        let ready = select.select();
-        if ready.index() == send {
-            if let Err(failed) = ready.send(&self.jobs, job) {
-                failed.into_inner().close_unserved();
+        loop {
+            // With a timeout, to look for idle connections holding workers
+            // while the queue is full.
+            let Ok(ready) = select.select_timeout(PRESSURE_IDLE) else {
+                self.relieve_pressure();
+                continue;
+            };
+            if ready.index() == send {
+                if let Err(failed) = ready.send(&self.jobs, job) {
+                    failed.into_inner().close_unserved();
+                }
+                return Ok(());
             }
-            Ok(())
-        } else {
             debug_assert_eq!(ready.index(), stop);
             let _ = ready.recv(self.signal.stopped_receiver());
-            Err(job)
+            return Err(job);
+        }
+    }
+
+    /// Connections wait for a worker and every worker is in a handler: if
+    /// one of those handlers is only waiting for its client's next request,
+    /// close that idle connection, so that a few keep-alive clients cannot
+    /// hold the pool while others queue.
+    fn relieve_pressure(&self) {
+        if self.registry.waiting() > 0 && self.liveness.free() == 0 {
+            self.registry.close_longest_idle(PRESSURE_IDLE);
         }
     }
 

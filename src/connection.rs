@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
@@ -34,6 +34,9 @@ pub(crate) struct Entry {
     /// anyway, but the server cannot cut it.
     stream: Option<TcpStream>,
     state: AtomicU8,
+    /// When the connection last turned idle, in nanoseconds since the
+    /// registry's epoch.
+    idle_since: AtomicU64,
 }
 
 impl Entry {
@@ -114,6 +117,8 @@ pub(crate) struct Tally {
 /// Every connection from accept to close.
 pub(crate) struct Registry {
     entries: Mutex<HashMap<u64, Arc<Entry>>>,
+    /// The zero of `Entry::idle_since`.
+    epoch: Instant,
     next_id: AtomicU64,
     /// Set when idle connections start being closed (end of the grace window).
     closing_idle: AtomicBool,
@@ -126,6 +131,7 @@ impl Registry {
     pub(crate) fn new() -> Registry {
         Registry {
             entries: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
             next_id: AtomicU64::new(1),
             closing_idle: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
@@ -146,6 +152,7 @@ impl Registry {
         let entry = Arc::new(Entry {
             stream: clone,
             state: AtomicU8::new(BUSY),
+            idle_since: AtomicU64::new(0),
         });
         let mut entries = self.lock();
         entries.insert(id, Arc::clone(&entry));
@@ -210,11 +217,26 @@ impl Registry {
         entries.iter().filter(|e| e.close_if_idle()).count()
     }
 
-    /// Closes one idle connection, if there is one, to free its worker for a
-    /// connection waiting in the queue.
-    pub(crate) fn close_one_idle(&self) -> bool {
-        let entries: Vec<Arc<Entry>> = self.lock().values().cloned().collect();
-        entries.iter().any(|e| e.close_if_idle())
+    fn nanos_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Closes the connection idle the longest, if it has been idle for at
+    /// least `min_idle`, to free its worker for a connection waiting in the
+    /// queue. Returns whether it closed one.
+    pub(crate) fn close_longest_idle(&self, min_idle: Duration) -> bool {
+        let now = self.nanos_since_epoch();
+        let min_idle = u64::try_from(min_idle.as_nanos()).unwrap_or(u64::MAX);
+        let longest = self
+            .lock()
+            .values()
+            .filter(|e| e.state.load(Ordering::SeqCst) == IDLE)
+            .map(|e| (e.idle_since.load(Ordering::SeqCst), e))
+            .filter(|(since, _)| now.saturating_sub(*since) >= min_idle)
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, e)| Arc::clone(e));
+        // Closed outside the lock: `shutdown` is a system call.
+        longest.is_some_and(|e| e.close_if_idle())
     }
 
     /// Shuts down every remaining connection in both directions.
@@ -357,11 +379,12 @@ impl Connection {
     /// shuts down its read side: the pending `read` returns `Ok(0)` (end of
     /// file), and the handler should return.
     ///
-    /// Idle connections are also closed when other connections wait for a
-    /// worker and none is free: a connection accepted while every worker is
-    /// in a handler closes one idle connection, and a connection that turns
-    /// idle while others wait is closed at once. So a few keep-alive clients
-    /// cannot hold the whole pool while others queue.
+    /// Idle connections also give their worker up when other connections
+    /// wait for one and none is free: then the connection idle the longest,
+    /// if idle for at least 10 ms, is closed. So a few idle keep-alive
+    /// clients cannot hold the whole pool while others queue, while a
+    /// connection whose client is sending its next request right now (idle
+    /// for microseconds) is left alone.
     ///
     /// A connection that is not marked idle is never cut before the drain
     /// deadline.
@@ -392,6 +415,8 @@ impl Connection {
     /// # }
     /// ```
     pub fn idle(&self) -> IdleGuard<'_> {
+        let now = self.registry.nanos_since_epoch();
+        self.entry.idle_since.store(now, Ordering::SeqCst);
         let marked = self
             .entry
             .state
@@ -399,10 +424,7 @@ impl Connection {
             .is_ok();
         // Checked after publishing the mark: either the closer sees IDLE, or
         // this sees the closer's flag (both are SeqCst), so no close is lost.
-        // Other connections waiting for a worker count as a reason too: an
-        // idle connection must not hold a worker they need.
-        if marked && (self.registry.closing_idle.load(Ordering::SeqCst) || self.is_under_pressure())
-        {
+        if marked && self.registry.closing_idle.load(Ordering::SeqCst) {
             self.entry.close_if_idle();
         }
         IdleGuard { conn: self }

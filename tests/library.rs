@@ -717,6 +717,13 @@ fn an_idle_connection_yields_its_worker_to_a_waiting_one() {
     waiting.write_all(b"third\n").expect("write");
     assert_eq!(read_line(&mut waiting).expect("still served"), "third");
     drop(waiting);
+    // Let the handler see the hang-up before shutting down, or the shutdown
+    // might close it as idle first.
+    let deadline = Instant::now() + EVENT;
+    while running.open_connections() > 0 {
+        assert!(Instant::now() < deadline, "hang-up not seen within 5 s");
+        thread::sleep(Duration::from_millis(1));
+    }
     running.shutdown_handle().shutdown();
     let report = join(running);
     assert_eq!(report.closed_idle, 1, "{report}");
