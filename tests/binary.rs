@@ -74,20 +74,7 @@ fn run_to_exit(args: &[&str]) -> Finished {
     };
     let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
     let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + BOUND;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("graceful-server {args:?} did not exit within {BOUND:?}");
-        }
-        // std has no wait-with-timeout for a child; the poll only bounds how
-        // soon we notice the exit.
-        thread::sleep(Duration::from_millis(5));
-    };
+    let status = support::wait_child(&mut child, BOUND, &format!("graceful-server {args:?}"));
     Finished {
         status,
         stdout: stdout.join().expect("stdout reader"),

@@ -539,18 +539,9 @@ fn run_to_exit(args: &[&str]) -> std::process::ExitStatus {
         .stderr(Stdio::null())
         .spawn()
         .expect("run the example");
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the example did not exit within {EXIT_TIMEOUT:?} with {args:?}");
-        }
-        // std has no wait-with-timeout for a child; this only bounds how
-        // soon the exit is noticed.
-        thread::sleep(Duration::from_millis(5));
-    }
+    support::wait_child(
+        &mut child,
+        EXIT_TIMEOUT,
+        &format!("the example with {args:?}"),
+    )
 }

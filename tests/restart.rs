@@ -923,20 +923,12 @@ fn socket_activation_of_a_socket_that_cannot_accept_is_an_error() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the server");
-    // Bounded even while the bug stands: the server then runs until killed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server took a UDP socket as its listener and kept running");
-        }
-        // Polls the exit; std has no wait with a timeout.
-        thread::sleep(Duration::from_millis(5));
-    };
+    // Bounded even if the server wrongly keeps running: it is killed then.
+    let status = support::wait_child(
+        &mut child,
+        Duration::from_secs(10),
+        "a server given a UDP socket as its listener",
+    );
     let mut stderr = String::new();
     let _ = child
         .stderr

@@ -175,19 +175,7 @@ impl ServerProcess {
     /// Waits for the process to exit, at most `timeout`; kills it and fails
     /// the test if it does not.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!("server did not exit within {timeout:?}");
-            }
-            // Polling a child's exit has no blocking-with-timeout form in std;
-            // this only bounds how soon the test notices, it hides no race.
-            thread::sleep(Duration::from_millis(5));
-        }
+        wait_child(&mut self.child, timeout, "server")
     }
 
     /// Every stderr line read so far plus what is left, once the process has
@@ -204,6 +192,25 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, at most `timeout`; kills it and fails the test
+/// (naming it `what`) if it does not.
+pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {timeout:?}");
+        }
+        // Polling a child's exit has no blocking-with-timeout form in std;
+        // this only bounds how soon the test notices, it hides no race.
+        thread::sleep(Duration::from_millis(5));
     }
 }
 
