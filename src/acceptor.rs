@@ -1,31 +1,44 @@
-//! The accept loop: nonblocking accept, an adaptive and interruptible wait,
-//! backoff on resource exhaustion, and the final sweep of the kernel backlog.
+//! The acceptor: one thread that waits for readiness of the listener, its
+//! wake-up socket and every parked connection, and feeds the workers.
 //!
-//! The listener is nonblocking, so the acceptor never sits inside `accept`
-//! where a shutdown could not reach it. It accepts until `WouldBlock`, then
-//! waits **on the shutdown channel** with a timeout instead of sleeping: the
-//! wait ends early the moment shutdown starts, so shutdown is seen within
-//! microseconds, while an idle server wakes at most once per wait cap. The
-//! timeout starts small (a burst of connections is picked up quickly) and
-//! doubles up to the cap while nothing arrives.
+//! It is the "acceptor and poller" of Tomcat's NIO connector in one thread:
+//!
+//! - **Accept.** When the listener is readable it accepts until `WouldBlock`
+//!   and queues the new connections for the workers. When the job channel is
+//!   full, or the [connection maximum](crate::Builder::max_connections) is
+//!   reached, it stops watching the listener, so new connections wait in the
+//!   kernel backlog (backpressure) instead of being refused.
+//! - **Park.** A connection waiting for input that a worker gave up is
+//!   watched here, holding no thread. When it turns readable it is queued
+//!   again. Its idle or read timeout is kept on a coarse timer.
+//! - **Stop.** At shutdown it accepts what is already in the kernel backlog
+//!   (so that no connection whose handshake completed is reset), closes the
+//!   listener (new connects are refused), closes parked idle connections
+//!   when the idle grace ends, and exits once the last connection has ended,
+//!   or at once when forced.
+//!
+//! It sleeps without a timeout unless a timer is due: an idle server makes
+//! no periodic wake-ups. Shutdown, parking and a worker freeing a slot wake
+//! it through its wake-up socket.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Select, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::connection::{Connection, Registry};
+use crate::connection::{Connection, Waiting};
 use crate::error::Error;
-use crate::pool::{Job, Liveness};
+use crate::pool::{Job, Pool, Timeouts};
+use crate::registry::{Outcome, Registry};
 use crate::shutdown::Signal;
-
-/// The first wait after a connection. Short, so that a client connecting
-/// right after another one is not delayed by more than this.
-const MIN_WAIT: Duration = Duration::from_micros(50);
+use crate::sys::{Event, Interest, Poller};
+use crate::wake::WakeReceiver;
 
 /// The first and the last wait when accepting fails for lack of resources.
 /// The cap bounds how long a recovered server can stay deaf; Go's
@@ -33,30 +46,47 @@ const MIN_WAIT: Duration = Duration::from_micros(50);
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// How long a connection must have been idle before it gives its worker up
-/// to a connection waiting for one. Long enough that a client sending its
-/// next request right now (or its first, just after connecting) is not cut;
-/// short enough that waiting connections are served promptly.
-const PRESSURE_IDLE: Duration = Duration::from_millis(10);
+/// How late a timer may fire. Timeouts of parked connections are coarse (a
+/// connection idle for a minute may be closed up to this much later), so
+/// that many expiring at about the same time cost one wake-up, not one
+/// each.
+const TIMER_SLACK: Duration = Duration::from_millis(100);
+
+/// The most connections accepted in one go before the acceptor looks at its
+/// other work (parked connections turning readable, wake-ups).
+const ACCEPT_BATCH: usize = 128;
 
 /// The most connections the final sweep takes. The kernel backlog holds at
 /// most `somaxconn` (4096 on current Linux), so this only stops a flood that
 /// arrives faster than it can be accepted from delaying the close forever.
 const SWEEP_LIMIT: usize = 8192;
 
-/// What the acceptor needs besides the listener.
+/// Tokens of the acceptor's own descriptors; connections use their ids,
+/// which count up from 1.
+const LISTENER: u64 = u64::MAX;
+const WAKE: u64 = u64::MAX - 1;
+
+/// Everything the acceptor thread needs.
 pub(crate) struct Acceptor {
-    pub(crate) listener: TcpListener,
+    /// Taken by the loop when it starts.
+    pub(crate) listener: Option<TcpListener>,
     /// A connection accepted before the loop started (while checking an
     /// inherited listener); served first.
     pub(crate) first: Option<(TcpStream, SocketAddr)>,
+    pub(crate) poller: Poller,
+    pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Job>,
+    /// Connections that workers gave up, to park.
+    pub(crate) parking: Receiver<Connection>,
+    pub(crate) pool: Arc<Pool>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) liveness: Arc<Liveness>,
-    pub(crate) wait_cap: Duration,
+    pub(crate) max_connections: usize,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
+    /// Whether new connections wait as idle (see
+    /// [`Handler::new_connections_are_idle`](crate::Handler::new_connections_are_idle)).
+    pub(crate) new_waiting: Waiting,
     /// Set when the listener is dropped; the report's `stop_accepting`.
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
     /// Dropped when the acceptor exits; see [`crate::pool`].
@@ -76,16 +106,8 @@ enum AcceptFailure {
 
 fn classify(error: &io::Error) -> AcceptFailure {
     // `raw_os_error`, because std reports EMFILE and ENFILE as an
-    // uncategorized kind. The numbers are the same on Linux, macOS and the
-    // BSDs except ENOBUFS.
-    const ENOMEM: i32 = 12;
-    const ENFILE: i32 = 23;
-    const EMFILE: i32 = 24;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    const ENOBUFS: i32 = 105;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    const ENOBUFS: i32 = 55;
-    if let Some(ENOMEM | ENFILE | EMFILE | ENOBUFS) = error.raw_os_error() {
+    // uncategorized kind.
+    if let Some(libc::ENOMEM | libc::ENFILE | libc::EMFILE | libc::ENOBUFS) = error.raw_os_error() {
         return AcceptFailure::Resources;
     }
     match error.kind() {
@@ -97,6 +119,27 @@ fn classify(error: &io::Error) -> AcceptFailure {
         | io::ErrorKind::TimedOut => AcceptFailure::Connection,
         _ => AcceptFailure::Resources,
     }
+}
+
+/// A parked connection's timeout: (deadline, id, generation).
+type Timer = Reverse<(Instant, u64, u64)>;
+
+/// The acceptor's state while it runs.
+struct Loop {
+    a: Acceptor,
+    listener: Option<TcpListener>,
+    /// Whether the poller watches the listener.
+    listening: bool,
+    /// Whether the last wait reported the listener readable.
+    listener_ready: bool,
+    parked: HashMap<u64, Connection>,
+    timers: BinaryHeap<Timer>,
+    /// Jobs for a full channel, in order.
+    ready: VecDeque<Connection>,
+    /// Accepting pauses until then after a resource error.
+    backoff: Option<(Instant, Duration)>,
+    idle_closed: bool,
+    events: Vec<Event>,
 }
 
 impl Acceptor {
@@ -117,208 +160,384 @@ impl Acceptor {
 
     fn run(mut self) {
         let first = self.first.take();
-        let mut held = self.accept_until_shutdown(first);
-        self.sweep_backlog(&mut held);
-        let Acceptor {
-            listener,
-            jobs,
-            signal,
-            listener_closed,
-            done,
-            ..
-        } = self;
-        // Closing the listener now makes new connects fail with
-        // ECONNREFUSED instead of hanging in a backlog nobody will read.
-        drop(listener);
-        let _ = listener_closed.set(Instant::now());
-        hand_over(held, &jobs, &signal);
-        // Disconnects the job channel: workers exit once it is empty.
-        drop(jobs);
-        drop(done);
-    }
-
-    /// Accepts and queues connections until shutdown starts. Returns the
-    /// connection it was holding for a full queue, if any.
-    fn accept_until_shutdown(&self, first: Option<(TcpStream, SocketAddr)>) -> VecDeque<Job> {
-        let mut wait = MIN_WAIT.min(self.wait_cap);
-        let mut backoff = MIN_BACKOFF;
-        let mut held = VecDeque::new();
-        if let Some(job) = first.and_then(|(stream, peer)| self.admit(stream, peer)) {
-            if let Err(job) = self.queue(job) {
-                held.push_back(job);
-                return held;
-            }
+        let mut state = Loop {
+            listener: self.listener.take(),
+            a: self,
+            listening: false,
+            listener_ready: false,
+            parked: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            backoff: None,
+            idle_closed: false,
+            events: Vec::with_capacity(256),
+        };
+        if let Some((stream, peer)) = first {
+            state.admit(stream, peer);
         }
-        while !self.signal.is_accepting_stopped() {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    wait = MIN_WAIT.min(self.wait_cap);
-                    backoff = MIN_BACKOFF;
-                    let Some(job) = self.admit(stream, peer) else {
-                        continue;
-                    };
-                    if let Err(job) = self.queue(job) {
-                        held.push_back(job);
-                        break;
+        state.run();
+    }
+}
+
+impl Loop {
+    fn run(mut self) {
+        let registered = self
+            .a
+            .poller
+            .add(self.a.wake.as_fd(), WAKE, Interest::Level);
+        if registered.is_err() {
+            // Without its wake-up socket the acceptor cannot learn of
+            // shutdown; stop serving at once rather than hang.
+            self.a.signal.force();
+        }
+        loop {
+            if self.a.signal.is_forced() {
+                break;
+            }
+            if self.a.signal.is_closing_idle() && !self.idle_closed {
+                self.close_parked_idle();
+            }
+            if self.a.signal.is_accepting_stopped() && self.listener.is_some() {
+                self.stop_accepting();
+            }
+            if self.listening && self.listener_ready {
+                self.accept_batch();
+            }
+            self.expire_timers();
+            self.flush();
+            self.a.pool.kick_for_waiting_jobs();
+            if self.finished() {
+                break;
+            }
+            self.watch_listener();
+            let timeout = self.next_timeout();
+            if self.a.poller.wait(&mut self.events, timeout).is_err() {
+                // A wait that fails (out of memory) is retried after a pause
+                // rather than spun on.
+                thread::sleep(MIN_BACKOFF);
+            }
+            self.listener_ready = false;
+            let events = std::mem::take(&mut self.events);
+            for event in &events {
+                match event.token {
+                    LISTENER => self.listener_ready = true,
+                    WAKE => self.a.wake.drain(),
+                    id => {
+                        if let Some(conn) = self.parked.remove(&id) {
+                            self.ready.push_back(conn);
+                        }
                     }
                 }
+            }
+            self.events = events;
+            // After draining the wake-up socket: a connection handed over
+            // after the drain comes with a new wake-up.
+            while let Ok(conn) = self.a.parking.try_recv() {
+                self.park(conn);
+            }
+        }
+        self.exit();
+    }
+
+    /// Whether the drain is over: not accepting, and no connection left.
+    fn finished(&self) -> bool {
+        if self.listener.is_some() || !self.a.signal.is_accepting_stopped() {
+            return false;
+        }
+        // Ask to be woken by the last connection's end, then look: either
+        // this sees it gone, or its end sees the request.
+        self.a.registry.wake_acceptor_on_finish();
+        self.a.registry.open() == 0
+    }
+
+    /// Watches the listener only while accepting is possible: below the
+    /// connection maximum, with room in the job channel, not backing off.
+    fn watch_listener(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let now = Instant::now();
+        if self.backoff.is_some_and(|(until, _)| now >= until) {
+            self.backoff = None;
+            // Look at once: the backlog may have waited all along.
+            self.listener_ready = true;
+        }
+        let mut wanted = self.ready.is_empty() && self.backoff.is_none();
+        if wanted && self.a.registry.open() >= self.a.max_connections {
+            self.a.registry.wake_acceptor_on_finish();
+            wanted = self.a.registry.open() >= self.a.max_connections;
+            wanted = !wanted;
+        }
+        if wanted == self.listening {
+            return;
+        }
+        let result = if wanted {
+            self.a
+                .poller
+                .add(listener.as_fd(), LISTENER, Interest::Level)
+        } else {
+            self.a.poller.remove(listener.as_fd())
+        };
+        if result.is_ok() {
+            self.listening = wanted;
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let timer = self
+            .timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline + TIMER_SLACK);
+        let backoff = self.backoff.map(|(until, _)| until);
+        let next = match (timer, backoff) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(now))
+    }
+
+    /// Accepts until `WouldBlock`, the batch limit, the connection maximum
+    /// or a full channel.
+    fn accept_batch(&mut self) {
+        for _ in 0..ACCEPT_BATCH {
+            if !self.ready.is_empty() || self.a.registry.open() >= self.a.max_connections {
+                return;
+            }
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    self.backoff = None;
+                    self.admit(stream, peer);
+                    self.flush();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Checked at every wake-up, since a connection may turn
-                    // idle after the one waiting for its worker was queued.
-                    self.relieve_pressure();
-                    if self.signal.wait_stopped_timeout(wait) {
-                        break;
-                    }
-                    wait = (wait * 2).min(self.wait_cap);
+                    self.listener_ready = false;
+                    return;
                 }
                 Err(e) => match classify(&e) {
                     AcceptFailure::Connection => {}
                     AcceptFailure::Resources => {
                         // The pending connection stays in the backlog until
-                        // descriptors are free again; waiting on the signal
-                        // keeps the backoff interruptible.
-                        if self.signal.wait_stopped_timeout(backoff) {
-                            break;
-                        }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        // descriptors are free again. The pause is a timer
+                        // of the readiness wait, so shutdown still ends it.
+                        let pause = self
+                            .backoff
+                            .map_or(MIN_BACKOFF, |(_, last)| (last * 2).min(MAX_BACKOFF));
+                        self.backoff = Some((Instant::now() + pause, pause));
+                        self.listener_ready = false;
+                        return;
                     }
                 },
             }
-        }
-        held
-    }
-
-    /// Queues a job for the workers. While the queue is full it waits for a
-    /// free slot or for shutdown, whichever comes first, leaving new
-    /// connections in the kernel backlog meanwhile (backpressure). Gives the
-    /// job back if shutdown came first.
-    fn queue(&self, job: Job) -> Result<(), Job> {
-        let job = match self.jobs.try_send(job) {
-            Ok(()) => {
-                self.relieve_pressure();
-                return Ok(());
-            }
-            Err(TrySendError::Full(job)) => job,
-            // Only if every worker is gone, which cannot happen while the
-            // acceptor holds the sender; close it rather than lose track.
-            Err(TrySendError::Disconnected(job)) => {
-                job.close_unserved();
-                return Ok(());
-            }
-        };
-        let mut select = Select::new();
-        let send = select.send(&self.jobs);
-        let stop = select.recv(self.signal.stopped_receiver());
-        loop {
-            // With a timeout, to look for idle connections holding workers
-            // while the queue is full.
-            let Ok(ready) = select.select_timeout(PRESSURE_IDLE) else {
-                self.relieve_pressure();
-                continue;
-            };
-            if ready.index() == send {
-                if let Err(failed) = ready.send(&self.jobs, job) {
-                    failed.into_inner().close_unserved();
-                }
-                return Ok(());
-            }
-            debug_assert_eq!(ready.index(), stop);
-            let _ = ready.recv(self.signal.stopped_receiver());
-            return Err(job);
-        }
-    }
-
-    /// Connections wait for a worker and every worker is in a handler: if
-    /// one of those handlers is only waiting for its client's next request,
-    /// close that idle connection, so that a few keep-alive clients cannot
-    /// hold the pool while others queue.
-    fn relieve_pressure(&self) {
-        if self.registry.waiting() > 0 && self.liveness.free() == 0 {
-            self.registry.close_longest_idle(PRESSURE_IDLE);
         }
     }
 
     /// The shutdown sweep: accepts everything already waiting in the kernel
-    /// backlog, so that no connection whose handshake completed is reset when
-    /// the listener closes. The swept connections are held, not queued, so
-    /// the sweep takes microseconds even when every worker is busy.
-    fn sweep_backlog(&self, held: &mut VecDeque<Job>) {
+    /// backlog, whatever the limits, then closes the listener. New connects
+    /// are refused from then on instead of hanging in a backlog nobody reads.
+    fn stop_accepting(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
         for _ in 0..SWEEP_LIMIT {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    if let Some(job) = self.admit(stream, peer) {
-                        held.push_back(job);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => match classify(&e) {
                     AcceptFailure::Connection => {}
-                    // Out of descriptors: what is left in the backlog
-                    // cannot be taken.
-                    AcceptFailure::Resources => return,
+                    // Out of descriptors: what is left cannot be taken.
+                    AcceptFailure::Resources => break,
                 },
             }
         }
-    }
-
-    /// Prepares an accepted stream and registers it. A stream that cannot be
-    /// prepared is closed at once and counted as unserved.
-    fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<Job> {
-        match self.prepare(&stream) {
-            Ok(clone) => {
-                let (id, entry) = self.registry.register(clone);
-                let conn = Connection::new(
-                    id,
-                    peer,
-                    entry,
-                    Arc::clone(&self.registry),
-                    Arc::clone(&self.liveness),
-                    Arc::clone(&self.signal),
-                );
-                Some(Job { stream, conn })
-            }
-            Err(_) => {
-                self.registry.reject();
-                None
-            }
+        if self.listening {
+            let _ = self.a.poller.remove(listener.as_fd());
+            self.listening = false;
         }
+        self.a.poller.forget(listener.as_raw_fd());
+        drop(listener);
+        self.record_closed();
     }
 
-    fn prepare(&self, stream: &TcpStream) -> io::Result<Option<TcpStream>> {
+    fn record_closed(&self) {
+        let _ = self.a.listener_closed.set(Instant::now());
+    }
+
+    /// Prepares an accepted stream, registers it and queues it.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.prepare(&stream).is_err() {
+            self.a.registry.reject();
+            return;
+        }
+        let socket = Arc::new(stream);
+        let id = self.a.registry.register(Arc::clone(&socket));
+        let conn = Connection::new(
+            socket,
+            id,
+            peer,
+            Arc::clone(&self.a.registry),
+            Arc::clone(&self.a.signal),
+            self.a.new_waiting,
+        );
+        self.ready.push_back(conn);
+    }
+
+    fn prepare(&self, stream: &TcpStream) -> io::Result<()> {
         // Accepted sockets inherit the listener's nonblocking mode on macOS
         // and the BSDs (not on Linux); handlers expect blocking I/O.
         stream.set_nonblocking(false)?;
-        if self.read_timeout.is_some() {
-            stream.set_read_timeout(self.read_timeout)?;
+        if self.a.read_timeout.is_some() {
+            stream.set_read_timeout(self.a.read_timeout)?;
         }
-        if self.write_timeout.is_some() {
-            stream.set_write_timeout(self.write_timeout)?;
+        if self.a.write_timeout.is_some() {
+            stream.set_write_timeout(self.a.write_timeout)?;
         }
-        // The registry's handle for closing the connection at shutdown. When
-        // descriptors run out, the accept can succeed and the clone fail:
-        // serving the connection without it beats closing it unserved.
-        Ok(stream.try_clone().ok())
+        Ok(())
     }
-}
 
-/// Gives the held connections to the workers, one free slot at a time. If
-/// shutdown is forced meanwhile, the rest are closed unserved.
-fn hand_over(mut held: VecDeque<Job>, jobs: &Sender<Job>, signal: &Signal) {
-    while let Some(job) = held.pop_front() {
-        let mut select = Select::new();
-        let send = select.send(jobs);
-        let forced = select.recv(signal.forced_receiver());
-        let ready = select.select();
-        if ready.index() == send {
-            if let Err(failed) = ready.send(jobs, job) {
-                failed.into_inner().close_unserved();
-            }
-        } else {
-            debug_assert_eq!(ready.index(), forced);
-            let _ = ready.recv(signal.forced_receiver());
-            job.close_unserved();
-            held.drain(..).for_each(Job::close_unserved);
+    /// Takes a connection a worker gave up: closes it if its wait is over
+    /// (idle after the grace, forced), queues it again if it has buffered
+    /// input, else watches it.
+    fn park(&mut self, mut conn: Connection) {
+        if self.a.signal.is_forced() {
+            return conn.close_forced();
         }
+        if conn.waiting == Waiting::Idle && self.a.signal.is_closing_idle() {
+            return conn.close(Outcome::ClosedIdle);
+        }
+        if conn.has_buffered_input() {
+            self.ready.push_back(conn);
+            return;
+        }
+        let id = conn.id();
+        let watched = if conn.registered {
+            self.a.poller.rearm(conn.stream().as_fd(), id)
+        } else {
+            self.a
+                .poller
+                .add(conn.stream().as_fd(), id, Interest::Oneshot)
+        };
+        if watched.is_err() {
+            // Cannot watch it (out of memory in the kernel): serving it
+            // now is the only way not to lose it.
+            self.ready.push_back(conn);
+            return;
+        }
+        conn.registered = true;
+        conn.generation += 1;
+        if let Some(deadline) = self.a.pool.timeouts.deadline(conn.waiting, conn.since) {
+            self.timers.push(Reverse((deadline, id, conn.generation)));
+        }
+        self.parked.insert(id, conn);
+    }
+
+    /// Closes parked connections whose timeout has passed.
+    fn expire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((deadline, id, generation))) = self.timers.peek().copied() {
+            if deadline > now {
+                return;
+            }
+            self.timers.pop();
+            let current = self
+                .parked
+                .get(&id)
+                .is_some_and(|c| c.generation == generation);
+            if !current {
+                // Woke up or was closed since; the timer is stale.
+                continue;
+            }
+            if let Some(conn) = self.parked.remove(&id) {
+                self.a.poller.forget(conn.stream().as_raw_fd());
+                let outcome = Timeouts::outcome(conn.waiting);
+                conn.close(outcome);
+            }
+        }
+    }
+
+    /// The end of the idle grace: closes every parked idle connection.
+    fn close_parked_idle(&mut self) {
+        self.idle_closed = true;
+        let idle: Vec<u64> = self
+            .parked
+            .iter()
+            .filter(|(_, c)| c.waiting == Waiting::Idle)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in idle {
+            if let Some(conn) = self.parked.remove(&id) {
+                self.a.poller.forget(conn.stream().as_raw_fd());
+                conn.close(Outcome::ClosedIdle);
+            }
+        }
+    }
+
+    /// Moves ready connections into the job channel until it is full.
+    fn flush(&mut self) {
+        while let Some(conn) = self.ready.pop_front() {
+            match self.a.jobs.try_send(conn) {
+                Ok(()) => {}
+                Err(TrySendError::Full(conn)) => {
+                    self.ready.push_front(conn);
+                    // Ask the next worker that takes a job to wake us, then
+                    // try once more: a job taken in between would otherwise
+                    // go unnoticed.
+                    self.a.pool.wake_acceptor_on_space();
+                    match self
+                        .a
+                        .jobs
+                        .try_send(self.ready.pop_front().expect("pushed above"))
+                    {
+                        Ok(()) => continue,
+                        Err(TrySendError::Full(conn)) => {
+                            self.ready.push_front(conn);
+                            break;
+                        }
+                        Err(TrySendError::Disconnected(conn)) => {
+                            conn.close_forced();
+                            break;
+                        }
+                    }
+                }
+                // Only if every worker is gone, which cannot happen while
+                // the acceptor runs; close rather than lose track.
+                Err(TrySendError::Disconnected(conn)) => conn.close_forced(),
+            }
+        }
+        self.a.pool.set_overflow(self.ready.len());
+    }
+
+    /// Leaves: when forced, closes every connection it holds.
+    fn exit(mut self) {
+        for (_, conn) in self.parked.drain() {
+            conn.close_forced();
+        }
+        for conn in self.ready.drain(..) {
+            conn.close_forced();
+        }
+        self.a.pool.set_overflow(0);
+        if let Some(listener) = self.listener.take() {
+            drop(listener);
+            self.record_closed();
+        }
+        let Acceptor {
+            jobs,
+            parking,
+            done,
+            ..
+        } = self.a;
+        // Connections handed over after this are closed by their workers
+        // (the send fails once `parking` is dropped).
+        for conn in parking.try_iter() {
+            conn.close_forced();
+        }
+        drop(parking);
+        // Disconnects the job channel: workers exit once it is empty.
+        drop(jobs);
+        drop(done);
     }
 }
 
@@ -328,7 +547,7 @@ mod tests {
 
     #[test]
     fn exhaustion_backs_off_and_connection_errors_are_skipped() {
-        for code in [12, 23, 24] {
+        for code in [libc::ENOMEM, libc::ENFILE, libc::EMFILE, libc::ENOBUFS] {
             let e = io::Error::from_raw_os_error(code);
             assert_eq!(classify(&e), AcceptFailure::Resources, "errno {code}");
         }
@@ -336,5 +555,10 @@ mod tests {
         assert_eq!(classify(&aborted), AcceptFailure::Connection);
         let interrupted = io::Error::from(io::ErrorKind::Interrupted);
         assert_eq!(classify(&interrupted), AcceptFailure::Connection);
+    }
+
+    #[test]
+    fn the_native_backend_exists() {
+        assert!(Poller::new(crate::sys::Backend::native()).is_ok());
     }
 }

@@ -34,6 +34,10 @@ pub enum Error {
     /// The listener could not be prepared (put in nonblocking mode, or asked
     /// for its local address).
     Listener(io::Error),
+    /// The readiness wait (epoll or `poll(2)`, and its wake-up sockets)
+    /// could not be set up, e.g. for lack of descriptors. Returned by
+    /// [`Builder::build`](crate::Builder::build) and when serving starts.
+    Readiness(io::Error),
     /// The socket-activation environment (`LISTEN_PID`, `LISTEN_FDS`,
     /// `LISTEN_FDNAMES`) is malformed, names no socket we asked for, or
     /// hands us something that is not a listening TCP socket. Returned by
@@ -63,6 +67,7 @@ impl fmt::Display for Error {
             Error::Address(_) => f.write_str("cannot resolve the address"),
             Error::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             Error::Listener(_) => f.write_str("cannot prepare the listening socket"),
+            Error::Readiness(_) => f.write_str("cannot set up the readiness wait"),
             Error::Activation(reason) => write!(f, "cannot inherit the listener: {reason}"),
             Error::Spawn { thread, .. } => write!(f, "cannot spawn thread {thread}"),
             Error::CtrlC(_) => f.write_str("cannot install the ctrl-c handler"),
@@ -77,7 +82,8 @@ impl StdError for Error {
             Error::Address(source)
             | Error::Bind { source, .. }
             | Error::Spawn { source, .. }
-            | Error::Listener(source) => Some(source),
+            | Error::Listener(source)
+            | Error::Readiness(source) => Some(source),
             Error::CtrlC(source) => Some(source),
             Error::Config { .. } | Error::Activation(_) | Error::Internal(_) => None,
         }

@@ -130,19 +130,26 @@
 //! [`outcomes`](Report::outcomes) always add up to
 //! [`accepted`](Report::accepted).
 #![warn(missing_docs)]
-// One `unsafe` block, in `systemd.rs`: adopting an inherited descriptor.
+// `unsafe` only in `sys.rs`, for foreign calls and adopting a descriptor.
 #![deny(unsafe_code)]
+
+#[cfg(not(unix))]
+compile_error!("graceful-server needs a Unix system (epoll or poll(2), Unix sockets)");
 
 mod acceptor;
 mod connection;
+mod drain;
 mod error;
 mod pool;
+mod registry;
 mod report;
 mod server;
 mod shutdown;
+mod sys;
 mod systemd;
+mod wake;
 
-pub use connection::{Connection, IdleGuard};
+pub use connection::{Connection, Handler, Next};
 pub use error::Error;
 pub use report::Report;
 pub use server::{Builder, RunningServer, Server};

@@ -3,12 +3,12 @@
 //! Arguments -> builder -> serve -> exit code. Everything interesting is in
 //! the library; this file is the seed's `server.js`, made real.
 
-use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::{Connection, Error, Report, Server};
+use graceful_server::{Connection, Error, Next, Report, Server};
 
 mod cli;
 
@@ -109,13 +109,17 @@ fn run(options: &Options) -> Result<Report, Error> {
     })
 }
 
-/// The echo handler: every byte read is written back, until the client
-/// closes its side.
-fn echo(stream: TcpStream, _conn: &Connection) -> io::Result<()> {
-    // `&TcpStream` implements both `Read` and `Write`.
-    let (mut reader, mut writer) = (&stream, &stream);
-    io::copy(&mut reader, &mut writer)?;
-    Ok(())
+/// The echo handler, one turn: the bytes that arrived go back. The client
+/// may send more at any time, so between turns the connection waits
+/// mid-conversation: shutdown waits for the client to hang up.
+fn echo(conn: &mut Connection) -> io::Result<Next> {
+    let mut buf = [0; 16 * 1024];
+    let n = conn.read(&mut buf)?;
+    if n == 0 {
+        return Ok(Next::Close); // the client hung up
+    }
+    conn.write_all(&buf[..n])?;
+    Ok(Next::Wait)
 }
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {

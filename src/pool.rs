@@ -1,93 +1,235 @@
-//! The worker threads: the Rust Book's `ThreadPool`, made to survive panics
-//! and to say when it is done.
+//! The worker threads: the Rust Book's `ThreadPool`, serving turns instead of
+//! whole connections, surviving panics, and saying when it is done.
 //!
-//! Each [`Worker`] takes [`Job`]s (an accepted stream and its
-//! [`Connection`]) from a bounded channel and runs the handler inside
-//! `catch_unwind`, so a panicking handler costs one connection, never the
-//! worker. The pool does not join its threads to learn that it is finished:
-//! every worker holds a clone of a `done` sender and drops it on exit, so the
-//! channel disconnects the moment the last worker is gone, and whoever waits on
-//! it wakes at once.
+//! Each [`Worker`] takes a [`Job`] (a connection with input) from a bounded
+//! channel and runs one turn of the handler inside `catch_unwind`. When the
+//! handler says to wait, the worker *lingers*: it waits on that connection and
+//! on its own wake-up socket, with no timeout, and serves the next turn
+//! itself if input comes first. It gives the connection to the acceptor (to
+//! park it) only when it is **kicked**, because a connection is queued and no
+//! worker is free, or when someone is already waiting after the turn. So with
+//! fewer clients than workers a keep-alive connection costs no hand-off at
+//! all (as fast as a thread per connection), and with more clients than
+//! workers, waiting connections hold no worker (as fair as an event loop).
+//!
+//! The pool does not join its threads to learn that it is finished: every
+//! worker holds a clone of a `done` sender and drops it on exit, so the
+//! channel disconnects the moment the last worker is gone.
 
-use std::io;
-use std::net::TcpStream;
+use std::cell::Cell;
+use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::connection::{Connection, Ending};
+use crate::connection::{Connection, Handler, Next, Waiting};
 use crate::error::Error;
+use crate::registry::Outcome;
+use crate::sys;
+use crate::wake::{self, WakeReceiver, Waker};
 
-/// A connection to serve.
-pub(crate) struct Job {
-    pub(crate) stream: TcpStream,
-    pub(crate) conn: Connection,
+/// A connection ready for a turn.
+pub(crate) type Job = Connection;
+
+/// How long a worker waits for a new connection's first bytes before it lets
+/// itself be kicked off it. Clients usually send right after connecting, and
+/// giving such a connection up to the acceptor would cost a hand-off per
+/// connection; a client that stays silent for longer costs a worker no more
+/// than this.
+const FIRST_INPUT_WINDOW: Duration = Duration::from_millis(2);
+
+/// Timeouts of waiting connections, as the workers and the acceptor apply
+/// them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    /// For [`Next::Idle`] waits.
+    pub(crate) idle: Option<Duration>,
+    /// For [`Next::Wait`] waits.
+    pub(crate) read: Option<Duration>,
 }
 
-impl Job {
-    /// Closes the connection without serving it (the deadline passed while it
-    /// was queued).
-    pub(crate) fn close_unserved(self) {
-        let Job { stream, conn } = self;
-        drop(stream);
-        conn.registry().finish(conn.id(), Ending::Unserved);
+impl Timeouts {
+    /// The deadline of a connection that started waiting at `since`; `None`
+    /// for none (or one too far to represent).
+    pub(crate) fn deadline(&self, waiting: Waiting, since: Instant) -> Option<Instant> {
+        let timeout = match waiting {
+            Waiting::Idle => self.idle,
+            Waiting::Busy => self.read,
+        };
+        timeout.and_then(|t| since.checked_add(t))
+    }
+
+    /// The outcome of a connection whose wait timed out.
+    pub(crate) fn outcome(waiting: Waiting) -> Outcome {
+        match waiting {
+            Waiting::Idle => Outcome::ClosedIdle,
+            Waiting::Busy => Outcome::Failed,
+        }
     }
 }
 
-/// The shared form of the user's handler.
-pub(crate) type Handler = dyn Fn(TcpStream, &Connection) -> io::Result<()> + Send + Sync;
-
-/// Counts worker threads that have not exited yet, and those waiting for a
-/// job.
-#[derive(Default)]
-pub(crate) struct Liveness {
-    alive: AtomicUsize,
-    free: AtomicUsize,
+/// One worker's place in the pool, seen by whoever may kick it.
+struct Slot {
+    /// Set while the worker lingers on a connection and may be kicked.
+    lingering: AtomicBool,
+    waker: Waker,
 }
 
-impl Liveness {
+/// The state the workers share with the acceptor and the drain.
+pub(crate) struct Pool {
+    slots: Vec<Slot>,
+    /// Workers blocked on the job channel.
+    free: AtomicUsize,
+    /// Workers kicked and on their way to the job channel.
+    kicked: AtomicIsize,
+    /// Workers not exited yet.
+    alive: AtomicUsize,
+    /// Jobs the acceptor holds because the channel is full.
+    overflow: AtomicUsize,
+    /// Set by the acceptor when it holds jobs for a full channel: the next
+    /// worker to take a job wakes it.
+    acceptor_wants_space: AtomicBool,
+    acceptor: Waker,
+    jobs: Receiver<Job>,
+    /// Where kicked workers send connections to be parked.
+    park: Sender<Connection>,
+    pub(crate) timeouts: Timeouts,
+}
+
+impl Pool {
     pub(crate) fn alive(&self) -> usize {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Workers waiting for a job. Zero means a queued connection waits until
-    /// some handler returns.
+    /// Workers blocked on the job channel, waiting for work.
     pub(crate) fn free(&self) -> usize {
         self.free.load(Ordering::SeqCst)
     }
+
+    /// Jobs waiting for a worker.
+    pub(crate) fn queued(&self) -> usize {
+        self.jobs.len() + self.overflow.load(Ordering::SeqCst)
+    }
+
+    /// Whether a job waits that no free (or already kicked) worker will take.
+    /// Compared with the number of free workers, not with zero: otherwise
+    /// lingering workers would be kicked for jobs that a free worker is
+    /// about to take anyway.
+    pub(crate) fn someone_waits(&self) -> bool {
+        let taken = self.free() as isize + self.kicked.load(Ordering::SeqCst);
+        self.queued() as isize > taken
+    }
+
+    pub(crate) fn set_overflow(&self, held: usize) {
+        self.overflow.store(held, Ordering::SeqCst);
+    }
+
+    pub(crate) fn wake_acceptor_on_space(&self) {
+        self.acceptor_wants_space.store(true, Ordering::SeqCst);
+    }
+
+    /// Kicks lingering workers off their connections, one per job that no
+    /// worker will take. Called by the acceptor after queueing.
+    pub(crate) fn kick_for_waiting_jobs(&self) {
+        for slot in &self.slots {
+            if !self.someone_waits() {
+                return;
+            }
+            let kicked = slot
+                .lingering
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            if kicked {
+                // The kicked worker uncounts itself once back on the
+                // channel, possibly before this count: the counter is
+                // signed, and a moment at -1 only makes workers give up
+                // their connections a little more readily.
+                self.kicked.fetch_add(1, Ordering::SeqCst);
+                slot.waker.wake();
+            }
+        }
+    }
+
+    /// Wakes every lingering worker so that it looks at the shutdown state
+    /// (idle grace over, forced) without giving up its connection.
+    pub(crate) fn wake_lingering(&self) {
+        for slot in &self.slots {
+            if slot.lingering.load(Ordering::SeqCst) {
+                slot.waker.wake();
+            }
+        }
+    }
+}
+
+/// Builds the pool's shared state and its workers' wake-up receivers.
+pub(crate) fn new(
+    workers: usize,
+    jobs: Receiver<Job>,
+    park: Sender<Connection>,
+    acceptor: Waker,
+    timeouts: Timeouts,
+) -> Result<(Arc<Pool>, Vec<WakeReceiver>), Error> {
+    let mut slots = Vec::with_capacity(workers);
+    let mut receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (waker, receiver) = wake::channel().map_err(Error::Readiness)?;
+        slots.push(Slot {
+            lingering: AtomicBool::new(false),
+            waker,
+        });
+        receivers.push(receiver);
+    }
+    let pool = Pool {
+        slots,
+        free: AtomicUsize::new(0),
+        kicked: AtomicIsize::new(0),
+        alive: AtomicUsize::new(0),
+        overflow: AtomicUsize::new(0),
+        acceptor_wants_space: AtomicBool::new(false),
+        acceptor,
+        jobs,
+        park,
+        timeouts,
+    };
+    Ok((Arc::new(pool), receivers))
 }
 
 /// One named worker thread.
-pub(crate) struct Worker;
+pub(crate) struct Worker {
+    index: usize,
+    pool: Arc<Pool>,
+    handler: Arc<dyn Handler>,
+    wake: WakeReceiver,
+    /// Set when this worker was kicked, until it is back on the channel.
+    kicked: Cell<bool>,
+}
 
 impl Worker {
-    /// Spawns `worker-{id}`. It runs until the job channel is empty and
-    /// disconnected, then drops `done`.
+    /// Spawns `worker-{index + 1}`. It runs until the job channel is empty
+    /// and disconnected, then drops `done`.
     pub(crate) fn spawn(
-        id: usize,
-        jobs: Receiver<Job>,
-        handler: Arc<Handler>,
-        liveness: Arc<Liveness>,
+        index: usize,
+        pool: Arc<Pool>,
+        handler: Arc<dyn Handler>,
+        wake: WakeReceiver,
         done: Sender<()>,
     ) -> Result<(), Error> {
-        let name = format!("worker-{id}");
-        liveness.alive.fetch_add(1, Ordering::SeqCst);
-        let counted = Arc::clone(&liveness);
+        let name = format!("worker-{}", index + 1);
+        pool.alive.fetch_add(1, Ordering::SeqCst);
+        let counted = Arc::clone(&pool);
+        let worker = Worker {
+            index,
+            pool,
+            handler,
+            wake,
+            kicked: Cell::new(false),
+        };
         let spawned = thread::Builder::new().name(name.clone()).spawn(move || {
-            loop {
-                counted.free.fetch_add(1, Ordering::SeqCst);
-                let job = jobs.recv();
-                counted.free.fetch_sub(1, Ordering::SeqCst);
-                match job {
-                    Ok(job) => run(job, &*handler),
-                    // Empty and disconnected: the acceptor is done.
-                    Err(_) => break,
-                }
-            }
-            counted.alive.fetch_sub(1, Ordering::SeqCst);
+            worker.run();
             drop(done);
         });
         match spawned {
@@ -96,7 +238,7 @@ impl Worker {
             // left behind rather than waited for.
             Ok(_detached) => Ok(()),
             Err(source) => {
-                liveness.alive.fetch_sub(1, Ordering::SeqCst);
+                counted.alive.fetch_sub(1, Ordering::SeqCst);
                 Err(Error::Spawn {
                     thread: name,
                     source,
@@ -104,25 +246,170 @@ impl Worker {
             }
         }
     }
-}
 
-/// Serves one connection and records how it ended.
-fn run(job: Job, handler: &Handler) {
-    // A connection still queued when shutdown is forced is closed unserved:
-    // starting it now would only have it cut at once.
-    if job.conn.signal().is_forced() {
-        job.close_unserved();
-        return;
+    fn slot(&self) -> &Slot {
+        &self.pool.slots[self.index]
     }
-    let Job { stream, conn } = job;
-    conn.registry().start();
-    // AssertUnwindSafe: after a panic the stream has been dropped (closing the
-    // connection) and the `Connection` is only used to deregister, so no
-    // broken state is observed.
-    let ending = match panic::catch_unwind(AssertUnwindSafe(|| handler(stream, &conn))) {
-        Ok(Ok(())) => Ending::Returned,
-        Ok(Err(_)) => Ending::Failed,
-        Err(_panic) => Ending::Panicked,
-    };
-    conn.registry().finish(conn.id(), ending);
+
+    fn run(self) {
+        loop {
+            self.pool.free.fetch_add(1, Ordering::SeqCst);
+            // Counted free first, so that free + kicked never dips.
+            if self.kicked.take() {
+                self.pool.kicked.fetch_sub(1, Ordering::SeqCst);
+            }
+            let job = self.pool.jobs.recv();
+            self.pool.free.fetch_sub(1, Ordering::SeqCst);
+            if self.pool.acceptor_wants_space.swap(false, Ordering::SeqCst) {
+                self.pool.acceptor.wake();
+            }
+            match job {
+                Ok(conn) => self.serve(conn),
+                // Empty and disconnected: the acceptor is done.
+                Err(_) => break,
+            }
+        }
+        self.pool.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Serves turns of `conn` until it is closed or parked.
+    fn serve(&self, mut conn: Connection) {
+        // A connection that has not had a turn may have no input yet (it
+        // was just accepted): give its client a moment to send before
+        // lingering where it can be kicked.
+        if !conn.served && !conn.has_buffered_input() {
+            match sys::wait_two(conn.stream().as_fd(), None, Some(FIRST_INPUT_WINDOW)) {
+                Ok(ready) if ready.connection => {}
+                Ok(_) => match self.linger(conn) {
+                    Some(ready) => conn = ready,
+                    None => return,
+                },
+                Err(_) => return conn.close(Outcome::Failed),
+            }
+        }
+        loop {
+            if conn.signal().is_forced() {
+                return conn.close_forced();
+            }
+            conn = match self.turn(conn) {
+                Some(conn) => conn,
+                None => return,
+            };
+            // Others wait for a worker: let them go first. With input
+            // already buffered the acceptor queues it again at once, behind
+            // them.
+            if self.pool.someone_waits() {
+                return self.park(conn);
+            }
+            if !conn.has_buffered_input() {
+                conn = match self.linger(conn) {
+                    Some(conn) => conn,
+                    None => return,
+                };
+            }
+        }
+    }
+
+    /// Runs one turn; `None` if the connection was closed.
+    fn turn(&self, mut conn: Connection) -> Option<Connection> {
+        conn.served = true;
+        // AssertUnwindSafe: after a panic the connection is closed without
+        // being read from again, so no broken state is observed.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| self.handler.turn(&mut conn)));
+        let waiting = match result {
+            Ok(Ok(Next::Idle)) => Waiting::Idle,
+            Ok(Ok(Next::Wait)) => Waiting::Busy,
+            Ok(Ok(Next::Close)) => {
+                conn.close(Outcome::Completed);
+                return None;
+            }
+            Ok(Err(_)) => {
+                conn.close(Outcome::Failed);
+                return None;
+            }
+            Err(_panic) => {
+                conn.close(Outcome::Panicked);
+                return None;
+            }
+        };
+        conn.waiting = waiting;
+        conn.since = Instant::now();
+        if waiting == Waiting::Idle && conn.signal().is_closing_idle() {
+            // Turned idle after the grace: closed at once.
+            conn.close(Outcome::ClosedIdle);
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Waits on `conn` and on this worker's wake-up socket until the
+    /// connection has input (returned, for a turn), or it must be given up:
+    /// kicked (parked), timed out or closed at shutdown (`None`).
+    fn linger(&self, conn: Connection) -> Option<Connection> {
+        let slot = self.slot();
+        loop {
+            if conn.signal().is_forced() {
+                conn.close_forced();
+                return None;
+            }
+            if conn.waiting == Waiting::Idle && conn.signal().is_closing_idle() {
+                conn.close(Outcome::ClosedIdle);
+                return None;
+            }
+            let deadline = self.pool.timeouts.deadline(conn.waiting, conn.since);
+            // Announce the linger, then look for waiting jobs: the acceptor
+            // queues, then looks for lingering workers. Both are SeqCst, so
+            // one of the two sees the other and no job waits unnoticed.
+            slot.lingering.store(true, Ordering::SeqCst);
+            if self.pool.someone_waits() {
+                self.stop_lingering();
+                self.park(conn);
+                return None;
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let ready = sys::wait_two(conn.stream().as_fd(), Some(self.wake.as_fd()), timeout);
+            let kicked = self.stop_lingering();
+            let ready = match ready {
+                Ok(ready) => ready,
+                Err(_) => {
+                    conn.close(Outcome::Failed);
+                    return None;
+                }
+            };
+            if kicked {
+                self.park(conn);
+                return None;
+            }
+            if ready.connection {
+                return Some(conn);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let outcome = Timeouts::outcome(conn.waiting);
+                conn.close(outcome);
+                return None;
+            }
+            // Woken to look at the shutdown state: loop.
+        }
+    }
+
+    /// Clears the lingering mark; returns whether this worker was kicked
+    /// meanwhile (the kicker cleared the mark first and counted the kick).
+    fn stop_lingering(&self) -> bool {
+        let kicked = !self.slot().lingering.swap(false, Ordering::SeqCst);
+        if kicked {
+            self.kicked.set(true);
+        }
+        // Wake-ups are only hints to look again; consume them all now.
+        self.wake.drain();
+        kicked
+    }
+
+    /// Gives `conn` to the acceptor to wait there.
+    fn park(&self, conn: Connection) {
+        match self.pool.park.send(conn) {
+            Ok(()) => self.pool.acceptor.wake(),
+            // The acceptor has exited, which it does only when forced.
+            Err(failed) => failed.into_inner().close_forced(),
+        }
+    }
 }

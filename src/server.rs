@@ -1,6 +1,5 @@
-//! The builder (configuration and its validation), the bound [`Server`], the
-//! [`RunningServer`], and the drain that runs between the shutdown signal and
-//! the [`Report`].
+//! The builder (configuration and its validation), the bound [`Server`] and
+//! the [`RunningServer`].
 
 use std::fmt;
 use std::io;
@@ -9,37 +8,50 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 
 use crate::acceptor::Acceptor;
-use crate::connection::{Connection, Registry};
+use crate::connection::{Handler, Waiting};
+use crate::drain::{Drain, Phases};
 use crate::error::Error;
-use crate::pool::{Handler, Job, Liveness, Worker};
+use crate::pool::{self, Timeouts, Worker};
+use crate::registry::Registry;
 use crate::report::Report;
 use crate::shutdown::{ShutdownHandle, Signal};
+use crate::sys::{self, Backend, Poller};
 use crate::systemd::{self, Notifier};
+use crate::wake::{self, WakeReceiver};
 
-/// Default worker count. Each connection holds a worker for its whole life
-/// (thread per connection), so this is the number of clients served at once,
-/// not a CPU count: 32 lets a few long-lived connections (keep-alive, echo
-/// sessions) coexist with short ones, while an idle worker costs only a few
-/// KiB of touched stack.
-const DEFAULT_WORKERS: usize = 32;
+/// Default worker count: how many turns run at once. A connection waiting
+/// for input holds no worker, so this bounds handlers running (or blocked
+/// inside a turn) at the same moment, not clients; 32 leaves room for
+/// handlers that block on slow work while costing only a few KiB of touched
+/// stack each.
+pub(crate) const DEFAULT_WORKERS: usize = 32;
 /// Default queue capacity: a burst of twice the pool can wait in the queue;
 /// beyond that, connections wait in the kernel backlog.
 const DEFAULT_QUEUE: usize = 64;
 /// Default drain timeout: with the default force grace it leaves room inside
 /// Kubernetes' default 30 s termination grace period.
-const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
-/// Default acceptor wait cap: at most 100 wake-ups a second when idle.
-const DEFAULT_WAIT_CAP: Duration = Duration::from_millis(10);
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default force grace.
 const DEFAULT_FORCE_GRACE: Duration = Duration::from_secs(1);
+/// Default idle timeout: longer than any browser or client pool keeps an
+/// idle connection (Node's `keepAliveTimeout` is 5 s, nginx's 75 s), short
+/// enough that abandoned connections do not pile up.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default listen backlog. std listens with 128, which a burst of clients
+/// overflows (the kernel then drops SYNs, costing clients a 1 s retransmit).
+const DEFAULT_BACKLOG: u32 = 1024;
+/// Descriptors kept free for everything else when the connection maximum is
+/// derived from `RLIMIT_NOFILE`: the listener, wake-up sockets, files the
+/// handlers open.
+const RESERVED_DESCRIPTORS: u64 = 64;
+/// The connection maximum when the descriptor limit is unknown or infinite.
+const FALLBACK_MAX_CONNECTIONS: usize = 65_536;
 
-/// Upper bounds that catch unit mistakes (milliseconds passed as seconds)
-/// and values no server can honour.
+/// Upper bounds that catch unit mistakes and values no server can honour.
 const MAX_WORKERS: usize = 65_536;
-const MAX_WAIT_CAP: Duration = Duration::from_secs(1);
 
 enum Source {
     Addr(io::Result<Vec<SocketAddr>>),
@@ -70,13 +82,17 @@ pub struct Builder {
 struct Config {
     workers: usize,
     queue_capacity: usize,
+    /// `None`: derived from the descriptor limit in `build`.
+    max_connections: Option<usize>,
+    backlog: u32,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
     idle_grace: Duration,
+    idle_timeout: Option<Duration>,
     force_grace: Duration,
-    accept_wait_cap: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    backend: Backend,
     /// `None`: bind. `Some(None)`: the first inherited socket, else bind.
     /// `Some(Some(name))`: the inherited socket with that name, else bind.
     inherit: Option<Option<String>>,
@@ -88,16 +104,31 @@ impl Default for Config {
         Config {
             workers: DEFAULT_WORKERS,
             queue_capacity: DEFAULT_QUEUE,
+            max_connections: None,
+            backlog: DEFAULT_BACKLOG,
             drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             drain_delay: Duration::ZERO,
             idle_grace: Duration::ZERO,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             force_grace: DEFAULT_FORCE_GRACE,
-            accept_wait_cap: DEFAULT_WAIT_CAP,
             read_timeout: None,
             write_timeout: None,
+            backend: Backend::native(),
             inherit: None,
             notify: false,
         }
+    }
+}
+
+/// The connection maximum derived from the descriptor limit: one descriptor
+/// per connection, minus a reserve.
+fn default_max_connections() -> usize {
+    match sys::descriptor_limit() {
+        Some(limit) => {
+            let usable = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+            usize::try_from(usable).unwrap_or(FALLBACK_MAX_CONNECTIONS)
+        }
+        None => FALLBACK_MAX_CONNECTIONS,
     }
 }
 
@@ -118,11 +149,11 @@ impl Config {
         if self.queue_capacity == 0 {
             return invalid("queue_capacity", "must be at least 1");
         }
-        if self.accept_wait_cap.is_zero() {
-            return invalid("accept_wait_cap", "must be above zero");
+        if self.max_connections == Some(0) {
+            return invalid("max_connections", "must be at least 1");
         }
-        if self.accept_wait_cap > MAX_WAIT_CAP {
-            return invalid("accept_wait_cap", "must be at most 1 s");
+        if self.backlog == 0 {
+            return invalid("backlog", "must be at least 1");
         }
         // std rejects a zero timeout ("use None to block forever").
         if self.read_timeout == Some(Duration::ZERO) {
@@ -130,6 +161,9 @@ impl Config {
         }
         if self.write_timeout == Some(Duration::ZERO) {
             return invalid("write_timeout", "must be above zero, or None");
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            return invalid("idle_timeout", "must be above zero, or None");
         }
         Ok(())
     }
@@ -143,14 +177,67 @@ impl Builder {
         }
     }
 
-    /// The number of worker threads, i.e. of connections served at once. By
+    /// The number of worker threads, i.e. of turns served at once. By
     /// default, 32.
     ///
-    /// Each connection holds a worker for its whole life, so this is a
-    /// concurrency limit rather than a CPU count; more connections wait in the
-    /// queue and then in the kernel backlog. Must be 1 to 65536.
+    /// A connection waiting for input holds no worker, so this is not a
+    /// limit on clients (see [`max_connections`](Self::max_connections)):
+    /// it bounds how many handlers run at the same moment. Size it for
+    /// handlers that block on slow work. Must be 1 to 65536.
     pub fn workers(mut self, workers: usize) -> Builder {
         self.config.workers = workers;
+        self
+    }
+
+    /// The most connections open at once. By default, the process's soft
+    /// limit on open descriptors (`RLIMIT_NOFILE`) minus 64.
+    ///
+    /// Each connection holds one descriptor. At the maximum the acceptor
+    /// stops accepting, and new connections wait in the kernel backlog until
+    /// one closes: they are never refused or reset by the server. Must be at
+    /// least 1.
+    pub fn max_connections(mut self, max: usize) -> Builder {
+        self.config.max_connections = Some(max);
+        self
+    }
+
+    /// The listen backlog: how many connections the kernel queues before
+    /// they are accepted. By default, 1024.
+    ///
+    /// Applied with `listen(2)` to a socket the builder binds (std's own
+    /// default is 128); the kernel caps it at `net.core.somaxconn` on Linux.
+    /// A listener you pass in ([`Server::from_listener`]) or inherit keeps
+    /// its own backlog. Must be at least 1.
+    pub fn backlog(mut self, backlog: u32) -> Builder {
+        self.config.backlog = backlog;
+        self
+    }
+
+    /// How long a connection waiting idle ([`Next::Idle`](crate::Next::Idle))
+    /// may wait for input before it is closed. By default, 60 seconds.
+    ///
+    /// It applies between turns, to connections at a safe boundary; such
+    /// closes count as [`closed_idle`](Report::closed_idle). The [read
+    /// timeout](Self::read_timeout) applies inside a turn, and to connections
+    /// waiting mid-conversation. `None` keeps idle connections for ever (until
+    /// shutdown). Must not be zero.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Uses `poll(2)` instead of epoll to watch waiting connections. By
+    /// default, off on Linux (epoll); other systems always use `poll(2)`.
+    ///
+    /// `poll(2)` scans every waiting connection on each wake-up, so it slows
+    /// down with thousands of idle connections; it is here to measure and
+    /// test the portable backend on Linux.
+    pub fn use_poll(mut self, use_poll: bool) -> Builder {
+        self.config.backend = if use_poll {
+            Backend::Poll
+        } else {
+            Backend::native()
+        };
         self
     }
 
@@ -183,7 +270,8 @@ impl Builder {
     /// signal. By default, zero.
     ///
     /// During the delay [`ShutdownHandle::is_shutting_down`] and
-    /// [`Connection::is_shutting_down`] already say `true` (so a readiness
+    /// [`Connection::is_shutting_down`](crate::Connection::is_shutting_down)
+    /// already say `true` (so a readiness
     /// check can fail and a load balancer stop sending new clients), but new
     /// connections are still accepted and served. After it, the server stops
     /// accepting and drains as usual. Behind a load balancer or in
@@ -203,10 +291,10 @@ impl Builder {
     /// default, zero: they are closed at once.
     ///
     /// A request that arrives during the window is still served (the handler
-    /// sees [`Connection::is_shutting_down`] and should answer with its
-    /// protocol's "closing" marker). After it, idle connections are closed,
-    /// and so is any connection that turns idle later. See
-    /// [`Connection::idle`].
+    /// sees [`Connection::is_shutting_down`](crate::Connection::is_shutting_down)
+    /// and should answer with its protocol's "closing" marker). After it,
+    /// idle connections ([`Next::Idle`](crate::Next::Idle)) are closed, and
+    /// so is any connection that turns idle later.
     pub fn idle_grace(mut self, grace: Duration) -> Builder {
         self.config.idle_grace = grace;
         self
@@ -224,23 +312,13 @@ impl Builder {
         self
     }
 
-    /// The longest the acceptor waits between looks at an idle listener. By
-    /// default, 10 milliseconds.
-    ///
-    /// After a connection the wait starts at 50 µs and doubles up to this
-    /// cap. It bounds the extra latency of the first connection after a quiet
-    /// spell, and the idle cost: at most `1 s / cap` wake-ups a second.
-    /// Shutdown does not wait for it: the wait ends at the signal. Must be
-    /// above zero and at most 1 second.
-    pub fn accept_wait_cap(mut self, cap: Duration) -> Builder {
-        self.config.accept_wait_cap = cap;
-        self
-    }
-
     /// The read timeout set on every accepted stream. By default, none.
     ///
-    /// A silent client then makes the handler's `read` fail with `WouldBlock`
-    /// or `TimedOut` instead of holding a worker for ever. Must not be zero.
+    /// Inside a turn, a silent client then makes the handler's `read` fail
+    /// with `WouldBlock` or `TimedOut` instead of holding a worker for ever.
+    /// Between turns it bounds a mid-conversation wait
+    /// ([`Next::Wait`](crate::Next::Wait)): the connection is closed and
+    /// counted as [`failed`](Report::failed). Must not be zero.
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Builder {
         self.config.read_timeout = timeout;
         self
@@ -312,17 +390,25 @@ impl Builder {
         let (listener, first) = match (inherited, self.source) {
             (Some(inherited), _) => inherited,
             (None, Source::Listener(listener)) => (listener, None),
-            (None, Source::Addr(addrs)) => (bind(addrs.map_err(Error::Address)?)?, None),
+            (None, Source::Addr(addrs)) => {
+                let listener = bind(addrs.map_err(Error::Address)?)?;
+                sys::set_backlog(&listener, self.config.backlog).map_err(Error::Listener)?;
+                (listener, None)
+            }
         };
         // On an inherited socket this flag is shared with every holder;
         // they cope, since the acceptor treats `WouldBlock` as "nothing yet".
         listener.set_nonblocking(true).map_err(Error::Listener)?;
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
+        let poller = Poller::new(self.config.backend).map_err(Error::Readiness)?;
+        let (waker, wake) = wake::channel().map_err(Error::Readiness)?;
         Ok(Server {
             listener,
             first,
             local_addr,
-            signal: Signal::new(self.config.drain_delay),
+            signal: Signal::new(self.config.drain_delay, waker),
+            poller,
+            wake,
             notifier: self.config.notify.then(Notifier::from_env).flatten(),
             config: self.config,
         })
@@ -368,6 +454,10 @@ pub struct Server {
     local_addr: SocketAddr,
     config: Config,
     signal: Arc<Signal>,
+    poller: Poller,
+    /// The acceptor's end of the wake-up socket whose other end `signal`
+    /// holds.
+    wake: WakeReceiver,
     notifier: Option<Notifier>,
 }
 
@@ -405,19 +495,18 @@ impl Server {
     /// Serves connections on the current thread until shut down, then
     /// returns what happened.
     ///
-    /// `handler` runs on a worker thread for each connection, with the
-    /// stream and its [`Connection`]. When it returns (or panics), the stream
-    /// is closed. Returning an error only counts the connection as
-    /// [`failed`](Report::failed).
+    /// `handler` serves one turn at a time, on a worker thread, whenever a
+    /// connection has input; see [`Handler`] (any
+    /// `Fn(&mut Connection) -> io::Result<Next>` closure is one).
     ///
     /// # Errors
     ///
-    /// [`Error::Spawn`] if a thread cannot be started; nothing keeps running
-    /// then.
-    pub fn serve<H>(self, handler: H) -> Result<Report, Error>
-    where
-        H: Fn(TcpStream, &Connection) -> io::Result<()> + Send + Sync + 'static,
-    {
+    /// [`Error::Spawn`] if a thread cannot be started, [`Error::Readiness`]
+    /// if a wake-up socket cannot be made; nothing keeps running then.
+    ///
+    /// [`Connection`]: crate::Connection
+    /// [`Next`]: crate::Next
+    pub fn serve<H: Handler>(self, handler: H) -> Result<Report, Error> {
         Ok(self.start(Arc::new(handler))?.run())
     }
 
@@ -427,18 +516,18 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`Error::Spawn`] if a thread cannot be started; nothing keeps running
-    /// then.
-    pub fn spawn<H>(self, handler: H) -> Result<RunningServer, Error>
-    where
-        H: Fn(TcpStream, &Connection) -> io::Result<()> + Send + Sync + 'static,
-    {
+    /// [`Error::Spawn`] if a thread cannot be started, [`Error::Readiness`]
+    /// if a wake-up socket cannot be made; nothing keeps running then.
+    pub fn spawn<H: Handler>(self, handler: H) -> Result<RunningServer, Error> {
         let local_addr = self.local_addr;
         let handle = self.shutdown_handle();
-        let drop_bound = self
-            .config
-            .drain_timeout
-            .map(|timeout| self.config.drain_delay + timeout + self.config.force_grace);
+        let config = &self.config;
+        let drop_bound = config.drain_timeout.and_then(|timeout| {
+            config
+                .drain_delay
+                .checked_add(timeout)?
+                .checked_add(config.force_grace)
+        });
         let drain = self.start(Arc::new(handler))?;
         let registry = Arc::clone(&drain.registry);
         let (report_tx, report_rx) = crossbeam_channel::bounded(1);
@@ -450,7 +539,7 @@ impl Server {
         if let Err(source) = spawned {
             // The drain was moved into the failed closure and dropped; stop
             // the acceptor so that it and the workers exit.
-            handle.shutdown();
+            handle.force();
             return Err(Error::Spawn {
                 thread: "shutdown".into(),
                 source,
@@ -466,42 +555,67 @@ impl Server {
     }
 
     /// Starts the workers and the acceptor.
-    fn start(self, handler: Arc<Handler>) -> Result<Drain, Error> {
+    fn start(self, handler: Arc<dyn Handler>) -> Result<Drain, Error> {
         let Server {
             listener,
             first,
             config,
             signal,
+            poller,
+            wake,
             notifier,
             ..
         } = self;
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(config.queue_capacity);
+        let acceptor_waker = signal.acceptor_waker();
+        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let (park_tx, park_rx) = crossbeam_channel::unbounded();
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
-        let registry = Arc::new(Registry::new());
-        let liveness = Arc::new(Liveness::default());
+        let registry = Arc::new(Registry::new(acceptor_waker.clone()));
+        let timeouts = Timeouts {
+            idle: config.idle_timeout,
+            read: config.read_timeout,
+        };
+        let (pool, worker_wakes) = pool::new(
+            config.workers,
+            jobs_rx.clone(),
+            park_tx,
+            acceptor_waker,
+            timeouts,
+        )?;
+        let new_waiting = if handler.new_connections_are_idle() {
+            Waiting::Idle
+        } else {
+            Waiting::Busy
+        };
         let listener_closed = Arc::new(OnceLock::new());
-        // If anything below fails, returning drops `jobs_tx`: the workers
-        // already started see the channel disconnect and exit.
-        for id in 1..=config.workers {
+        // If anything below fails, `jobs_tx` is dropped on return: the
+        // workers already started see the channel disconnect and exit.
+        for (index, wake) in worker_wakes.into_iter().enumerate() {
             Worker::spawn(
-                id,
-                jobs_rx.clone(),
+                index,
+                Arc::clone(&pool),
                 Arc::clone(&handler),
-                Arc::clone(&liveness),
+                wake,
                 done_tx.clone(),
             )?;
         }
         let started = Instant::now();
         Acceptor {
-            listener,
+            listener: Some(listener),
             first,
+            poller,
+            wake,
             jobs: jobs_tx,
+            parking: park_rx,
+            pool: Arc::clone(&pool),
             signal: Arc::clone(&signal),
             registry: Arc::clone(&registry),
-            liveness: Arc::clone(&liveness),
-            wait_cap: config.accept_wait_cap,
+            max_connections: config
+                .max_connections
+                .unwrap_or_else(default_max_connections),
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
+            new_waiting,
             listener_closed: Arc::clone(&listener_closed),
             done: done_tx,
         }
@@ -510,11 +624,15 @@ impl Server {
             notifier.send("READY=1");
         }
         Ok(Drain {
+            phases: Phases {
+                drain_timeout: config.drain_timeout,
+                idle_grace: config.idle_grace,
+                force_grace: config.force_grace,
+            },
             notifier,
-            config,
             signal,
             registry,
-            liveness,
+            pool,
             jobs: jobs_rx,
             done: done_rx,
             listener_closed,
@@ -584,7 +702,9 @@ impl Drop for RunningServer {
         if let Some(bound) = self.drop_bound {
             // Bounded: the drain itself returns within this time. A margin
             // covers the time to build the report.
-            let _ = self.report.recv_timeout(bound + Duration::from_millis(100));
+            let _ = self
+                .report
+                .recv_timeout(bound.saturating_add(Duration::from_millis(100)));
         }
     }
 }
@@ -596,134 +716,5 @@ impl fmt::Debug for RunningServer {
             .field("open_connections", &self.open_connections())
             .field("shutdown", &self.handle)
             .finish()
-    }
-}
-
-/// Everything the drain watches: it waits for the signal, then leads the
-/// shutdown to its end.
-struct Drain {
-    config: Config,
-    notifier: Option<Notifier>,
-    signal: Arc<Signal>,
-    registry: Arc<Registry>,
-    liveness: Arc<Liveness>,
-    /// A receiver of the job queue, to close queued connections when forced.
-    jobs: Receiver<Job>,
-    /// Disconnects when the acceptor and every worker have exited.
-    done: Receiver<()>,
-    listener_closed: Arc<OnceLock<Instant>>,
-    started: Instant,
-}
-
-/// Why a wait in the drain ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Wake {
-    /// Every worker and the acceptor exited.
-    Done,
-    /// Shutdown was forced.
-    Forced,
-    /// The time ran out.
-    Timeout,
-}
-
-impl Drain {
-    fn run(self) -> Report {
-        // Blocks without timeout: an idle server costs no wake-ups here.
-        let _ = self.signal.graceful_receiver().recv();
-        let signalled = Instant::now();
-        self.notify("STOPPING=1");
-        let delay = self.signal.drain_delay();
-        if !delay.is_zero() {
-            self.notify(&format!(
-                "STATUS=shutting down: serving for {delay:?} more before draining"
-            ));
-            // Serve normally, while `is_shutting_down` already says true. Only
-            // a force cuts the delay short: the acceptor keeps `done` open.
-            self.wait(Some(signalled + delay));
-            self.signal.stop_accepting();
-        }
-        let draining = Instant::now();
-        self.notify(&format!(
-            "STATUS=draining {} connection(s)",
-            self.registry.open()
-        ));
-        let deadline = self.config.drain_timeout.map(|t| draining + t);
-
-        let mut wake = Wake::Timeout;
-        if !self.config.idle_grace.is_zero() {
-            let grace_end = draining + self.config.idle_grace;
-            wake = self.wait(Some(deadline.map_or(grace_end, |d| d.min(grace_end))));
-        }
-        if wake == Wake::Timeout {
-            self.registry.close_idle();
-            wake = self.wait(deadline);
-        }
-        let drained = Instant::now();
-
-        let mut left_behind = 0;
-        if wake != Wake::Done {
-            // Deadline or second signal: cut everything still open.
-            self.signal.force();
-            self.registry.force_close_all();
-            self.jobs.try_iter().for_each(Job::close_unserved);
-            let grace_end = Instant::now() + self.config.force_grace;
-            if self.wait_done(grace_end) != Wake::Done {
-                left_behind = self.liveness.alive();
-            }
-        }
-        let returned = Instant::now();
-
-        let tally = self.registry.tally();
-        let stop_accepting = self.listener_closed.get().map_or(Duration::ZERO, |closed| {
-            closed.saturating_duration_since(signalled)
-        });
-        Report {
-            accepted: tally.accepted,
-            completed: tally.completed,
-            failed: tally.failed,
-            closed_idle: tally.closed_idle,
-            // Still open now means stuck in a handler after being cut.
-            force_closed: tally.force_closed + tally.open,
-            unserved: tally.unserved,
-            panicked: tally.panicked,
-            threads_left_behind: left_behind,
-            forced: self.signal.is_forced(),
-            serving: signalled.saturating_duration_since(self.started),
-            stop_accepting,
-            drain: drained - signalled,
-            force: returned - drained,
-            shutdown: returned - signalled,
-        }
-    }
-
-    fn notify(&self, message: &str) {
-        if let Some(notifier) = &self.notifier {
-            notifier.send(message);
-        }
-    }
-
-    /// Waits for the end of the drain, a force, or `until`.
-    fn wait(&self, until: Option<Instant>) -> Wake {
-        let timeout = match until {
-            Some(until) => crossbeam_channel::at(until),
-            None => crossbeam_channel::never(),
-        };
-        crossbeam_channel::select! {
-            // Nothing is sent on `done` or on the force channel; a `recv`
-            // returns when they disconnect.
-            recv(self.done) -> _ => Wake::Done,
-            recv(self.signal.forced_receiver()) -> _ => Wake::Forced,
-            recv(timeout) -> _ => Wake::Timeout,
-        }
-    }
-
-    /// Waits for the end of the drain or `until`, ignoring the force (which
-    /// has already happened).
-    fn wait_done(&self, until: Instant) -> Wake {
-        let timeout = until.saturating_duration_since(Instant::now());
-        match self.done.recv_timeout(timeout) {
-            Err(RecvTimeoutError::Timeout) => Wake::Timeout,
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => Wake::Done,
-        }
     }
 }

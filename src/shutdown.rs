@@ -8,6 +8,9 @@
 //! channel wakes **every** receiver at once, so any number of threads can wait
 //! on (or `select!` over) the same shutdown without polling, and a trigger never
 //! has to know who is listening.
+//!
+//! Threads that wait for readiness rather than on a channel (the acceptor)
+//! are woken by a byte on their wake-up socket, sent with every trip.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +20,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::error::Error;
+use crate::wake::Waker;
 
 /// One latch: a flag for quick checks and a channel that disconnects when the
 /// latch trips.
@@ -75,18 +79,24 @@ pub(crate) struct Signal {
     graceful: Latch,
     stopped: Latch,
     forced: Latch,
+    /// Set when the idle grace ends: idle connections are closed from then on.
+    closing_idle: AtomicBool,
     /// With a drain delay, the drain trips `stopped` once the delay is over;
     /// without one, `shutdown` trips it at once.
     drain_delay: Duration,
+    /// The acceptor's wake-up socket.
+    acceptor: Waker,
 }
 
 impl Signal {
-    pub(crate) fn new(drain_delay: Duration) -> Arc<Signal> {
+    pub(crate) fn new(drain_delay: Duration, acceptor: Waker) -> Arc<Signal> {
         Arc::new(Signal {
             graceful: Latch::new(),
             stopped: Latch::new(),
             forced: Latch::new(),
+            closing_idle: AtomicBool::new(false),
             drain_delay,
+            acceptor,
         })
     }
 
@@ -95,11 +105,24 @@ impl Signal {
         if self.drain_delay.is_zero() {
             self.stopped.trip();
         }
+        self.acceptor.wake();
     }
 
     /// Ends the drain delay: stop accepting, drain.
     pub(crate) fn stop_accepting(&self) {
         self.stopped.trip();
+        self.acceptor.wake();
+    }
+
+    /// Ends the idle grace: idle connections are closed, now and whenever a
+    /// connection turns idle later.
+    pub(crate) fn close_idle(&self) {
+        self.closing_idle.store(true, Ordering::SeqCst);
+        self.acceptor.wake();
+    }
+
+    pub(crate) fn is_closing_idle(&self) -> bool {
+        self.closing_idle.load(Ordering::SeqCst)
     }
 
     pub(crate) fn force(&self) {
@@ -107,7 +130,15 @@ impl Signal {
         // waiting for them also wakes.
         self.graceful.trip();
         self.stopped.trip();
+        self.closing_idle.store(true, Ordering::SeqCst);
         self.forced.trip();
+        self.acceptor.wake();
+    }
+
+    /// A waker for the acceptor, for the parts of the server that must
+    /// wake it too (the registry, the workers).
+    pub(crate) fn acceptor_waker(&self) -> Waker {
+        self.acceptor.clone()
     }
 
     pub(crate) fn drain_delay(&self) -> Duration {
@@ -116,17 +147,6 @@ impl Signal {
 
     pub(crate) fn is_accepting_stopped(&self) -> bool {
         self.stopped.is_tripped()
-    }
-
-    /// Disconnects when the server stops accepting.
-    pub(crate) fn stopped_receiver(&self) -> &Receiver<()> {
-        &self.stopped.receiver
-    }
-
-    /// Waits for the end of accepting for at most `timeout`; `true` if it
-    /// ended. This is how the acceptor "sleeps": shutdown cuts the wait short.
-    pub(crate) fn wait_stopped_timeout(&self, timeout: Duration) -> bool {
-        self.stopped.wait_timeout(timeout)
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -243,17 +263,28 @@ impl ShutdownHandle {
     /// it.
     ///
     /// Nothing in this crate installs a signal handler unless you call this.
-    /// It uses the `ctrlc` crate, which allows one handler per process. An
-    /// inherited "ignore" disposition (a background job of a non-interactive
-    /// shell ignores SIGINT) is replaced, as Node does, so that `kill -INT`
-    /// reaches a server started with `&` from a script.
+    /// It uses the `ctrlc` crate (with its `termination` feature), which
+    /// allows one handler per process.
+    ///
+    /// - SIGINT and SIGTERM are always handled, even when the process
+    ///   inherited them as ignored (a background job of a non-interactive
+    ///   shell ignores SIGINT), so that `kill -INT` stops a server started
+    ///   with `&` from a script, as it does in Node.
+    /// - SIGHUP is handled unless the process inherited it as ignored: under
+    ///   `nohup` it stays ignored, so closing the terminal does not stop the
+    ///   server.
     ///
     /// # Errors
     ///
-    /// [`Error::CtrlC`] if the process already has a handler installed through
-    /// the `ctrlc` crate (by this method or by other code), or if the handler
-    /// cannot be installed.
+    /// [`Error::CtrlC`] if a handler was already installed through the
+    /// `ctrlc` crate in this process (by this method or by other code using
+    /// `ctrlc`), or if the operating system refuses to install it. A handler
+    /// installed by other means (e.g. `libc::sigaction` directly) is not
+    /// detected: it is replaced.
     pub fn install_ctrl_c(&self) -> Result<(), Error> {
+        // Read before `ctrlc` replaces it. If it cannot be read, handle
+        // SIGHUP as usual.
+        let hangup_ignored = crate::sys::signal_is_ignored(libc::SIGHUP).unwrap_or(false);
         let signal = Arc::clone(&self.signal);
         ctrlc::set_handler(move || {
             if signal.is_shutting_down() {
@@ -262,7 +293,14 @@ impl ShutdownHandle {
                 signal.shutdown();
             }
         })
-        .map_err(Error::CtrlC)
+        .map_err(Error::CtrlC)?;
+        if hangup_ignored {
+            // `ctrlc` installs its SIGHUP handler with the others; put the
+            // inherited "ignore" back. If that fails SIGHUP still shuts down
+            // gracefully, which is the safe side.
+            let _ = crate::sys::ignore_signal(libc::SIGHUP);
+        }
+        Ok(())
     }
 }
 

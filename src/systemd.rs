@@ -190,17 +190,10 @@ fn probe_accept(listener: &TcpListener) -> std::io::Result<Option<(TcpStream, So
 #[cfg(unix)]
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// The crate's one `unsafe` block.
+/// Adopts an inherited descriptor; see [`crate::sys::adopt_inherited`].
 #[cfg(unix)]
-#[allow(unsafe_code)]
 fn from_inherited_fd(fd: i32) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd;
-    // SAFETY: `LISTEN_PID` names this process and `LISTEN_FDS` covers `fd`,
-    // so by the socket-activation protocol `fd` is an open descriptor handed
-    // to this process for it to own. `TAKEN` makes this the only owner in
-    // the process. The caller checks that it is a listening TCP socket before
-    // using it, and gives it back (`into_raw_fd`) if not.
-    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+    crate::sys::adopt_inherited(fd)
 }
 
 #[cfg(not(unix))]

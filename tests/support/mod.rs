@@ -229,16 +229,11 @@ fn spawn_line_reader(stderr: ChildStderr) -> mpsc::Receiver<String> {
 
 /// Starts a library server in the background: `builder.start(handler)`.
 pub trait Start {
-    fn start<H>(self, handler: H) -> graceful_server::RunningServer
-    where
-        H: Fn(TcpStream, &graceful_server::Connection) -> io::Result<()> + Send + Sync + 'static;
+    fn start<H: graceful_server::Handler>(self, handler: H) -> graceful_server::RunningServer;
 }
 
 impl Start for graceful_server::Builder {
-    fn start<H>(self, handler: H) -> graceful_server::RunningServer
-    where
-        H: Fn(TcpStream, &graceful_server::Connection) -> io::Result<()> + Send + Sync + 'static,
-    {
+    fn start<H: graceful_server::Handler>(self, handler: H) -> graceful_server::RunningServer {
         self.build().expect("build").spawn(handler).expect("spawn")
     }
 }

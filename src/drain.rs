@@ -1,0 +1,174 @@
+//! The shutdown sequence, from the signal to the [`Report`]: drain delay,
+//! stop accepting, idle grace, deadline, force, threads left behind.
+//!
+//! The drain runs on its own thread (the caller's, for
+//! [`Server::serve`](crate::Server::serve)) and only waits and triggers: the
+//! acceptor and the workers do the closing. Every wait here is on channels
+//! that disconnect (shutdown started, forced, everyone done), with a timeout
+//! only when a phase ends at a known time, so nothing is polled.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::pool::{Job, Pool};
+use crate::registry::Registry;
+use crate::report::Report;
+use crate::shutdown::Signal;
+use crate::systemd::Notifier;
+
+/// The durations the drain applies.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Phases {
+    pub(crate) drain_timeout: Option<Duration>,
+    pub(crate) idle_grace: Duration,
+    pub(crate) force_grace: Duration,
+}
+
+/// Everything the drain watches.
+pub(crate) struct Drain {
+    pub(crate) phases: Phases,
+    pub(crate) notifier: Option<Notifier>,
+    pub(crate) signal: Arc<Signal>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) pool: Arc<Pool>,
+    /// A receiver of the job channel, to close queued connections when
+    /// forced.
+    pub(crate) jobs: Receiver<Job>,
+    /// Disconnects when the acceptor and every worker have exited.
+    pub(crate) done: Receiver<()>,
+    pub(crate) listener_closed: Arc<OnceLock<Instant>>,
+    pub(crate) started: Instant,
+}
+
+/// Why a wait in the drain ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    /// Every worker and the acceptor exited.
+    Done,
+    /// Shutdown was forced.
+    Forced,
+    /// The time ran out.
+    Timeout,
+}
+
+/// `start + duration`, or `None` (never) if that is too far to represent.
+fn after(start: Instant, duration: Duration) -> Option<Instant> {
+    start.checked_add(duration)
+}
+
+impl Drain {
+    /// Waits for the signal, leads the shutdown to its end, and reports.
+    pub(crate) fn run(self) -> Report {
+        // Blocks without timeout: an idle server costs no wake-ups here.
+        let _ = self.signal.graceful_receiver().recv();
+        let signalled = Instant::now();
+        self.notify("STOPPING=1");
+        let delay = self.signal.drain_delay();
+        if !delay.is_zero() {
+            self.notify(&format!(
+                "STATUS=shutting down: serving for {delay:?} more before draining"
+            ));
+            // Serve normally, while `is_shutting_down` already says true. Only
+            // a force cuts the delay short: the acceptor keeps `done` open.
+            self.wait(after(signalled, delay));
+            self.signal.stop_accepting();
+        }
+        let draining = Instant::now();
+        self.notify(&format!(
+            "STATUS=draining {} connection(s)",
+            self.registry.open()
+        ));
+        let deadline = self.phases.drain_timeout.and_then(|t| after(draining, t));
+
+        let mut wake = Wake::Timeout;
+        if !self.phases.idle_grace.is_zero() {
+            let grace_end = after(draining, self.phases.idle_grace);
+            let until = match (deadline, grace_end) {
+                (Some(d), Some(g)) => Some(d.min(g)),
+                (d, g) => d.or(g),
+            };
+            wake = self.wait(until);
+        }
+        if wake == Wake::Timeout {
+            // The acceptor closes parked idle connections; lingering
+            // workers are woken to close theirs.
+            self.signal.close_idle();
+            self.pool.wake_lingering();
+            wake = self.wait(deadline);
+        }
+        let drained = Instant::now();
+
+        let mut left_behind = 0;
+        if wake != Wake::Done {
+            // Deadline or second signal: cut everything still open.
+            self.signal.force();
+            self.registry.cut_all();
+            self.pool.wake_lingering();
+            self.jobs.try_iter().for_each(Job::close_forced);
+            let grace_end = after(Instant::now(), self.phases.force_grace);
+            if self.wait_done(grace_end) != Wake::Done {
+                left_behind = self.pool.alive();
+            }
+        }
+        let returned = Instant::now();
+
+        let tally = self.registry.tally();
+        let stop_accepting = self.listener_closed.get().map_or(Duration::ZERO, |closed| {
+            closed.saturating_duration_since(signalled)
+        });
+        Report {
+            accepted: tally.accepted,
+            completed: tally.completed,
+            failed: tally.failed,
+            closed_idle: tally.closed_idle,
+            // Still open now means stuck in a handler after being cut.
+            force_closed: tally.force_closed + tally.open,
+            unserved: tally.unserved,
+            panicked: tally.panicked,
+            threads_left_behind: left_behind,
+            forced: self.signal.is_forced(),
+            serving: signalled.saturating_duration_since(self.started),
+            stop_accepting,
+            drain: drained - signalled,
+            force: returned - drained,
+            shutdown: returned - signalled,
+        }
+    }
+
+    fn notify(&self, message: &str) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(message);
+        }
+    }
+
+    /// Waits for the end of the drain, a force, or `until`.
+    fn wait(&self, until: Option<Instant>) -> Wake {
+        let timeout = match until {
+            Some(until) => crossbeam_channel::at(until),
+            None => crossbeam_channel::never(),
+        };
+        crossbeam_channel::select! {
+            // Nothing is sent on `done` or on the force channel; a `recv`
+            // returns when they disconnect.
+            recv(self.done) -> _ => Wake::Done,
+            recv(self.signal.forced_receiver()) -> _ => Wake::Forced,
+            recv(timeout) -> _ => Wake::Timeout,
+        }
+    }
+
+    /// Waits for the end of the drain or `until`, ignoring the force (which
+    /// has already happened).
+    fn wait_done(&self, until: Option<Instant>) -> Wake {
+        let Some(until) = until else {
+            let _ = self.done.recv();
+            return Wake::Done;
+        };
+        let timeout = until.saturating_duration_since(Instant::now());
+        match self.done.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => Wake::Timeout,
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => Wake::Done,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The registry of live connections: every connection from accept to close,
+//! the counts behind the [`Report`](crate::Report), and the one way to cut
+//! them all at the deadline.
+//!
+//! The registry holds a shared reference to every live socket. Calling
+//! `shutdown` on it makes a handler's blocked `read` or `write` return, which
+//! is how a forced shutdown reaches handlers that are in the middle of a
+//! turn, without their cooperation. Closing is not the registry's job: a
+//! socket closes when the last reference (the connection's own) is dropped.
+
+use std::collections::HashMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::wake::Waker;
+
+/// How a connection's time on the server ended: one outcome of the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler said [`Next::Close`](crate::Next::Close), or the client
+    /// hung up while the connection waited.
+    Completed,
+    /// The handler returned an error, or a mid-conversation wait outlasted
+    /// the read timeout.
+    Failed,
+    /// Closed while waiting idle: at shutdown, or after the idle timeout.
+    ClosedIdle,
+    /// Cut by a forced shutdown after it had been served at least once.
+    ForceClosed,
+    /// Closed without a single turn: still queued when shutdown was forced,
+    /// or the socket could not be prepared.
+    Unserved,
+    /// The handler panicked.
+    Panicked,
+}
+
+/// Outcome counters.
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    closed_idle: AtomicU64,
+    force_closed: AtomicU64,
+    unserved: AtomicU64,
+    panicked: AtomicU64,
+}
+
+/// A consistent reading of the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) accepted: u64,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+    pub(crate) closed_idle: u64,
+    pub(crate) force_closed: u64,
+    pub(crate) unserved: u64,
+    pub(crate) panicked: u64,
+    /// Connections still registered when the tally was taken.
+    pub(crate) open: u64,
+}
+
+/// Every connection from accept to close.
+pub(crate) struct Registry {
+    sockets: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    /// The same as `sockets.len()`, readable without the lock.
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    /// Set by [`Registry::cut_all`]: every connection still open then ends
+    /// as force-closed (or unserved, if it never had a turn).
+    cut: AtomicBool,
+    /// Set by the acceptor when it waits for a connection to end: it has
+    /// stopped accepting at the connection maximum, or it is waiting for the
+    /// last connection of the drain.
+    acceptor_waits: AtomicBool,
+    acceptor: Waker,
+    counters: Counters,
+}
+
+impl Registry {
+    pub(crate) fn new(acceptor: Waker) -> Registry {
+        Registry {
+            sockets: Mutex::new(HashMap::new()),
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            cut: AtomicBool::new(false),
+            acceptor_waits: AtomicBool::new(false),
+            acceptor,
+            counters: Counters::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<TcpStream>>> {
+        // Nothing panics while holding this lock, and the map stays valid even
+        // if something did, so poisoning is safe to ignore.
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a freshly accepted socket and returns its id.
+    pub(crate) fn register(&self, socket: Arc<TcpStream>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut sockets = self.lock();
+        sockets.insert(id, socket);
+        self.open.fetch_add(1, Ordering::SeqCst);
+        self.counters.accepted.fetch_add(1, Ordering::SeqCst);
+        id
+    }
+
+    /// Counts a socket that was accepted but could not be prepared; it was
+    /// closed at once.
+    pub(crate) fn reject(&self) {
+        let _sockets = self.lock();
+        self.counters.accepted.fetch_add(1, Ordering::SeqCst);
+        self.counters.unserved.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Removes a connection and counts its outcome.
+    pub(crate) fn finish(&self, id: u64, outcome: Outcome) {
+        let mut sockets = self.lock();
+        if sockets.remove(&id).is_none() {
+            return;
+        }
+        let outcome = match outcome {
+            // The deadline cut it: whatever the handler made of that.
+            Outcome::Completed | Outcome::Failed | Outcome::ClosedIdle
+                if self.cut.load(Ordering::SeqCst) =>
+            {
+                Outcome::ForceClosed
+            }
+            other => other,
+        };
+        let c = &self.counters;
+        let counter = match outcome {
+            Outcome::Completed => &c.completed,
+            Outcome::Failed => &c.failed,
+            Outcome::ClosedIdle => &c.closed_idle,
+            Outcome::ForceClosed => &c.force_closed,
+            Outcome::Unserved => &c.unserved,
+            Outcome::Panicked => &c.panicked,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+        drop(sockets);
+        // After the decrement (SeqCst), so an acceptor that set the flag and
+        // then read the count either saw this connection gone or is woken.
+        if self.acceptor_waits.swap(false, Ordering::SeqCst) {
+            self.acceptor.wake();
+        }
+    }
+
+    /// Connections accepted and not yet closed.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Asks for a wake-up when the next connection ends. The caller checks
+    /// the count again after this, so no ending is missed.
+    pub(crate) fn wake_acceptor_on_finish(&self) {
+        self.acceptor_waits.store(true, Ordering::SeqCst);
+    }
+
+    /// Shuts every live socket down in both directions, so that handlers
+    /// blocked in `read` or `write` return, and marks them all force-closed.
+    pub(crate) fn cut_all(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        let sockets: Vec<Arc<TcpStream>> = self.lock().values().cloned().collect();
+        for socket in sockets {
+            // An error means the socket is already gone, which is the goal.
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// The counts so far.
+    pub(crate) fn tally(&self) -> Tally {
+        let sockets = self.lock();
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        Tally {
+            accepted: get(&c.accepted),
+            completed: get(&c.completed),
+            failed: get(&c.failed),
+            closed_idle: get(&c.closed_idle),
+            force_closed: get(&c.force_closed),
+            unserved: get(&c.unserved),
+            panicked: get(&c.panicked),
+            open: sockets.len() as u64,
+        }
+    }
+}
