@@ -6,13 +6,12 @@
 //! abruptly that a request already on the wire is lost. This example shows
 //! the library's answer:
 //!
-//! - between requests the handler marks its connection [idle](Connection::idle),
-//!   so shutdown closes it (after a short grace window) instead of waiting;
+//! - each turn serves one request; between requests the connection waits
+//!   idle ([`Next::Idle`]), holding no worker, so shutdown closes it (after a
+//!   short grace window) instead of waiting for it;
 //! - a request in flight (`/slow`) finishes, and every response sent after
 //!   shutdown started says `Connection: close`;
 //! - `/healthz` answers `503` once shutdown has started, for load balancers;
-//! - under pressure ([`Connection::waiting`]) a keep-alive connection is closed
-//!   after its response, so a few clients cannot hold every worker;
 //! - bad input gets a status code and a closed connection, a panic costs one
 //!   connection, and every buffer is bounded.
 //!
@@ -24,12 +23,12 @@
 //! ```
 
 use std::borrow::Cow;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use graceful_server::{Connection, Error, Report, Server};
+use graceful_server::{Connection, Error, Next, Report, Server};
 
 #[path = "../src/cli.rs"]
 mod cli;
@@ -105,9 +104,6 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 64;
 /// The largest request body accepted. Bodies are read and thrown away.
 const MAX_BODY: u64 = 1024 * 1024;
-/// How long a keep-alive connection may keep its worker while others wait
-/// for one (see [`closing`]).
-const TIME_SLICE: Duration = Duration::from_millis(10);
 /// The longest `/slow` may take.
 const MAX_SLOW_MS: u64 = 60_000;
 /// How long, after the last response of a connection the server closes, it
@@ -150,6 +146,7 @@ fn run(options: &Options) -> Result<Report, Error> {
         .drain_delay(options.drain_delay)
         .idle_grace(options.idle_grace)
         .read_timeout(options.read_timeout)
+        .idle_timeout(options.read_timeout)
         .write_timeout(options.write_timeout)
         .inherit_listener(true)
         .systemd_notify(true)
@@ -158,7 +155,7 @@ fn run(options: &Options) -> Result<Report, Error> {
     // Before the `listening on` line: a signal sent right after it must find
     // the handler in place.
     handle.install_ctrl_c()?;
-    let running = server.spawn(serve_connection)?;
+    let running = server.spawn(Http)?;
     let plan = cli::drain_plan(options.drain_delay, options.drain_timeout);
     let idle_grace = options.idle_grace.as_secs_f64();
     cli::announce_and_join(running, &handle, |open| {
@@ -170,66 +167,60 @@ fn run(options: &Options) -> Result<Report, Error> {
 }
 
 // ---------------------------------------------------------------------------
-// The connection: read a request, answer it, repeat while both sides agree.
+// One turn: read a request, answer it, say whether the connection stays.
 // ---------------------------------------------------------------------------
 
-/// The handler: serves requests on one connection until the client or the
-/// server ends it.
-fn serve_connection(stream: TcpStream, conn: &Connection) -> io::Result<()> {
-    let mut inbox = Inbox::new();
-    let started = Instant::now();
-    loop {
-        let request = match read_request(&stream, conn, &mut inbox)? {
-            Next::Request(request) => request,
-            Next::Closed => {
-                if conn.is_closed_by_server() {
-                    // Closed as idle: send our FIN before the socket closes,
-                    // so that a request the client sends right now meets a
-                    // clean end of file (safe to retry), not a reset.
-                    close_politely(&stream);
-                }
-                return Ok(());
-            }
-            Next::Reject(status) => {
-                // After bad input we cannot tell where the next request would
-                // start, so every error response ends the connection.
-                write_response(&stream, &Response::error(status), false, Closing::Yes)?;
-                close_politely(&stream);
-                return Ok(());
-            }
-        };
-        if !skip_body(&stream, &mut inbox, request.body_len)? {
-            return Ok(()); // the client hung up in the middle of its body
-        }
-        let response = route(&request, conn);
-        // Decided after the work is done: a shutdown that started during a
-        // `/slow` request must show in its response.
-        let closing = closing(&request, &response, conn, started.elapsed());
-        write_response(&stream, &response, request.method == Method::Head, closing)?;
-        if closing == Closing::Yes {
-            close_politely(&stream);
-            return Ok(());
-        }
+/// The handler: serves one request per turn. Between requests the
+/// connection waits idle (no worker held); shutdown may close it then.
+struct Http;
+
+impl graceful_server::Handler for Http {
+    fn turn(&self, conn: &mut Connection) -> io::Result<Next> {
+        serve_request(conn)
+    }
+
+    /// A connection that has not sent a request yet is as safe to close at
+    /// shutdown as one between requests.
+    fn new_connections_are_idle(&self) -> bool {
+        true
     }
 }
 
-/// Whether the connection stays open after `response` to `request`, on a
-/// connection that has held its worker for `held`.
-fn closing(request: &Request, response: &Response, conn: &Connection, held: Duration) -> Closing {
+fn serve_request(conn: &mut Connection) -> io::Result<Next> {
+    let request = match read_request(conn)? {
+        Head::Request(request) => request,
+        Head::Closed => return Ok(Next::Close),
+        Head::Reject(status) => {
+            // After bad input we cannot tell where the next request would
+            // start, so every error response ends the connection.
+            write_response(conn, &Response::error(status), false, Closing::Yes)?;
+            close_politely(conn.stream());
+            return Ok(Next::Close);
+        }
+    };
+    if !skip_body(conn, request.body_len)? {
+        return Ok(Next::Close); // the client hung up in the middle of its body
+    }
+    let response = route(&request, conn);
+    // Decided after the work is done: a shutdown that started during a
+    // `/slow` request must show in its response.
+    let closing = closing(&request, &response, conn);
+    write_response(conn, &response, request.method == Method::Head, closing)?;
+    if closing == Closing::Yes {
+        close_politely(conn.stream());
+        return Ok(Next::Close);
+    }
+    Ok(Next::Idle)
+}
+
+/// Whether the connection stays open after `response` to `request`.
+fn closing(request: &Request, response: &Response, conn: &Connection) -> Closing {
     let close = !request.keep_alive
         // Error responses (404, a bad `/slow` value) close too: one rule
         // for every error, as for the rejections of bad input.
         || response.status.0 >= 400
         // Every response sent during shutdown says it is the last.
-        || conn.is_shutting_down()
-        // Others are queued and no worker is free: after its time slice,
-        // give this connection up and let the client reconnect behind them.
-        // The slice keeps keep-alive's speed under load; closing after every
-        // response would make each request pay for a new connection.
-        || (held >= TIME_SLICE && conn.is_under_pressure())
-        // Closed as idle while its request was arriving (see `read_request`):
-        // answered, but the read side is gone.
-        || conn.is_closed_by_server();
+        || conn.is_shutting_down();
     if close {
         Closing::Yes
     } else if request.http10 {
@@ -239,115 +230,59 @@ fn closing(request: &Request, response: &Response, conn: &Connection, held: Dura
     }
 }
 
-/// What the connection produced next.
-enum Next {
+/// What the connection produced.
+enum Head {
     Request(Request),
     /// Bad input, to answer with this status before closing.
     Reject(Status),
-    /// The client hung up, went silent past the read timeout between
-    /// requests, or the server closed the connection as idle at shutdown.
+    /// The client hung up.
     Closed,
 }
 
-/// Reads until the inbox holds a complete request head, and parses it.
-fn read_request(stream: &TcpStream, conn: &Connection, inbox: &mut Inbox) -> io::Result<Next> {
+/// Reads one request head, line by line through the connection's buffer, so
+/// that bytes after it (a body, pipelined requests) stay buffered.
+fn read_request(conn: &mut Connection) -> io::Result<Head> {
+    let mut head = Vec::with_capacity(512);
     loop {
-        // Pipelined requests may already be buffered: parse before reading.
-        if !inbox.is_empty() {
-            match parse_head(inbox.bytes()) {
-                Parsed::Complete { request, head_len } => {
-                    inbox.consume(head_len);
-                    return Ok(Next::Request(request));
-                }
-                Parsed::Invalid(status) => return Ok(Next::Reject(status)),
-                Parsed::Partial if inbox.is_full() => {
-                    return Ok(Next::Reject(Status::HEAD_TOO_LARGE))
-                }
-                Parsed::Partial => {}
-            }
-        }
-        let read = {
-            // Nothing buffered means we are between requests: the connection
-            // is idle, and shutdown may close it. The guard is dropped as soon
-            // as `read` returns, i.e. when the next request's first bytes
-            // arrive, so a request being received is never cut.
-            let _idle = inbox.is_empty().then(|| conn.idle());
-            inbox.read_from(stream)
+        let before = head.len();
+        let limit = (MAX_HEAD - before) as u64;
+        let n = match (&mut *conn).take(limit).read_until(b'\n', &mut head) {
+            Ok(n) => n,
+            // A client silent past the read timeout in the middle of a head
+            // is a failure; at its start, simply done.
+            Err(error) if is_timeout(&error) && before == 0 => return Ok(Head::Closed),
+            Err(error) => return Err(error),
         };
-        match read {
-            // Closed as idle, but a request may have arrived in the instant
-            // before: after the server's `shutdown(Read)`, `read` still
-            // returns what is queued. Answer it if so.
-            Ok(0) if inbox.is_empty() && conn.is_closed_by_server() => {
-                if inbox.read_from(stream)? == 0 {
-                    return Ok(Next::Closed);
-                }
-            }
+        if n == 0 {
             // End of file: the client hung up (if it was in the middle of a
             // head there is nobody left to answer).
-            Ok(0) => return Ok(Next::Closed),
-            Ok(_) => {}
-            // A keep-alive client silent past the read timeout is simply
-            // done; one that stalls in the middle of a request is a failure.
-            Err(error) if is_timeout(&error) && inbox.is_empty() => return Ok(Next::Closed),
-            Err(error) => return Err(error),
+            return Ok(Head::Closed);
+        }
+        let line = &head[before..];
+        if line == b"\r\n" || line == b"\n" {
+            if before == 0 {
+                // Blank lines before a request are allowed (RFC 9112 2.2).
+                head.clear();
+                continue;
+            }
+            return Ok(match parse_head(&head) {
+                Parsed::Complete { request, .. } => Head::Request(request),
+                Parsed::Invalid(status) => Head::Reject(status),
+                Parsed::Partial => Head::Reject(Status::BAD_REQUEST),
+            });
+        }
+        if head.len() >= MAX_HEAD {
+            return Ok(Head::Reject(Status::HEAD_TOO_LARGE));
         }
     }
 }
 
-/// The bytes read from the connection and not used yet: the next request's
-/// head, and perhaps the start of its body or of requests pipelined behind
-/// it. Its fixed size is the head limit, which bounds a connection's memory.
-struct Inbox {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl Inbox {
-    fn new() -> Inbox {
-        Inbox {
-            buf: vec![0; MAX_HEAD],
-            len: 0,
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == self.buf.len()
-    }
-
-    /// One `read` into the free space; `Ok(0)` at end of file.
-    fn read_from(&mut self, mut stream: &TcpStream) -> io::Result<usize> {
-        let n = stream.read(&mut self.buf[self.len..])?;
-        self.len += n;
-        Ok(n)
-    }
-
-    /// Drops the first `n` bytes, keeping what follows (a pipelined request).
-    fn consume(&mut self, n: usize) {
-        self.buf.copy_within(n..self.len, 0);
-        self.len -= n;
-    }
-}
-
-/// Reads and discards a request body of `len` bytes: its start from the inbox,
-/// the rest from the stream in small chunks, so that the next pipelined
-/// request parses from the right place. Returns `false` if the client hung up
-/// first.
-fn skip_body(stream: &TcpStream, inbox: &mut Inbox, len: u64) -> io::Result<bool> {
-    let buffered = inbox.len.min(usize::try_from(len).unwrap_or(usize::MAX));
-    inbox.consume(buffered);
-    let rest = len - buffered as u64;
-    // `io::copy` reads through a fixed 8 KiB buffer.
-    let skipped = io::copy(&mut stream.take(rest), &mut io::sink())?;
-    Ok(skipped == rest)
+/// Reads and discards a request body of `len` bytes, so that the next
+/// pipelined request parses from the right place. Returns `false` if the
+/// client hung up first.
+fn skip_body(conn: &mut Connection, len: u64) -> io::Result<bool> {
+    let skipped = io::copy(&mut conn.take(len), &mut io::sink())?;
+    Ok(skipped == len)
 }
 
 fn is_timeout(error: &io::Error) -> bool {
@@ -382,7 +317,7 @@ struct Request {
 }
 
 enum Parsed {
-    Complete { request: Request, head_len: usize },
+    Complete { request: Request },
     Partial,
     Invalid(Status),
 }
@@ -392,8 +327,8 @@ fn parse_head(bytes: &[u8]) -> Parsed {
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(bytes) {
         Ok(httparse::Status::Partial) => Parsed::Partial,
-        Ok(httparse::Status::Complete(head_len)) => match check(&parsed) {
-            Ok(request) => Parsed::Complete { request, head_len },
+        Ok(httparse::Status::Complete(_)) => match check(&parsed) {
+            Ok(request) => Parsed::Complete { request },
             Err(status) => Parsed::Invalid(status),
         },
         Err(httparse::Error::TooManyHeaders) => Parsed::Invalid(Status::HEAD_TOO_LARGE),
@@ -564,7 +499,7 @@ enum Closing {
 /// few packets as possible (a head and a body written separately can wait
 /// for a delayed ACK).
 fn write_response(
-    mut stream: &TcpStream,
+    stream: &mut Connection,
     response: &Response,
     head_only: bool,
     closing: Closing,

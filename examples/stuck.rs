@@ -47,10 +47,10 @@ fn main() -> ExitCode {
     }
     println!("listening on {}", server.local_addr());
     let (_never_sent, never) = crossbeam_channel::bounded::<()>(0);
-    let report = server.serve(move |_stream, _conn| {
+    let report = server.serve(move |_conn: &mut graceful_server::Connection| {
         // Not a socket: the server's shutdown of the stream cannot end this.
         let _ = never.recv();
-        Ok(())
+        Ok(graceful_server::Next::Close)
     });
     match report {
         Ok(report) => {
