@@ -36,7 +36,7 @@ mod cli;
 const PROGRAM: &str = "http";
 
 const USAGE: &str = "usage: http [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
-     [--drain-delay SECS] [--idle-grace SECS] [--read-timeout SECS|none] [--write-timeout SECS|none] [--help]";
+     [--drain-delay SECS] [--idle-grace SECS] [--read-timeout SECS|none] [--write-timeout SECS|none] [--poll] [--help]";
 
 const HELP: &str = "\
 http: an HTTP/1.1 server with keep-alive that shuts down gracefully
@@ -72,6 +72,8 @@ options:
                           within requests, or 'none' [default: 10]
   --write-timeout SECS    disconnect a client that stops reading for this
                           long, or 'none' [default: 10]
+  --poll                  watch waiting connections with poll(2) instead of
+                          epoll (to compare the portable backend)
   --help                  print this help
 
 Durations are in seconds; fractions are allowed (0.5).
@@ -120,6 +122,7 @@ struct Options {
     idle_grace: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    poll: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -147,6 +150,7 @@ fn run(options: &Options) -> Result<Report, Error> {
         .idle_grace(options.idle_grace)
         .read_timeout(options.read_timeout)
         .idle_timeout(options.read_timeout)
+        .use_poll(options.poll)
         .write_timeout(options.write_timeout)
         .inherit_listener(true)
         .systemd_notify(true)
@@ -568,6 +572,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
         idle_grace: DEFAULT_IDLE_GRACE,
         read_timeout: Some(DEFAULT_READ_TIMEOUT),
         write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+        poll: false,
     };
     let mut flags = cli::Flags::new(args);
     while let Some(flag) = flags.next_flag() {
@@ -587,6 +592,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
             "--write-timeout" => {
                 options.write_timeout = cli::timeout(&flag, &flags.value(&flag)?)?;
             }
+            "--poll" => options.poll = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
