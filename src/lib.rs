@@ -3,37 +3,47 @@
 //! Node's recipe for a graceful exit is: on SIGINT, call `server.close()`,
 //! which stops accepting while the existing connections are still served, and
 //! exit once the last one has ended. This crate does the same with plain
-//! threads (a nonblocking [`std::net::TcpListener`], one acceptor thread, a
-//! fixed pool of workers fed over a bounded channel) and fixes the recipe's
-//! flaws: connections waiting in the accept backlog are served instead of
-//! reset, idle keep-alive connections cannot keep the server alive for ever,
-//! the drain has a deadline, a second Ctrl-C forces, a panicking handler
-//! costs one connection, and the end is a [`Report`] of what happened to
-//! every connection.
+//! threads and blocking handlers (a nonblocking [`std::net::TcpListener`], one
+//! acceptor thread waiting for readiness, a fixed pool of workers fed over a
+//! bounded channel) and fixes the recipe's flaws: connections waiting in the
+//! accept backlog are served instead of reset, idle keep-alive connections
+//! cannot keep the server alive for ever, the drain has a deadline, a second
+//! Ctrl-C forces, a panicking handler costs one connection, and the end is a
+//! [`Report`] of what happened to every connection.
 //!
 //! # Quick start
 //!
-//! A handler gets each connection's [`TcpStream`](std::net::TcpStream) and a
-//! [`Connection`] context, on a worker thread:
+//! A [`Handler`] serves one *turn* of a connection: it is called on a worker
+//! thread when the connection has input, reads and answers, and says what
+//! comes [`Next`]. Any `Fn(&mut Connection) -> io::Result<Next>` closure is a
+//! handler. An echo server:
 //!
 //! ```
 //! use std::io::{Read, Write};
 //! use std::net::TcpStream;
+//! use graceful_server::{Connection, Next, Server};
+//!
+//! fn echo(conn: &mut Connection) -> std::io::Result<Next> {
+//!     let mut buf = [0; 4096];
+//!     let n = conn.read(&mut buf)?;
+//!     if n == 0 {
+//!         return Ok(Next::Close); // the client hung up
+//!     }
+//!     conn.write_all(&buf[..n])?;
+//!     Ok(Next::Wait) // wait for more, holding no worker
+//! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let server = graceful_server::Server::builder("127.0.0.1:0").workers(4).build()?;
+//! let server = Server::builder("127.0.0.1:0").workers(4).build()?;
 //! let addr = server.local_addr();
-//! let running = server.spawn(|mut stream, _conn| {
-//!     let mut buf = [0; 64];
-//!     let n = stream.read(&mut buf)?;
-//!     stream.write_all(&buf[..n])
-//! })?;
+//! let running = server.spawn(echo)?;
 //!
 //! let mut client = TcpStream::connect(addr)?;
 //! client.write_all(b"hello")?;
 //! let mut reply = [0; 5];
 //! client.read_exact(&mut reply)?;
 //! assert_eq!(&reply, b"hello");
+//! drop(client); // hang up: the next turn reads 0 bytes and closes
 //!
 //! running.shutdown_handle().shutdown();
 //! let report = running.join()?;
@@ -46,35 +56,72 @@
 //! [`Server::serve`] does the same on the current thread and returns the
 //! report when the server has shut down.
 //!
+//! # How it works
+//!
+//! ```text
+//!        ctrl-c / SIGTERM / ShutdownHandle::shutdown()
+//!                 |  flag + broadcast channel + a byte on the wake-up socket
+//!                 v
+//!  epoll or poll(2) on: listener (nonblocking) | wake-up socket | parked connections
+//!                 |
+//!            acceptor thread --bounded channel--> worker 1..N
+//!              accept until WouldBlock              handler.turn(&mut conn) -> Next
+//!              readable parked conn -> queue        catch_unwind around each turn
+//!                 ^                                       |
+//!                 +---- waiting connections are parked ---+
+//!                       (Close / Idle / Wait)
+//! ```
+//!
+//! The acceptor sleeps in `epoll_wait` (Linux) or `poll(2)` (other unix
+//! systems) with no timeout unless a timer is due, so an idle server makes no
+//! wake-ups at all. When the listener is readable it accepts until
+//! `WouldBlock` and queues the new connections for the workers.
+//!
+//! After a turn that returns [`Next::Idle`] or [`Next::Wait`], the worker
+//! *lingers*: it waits on that connection and its own wake-up socket, and
+//! serves the next turn itself if input comes first (as fast as a thread per
+//! connection). It gives the connection back to the acceptor, which *parks*
+//! it, only when another connection is queued and no worker is free. A
+//! parked connection holds no thread; when it turns readable it is queued
+//! again. So thousands of keep-alive clients can share a handful of workers,
+//! none is starved, and none is ever closed to make room for another.
+//!
 //! # How shutdown works
 //!
 //! Shutdown starts with [`ShutdownHandle::shutdown`] (or the first Ctrl-C, if
 //! you [opted in](ShutdownHandle::install_ctrl_c)). Then:
 //!
-//! 1. **Stop accepting.** The acceptor wakes at once (it waits on the
-//!    shutdown channel, never in a bare `sleep`), accepts every connection
-//!    already waiting in the kernel backlog, and closes the listener. New
-//!    connects are refused from then on; none that completed its handshake
-//!    before is reset.
-//! 2. **Drain.** Every accepted connection, running or queued, is served to
-//!    its end. Connections marked [idle](Connection::idle) are closed (after
-//!    the [idle grace](Builder::idle_grace)).
-//! 3. **Finish.** The moment the last worker is done, serving returns the
-//!    [`Report`]. Completion is signalled by a channel disconnecting, not
+//! 1. **Stop accepting.** The acceptor wakes at once (the trigger writes a
+//!    byte to its wake-up socket), accepts every connection already waiting
+//!    in the kernel backlog, and closes the listener. New connects are
+//!    refused from then on; none that completed its handshake before is
+//!    reset.
+//! 2. **Drain.** Every accepted connection is served to its end: turns in
+//!    progress finish (the handler sees [`Connection::is_shutting_down`] and
+//!    can add its protocol's closing marker), queued connections are served,
+//!    connections waiting mid-conversation ([`Next::Wait`]) are waited for.
+//!    Idle connections ([`Next::Idle`]) are closed after the [idle
+//!    grace](Builder::idle_grace); a request arriving within it is served.
+//! 3. **Finish.** The moment the last connection ends, serving returns the
+//!    [`Report`]. Completion is signalled (a channel disconnecting), never
 //!    polled, so this takes microseconds.
 //!
 //! # Ctrl-C
 //!
 //! The library never installs a signal handler by itself. Call
 //! [`ShutdownHandle::install_ctrl_c`] to have the first SIGINT, SIGTERM or
-//! SIGHUP start a graceful shutdown and the second one force it. It returns an
-//! error, rather than panicking, if the process already has a handler.
+//! SIGHUP start a graceful shutdown and the second one force it. SIGHUP
+//! inherited as ignored (`nohup`) stays ignored. It returns an error, rather
+//! than panicking, if the process already installed a handler through the
+//! `ctrlc` crate.
 //!
 //! ```no_run
+//! # use graceful_server::{Connection, Next};
+//! # fn echo(conn: &mut Connection) -> std::io::Result<Next> { Ok(Next::Close) }
 //! # fn main() -> Result<(), graceful_server::Error> {
 //! let server = graceful_server::Server::builder("127.0.0.1:7878").build()?;
 //! server.shutdown_handle().install_ctrl_c()?;
-//! let report = server.serve(|_stream, _conn| Ok(()))?;
+//! let report = server.serve(echo)?;
 //! eprintln!("{report}");
 //! # Ok(())
 //! # }
@@ -84,12 +131,35 @@
 //!
 //! A protocol with keep-alive spends most of a connection's life waiting for
 //! the next request. Waiting for such connections to end would keep the
-//! server up for ever, and cutting one in the middle of a request loses it. So
-//! a handler marks the time it spends waiting with [`Connection::idle`]: at
-//! shutdown, idle connections are closed (their pending `read` returns end of
-//! file), while busy ones finish their request. A handler should also check
+//! server up for ever, and cutting one in the middle of a request loses it.
+//! So a handler says which kind of wait follows each turn:
+//!
+//! - [`Next::Idle`]: at a safe boundary (between requests). Closed at
+//!   shutdown after the idle grace, and after the [idle
+//!   timeout](Builder::idle_timeout) (60 s by default) without input.
+//! - [`Next::Wait`]: in the middle of a conversation. Never cut before the
+//!   drain deadline; bounded only by the [read
+//!   timeout](Builder::read_timeout), if you set one.
+//!
+//! Neither holds a worker while waiting. A handler should also check
 //! [`Connection::is_shutting_down`] after each request and, if true, answer
-//! with its protocol's "closing" marker and return.
+//! with its protocol's closing marker and return [`Next::Close`]. A new
+//! connection counts as mid-conversation until its first turn, unless the
+//! handler says otherwise ([`Handler::new_connections_are_idle`]).
+//!
+//! # Limits
+//!
+//! - [`workers`](Builder::workers) (32): turns running at once.
+//! - [`max_connections`](Builder::max_connections) (descriptor limit minus
+//!   64): beyond it, new connections wait in the kernel backlog, never
+//!   refused or reset by the server.
+//! - [`backlog`](Builder::backlog) (1024): the listen backlog, applied with
+//!   `listen(2)`.
+//! - [`queue_capacity`](Builder::queue_capacity) (64): connections with
+//!   input waiting for a worker.
+//! - [`idle_timeout`](Builder::idle_timeout) (60 s),
+//!   [`read_timeout`](Builder::read_timeout) and
+//!   [`write_timeout`](Builder::write_timeout) (none).
 //!
 //! # Deadlines
 //!
@@ -117,8 +187,8 @@
 //!
 //! # Panics in handlers
 //!
-//! Each handler runs inside `catch_unwind`. A panic closes that connection,
-//! is counted in [`Report::panicked`], and the worker goes on serving. (The
+//! Each turn runs inside `catch_unwind`. A panic closes that connection, is
+//! counted in [`Report::panicked`], and the worker goes on serving. (The
 //! panic message is still printed by the process's panic hook; install your
 //! own with [`std::panic::set_hook`] to change that.)
 //!

@@ -195,7 +195,9 @@ impl Signal {
 ///     std::thread::sleep(Duration::from_millis(10));
 ///     handle.shutdown();
 /// });
-/// let report = server.serve(|_stream, _conn| Ok(()))?;
+/// let report = server.serve(|_conn: &mut graceful_server::Connection| {
+///     Ok(graceful_server::Next::Close)
+/// })?;
 /// assert!(!report.forced);
 /// # Ok(())
 /// # }
