@@ -34,10 +34,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::connection::{Connection, Waiting};
 use crate::error::Error;
+use crate::event::Event;
 use crate::pool::{Job, Pool, Timeouts};
 use crate::registry::{Outcome, Registry};
 use crate::shutdown::Signal;
-use crate::sys::{Event, Interest, Poller};
+use crate::sys::{Interest, Poller, Readable};
 use crate::wake::WakeReceiver;
 
 /// The first and the last wait when accepting fails for lack of resources.
@@ -139,7 +140,7 @@ struct Loop {
     /// Accepting pauses until then after a resource error.
     backoff: Option<(Instant, Duration)>,
     idle_closed: bool,
-    events: Vec<Event>,
+    events: Vec<Readable>,
 }
 
 impl Acceptor {
@@ -210,6 +211,7 @@ impl Loop {
                 break;
             }
             self.watch_listener();
+            self.a.pool.set_parked(self.parked.len());
             let timeout = self.next_timeout();
             if self.a.poller.wait(&mut self.events, timeout).is_err() {
                 // A wait that fails (out of memory) is retried after a pause
@@ -288,7 +290,7 @@ impl Loop {
         let timer = self
             .timers
             .peek()
-            .map(|Reverse((deadline, _, _))| *deadline + TIMER_SLACK);
+            .map(|Reverse((deadline, _, _))| deadline.checked_add(TIMER_SLACK).unwrap_or(*deadline));
         let backoff = self.backoff.map(|(until, _)| until);
         let next = match (timer, backoff) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -318,7 +320,10 @@ impl Loop {
                     return;
                 }
                 Err(e) => match classify(&e) {
-                    AcceptFailure::Connection => {}
+                    AcceptFailure::Connection => self.a.registry.tell(&Event::AcceptFailed {
+                        error: &e,
+                        backoff: None,
+                    }),
                     AcceptFailure::Resources => {
                         // The pending connection stays in the backlog until
                         // descriptors are free again. The pause is a timer
@@ -328,6 +333,10 @@ impl Loop {
                             .map_or(MIN_BACKOFF, |(_, last)| (last * 2).min(MAX_BACKOFF));
                         self.backoff = Some((Instant::now() + pause, pause));
                         self.listener_ready = false;
+                        self.a.registry.tell(&Event::AcceptFailed {
+                            error: &e,
+                            backoff: Some(pause),
+                        });
                         return;
                     }
                 },

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::registry::{Outcome, Registry};
+use crate::registry::{Ending, Outcome, Registry};
 use crate::shutdown::Signal;
 
 /// What a handler says at the end of a turn: what happens to the connection
@@ -149,6 +149,9 @@ pub struct Connection {
     pub(crate) registered: bool,
     /// Counted when dropped; every path that closes a connection sets it.
     outcome: Outcome,
+    /// The error that ended it, for the event hook.
+    error: Option<io::Error>,
+    accepted: Instant,
 }
 
 impl Connection {
@@ -172,7 +175,15 @@ impl Connection {
             generation: 0,
             registered: false,
             outcome: Outcome::Unserved,
+            error: None,
+            accepted: Instant::now(),
         }
+    }
+
+    /// Closes the connection because of `error`, counted as `outcome`.
+    pub(crate) fn close_with_error(mut self, outcome: Outcome, error: io::Error) {
+        self.error = Some(error);
+        self.close(outcome);
     }
 
     /// Closes the connection and counts it as `outcome`.
@@ -272,7 +283,12 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // Deregister first; the socket closes right after, when the reader
         // (the last owner of the descriptor) is dropped with `self`.
-        self.registry.finish(self.id, self.outcome);
+        let ending = Ending {
+            peer: self.peer,
+            open_for: self.accepted.elapsed(),
+            error: self.error.as_ref(),
+        };
+        self.registry.finish(self.id, self.outcome, ending);
     }
 }
 

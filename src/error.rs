@@ -51,10 +51,12 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
-    /// The Ctrl-C handler could not be installed, usually because the process
-    /// already has one. Returned by
+    /// The Ctrl-C handler could not be installed. Returned by
     /// [`ShutdownHandle::install_ctrl_c`](crate::ShutdownHandle::install_ctrl_c).
-    CtrlC(ctrlc::Error),
+    /// The error's kind is [`AlreadyExists`](io::ErrorKind::AlreadyExists)
+    /// when a handler was already installed through the `ctrlc` crate; any
+    /// other error is the operating system's.
+    CtrlC(io::Error),
     /// A server thread panicked outside a handler. This is a bug in this
     /// crate; handler panics are contained and counted instead.
     Internal(&'static str),
@@ -83,8 +85,8 @@ impl StdError for Error {
             | Error::Bind { source, .. }
             | Error::Spawn { source, .. }
             | Error::Listener(source)
-            | Error::Readiness(source) => Some(source),
-            Error::CtrlC(source) => Some(source),
+            | Error::Readiness(source)
+            | Error::CtrlC(source) => Some(source),
             Error::Config { .. } | Error::Activation(_) | Error::Internal(_) => None,
         }
     }

@@ -210,6 +210,7 @@ mod acceptor;
 mod connection;
 mod drain;
 mod error;
+mod event;
 mod pool;
 mod registry;
 mod report;
@@ -221,9 +222,29 @@ mod wake;
 
 pub use connection::{Connection, Handler, Next};
 pub use error::Error;
-pub use report::Report;
-pub use server::{Builder, RunningServer, Server};
+pub use event::Event;
+pub use registry::Outcome;
+pub use report::{Report, Stats};
+pub use server::{Builder, RunningServer, Server, StatsHandle};
 pub use shutdown::ShutdownHandle;
+
+/// The channel crate whose [`Receiver`](crossbeam_channel::Receiver)
+/// [`ShutdownHandle::receiver`] returns, re-exported so that you can
+/// `select!` over it with the same version.
+pub use crossbeam_channel;
+
+// The handles are promised to be shareable across threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<ShutdownHandle>();
+    send_sync::<StatsHandle>();
+    send_sync::<Report>();
+    send_sync::<Stats>();
+    send_sync::<Error>();
+    send_sync::<Server>();
+    send_sync::<RunningServer>();
+    send_sync::<Builder>();
+};
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.
 #[cfg(doctest)]

@@ -88,8 +88,14 @@ pub(crate) struct Pool {
     kicked: AtomicIsize,
     /// Workers not exited yet.
     alive: AtomicUsize,
+    /// Workers in a turn.
+    busy: AtomicUsize,
+    /// Workers lingering on a connection between its turns.
+    lingering: AtomicUsize,
     /// Jobs the acceptor holds because the channel is full.
     overflow: AtomicUsize,
+    /// Connections parked with the acceptor.
+    parked: AtomicUsize,
     /// Set by the acceptor when it holds jobs for a full channel: the next
     /// worker to take a job wakes it.
     acceptor_wants_space: AtomicBool,
@@ -103,6 +109,16 @@ pub(crate) struct Pool {
 impl Pool {
     pub(crate) fn alive(&self) -> usize {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Workers in a turn.
+    pub(crate) fn busy(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Connections a worker lingers on between turns.
+    pub(crate) fn lingering(&self) -> usize {
+        self.lingering.load(Ordering::Relaxed)
     }
 
     /// Workers blocked on the job channel, waiting for work.
@@ -122,6 +138,15 @@ impl Pool {
     pub(crate) fn someone_waits(&self) -> bool {
         let taken = self.free() as isize + self.kicked.load(Ordering::SeqCst);
         self.queued() as isize > taken
+    }
+
+    /// Connections parked with the acceptor.
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_parked(&self, parked: usize) {
+        self.parked.store(parked, Ordering::Relaxed);
     }
 
     pub(crate) fn set_overflow(&self, held: usize) {
@@ -188,7 +213,10 @@ pub(crate) fn new(
         free: AtomicUsize::new(0),
         kicked: AtomicIsize::new(0),
         alive: AtomicUsize::new(0),
+        busy: AtomicUsize::new(0),
+        lingering: AtomicUsize::new(0),
         overflow: AtomicUsize::new(0),
+        parked: AtomicUsize::new(0),
         acceptor_wants_space: AtomicBool::new(false),
         acceptor,
         jobs,
@@ -284,7 +312,7 @@ impl Worker {
                     Some(ready) => conn = ready,
                     None => return,
                 },
-                Err(_) => return conn.close(Outcome::Failed),
+                Err(error) => return conn.close_with_error(Outcome::Failed, error),
             }
         }
         loop {
@@ -315,7 +343,9 @@ impl Worker {
         conn.served = true;
         // AssertUnwindSafe: after a panic the connection is closed without
         // being read from again, so no broken state is observed.
+        self.pool.busy.fetch_add(1, Ordering::Relaxed);
         let result = panic::catch_unwind(AssertUnwindSafe(|| self.handler.turn(&mut conn)));
+        self.pool.busy.fetch_sub(1, Ordering::Relaxed);
         let waiting = match result {
             Ok(Ok(Next::Idle)) => Waiting::Idle,
             Ok(Ok(Next::Wait)) => Waiting::Busy,
@@ -323,8 +353,8 @@ impl Worker {
                 conn.close(Outcome::Completed);
                 return None;
             }
-            Ok(Err(_)) => {
-                conn.close(Outcome::Failed);
+            Ok(Err(error)) => {
+                conn.close_with_error(Outcome::Failed, error);
                 return None;
             }
             Err(_panic) => {
@@ -346,6 +376,13 @@ impl Worker {
     /// connection has input (returned, for a turn), or it must be given up:
     /// kicked (parked), timed out or closed at shutdown (`None`).
     fn linger(&self, conn: Connection) -> Option<Connection> {
+        self.pool.lingering.fetch_add(1, Ordering::Relaxed);
+        let result = self.linger_counted(conn);
+        self.pool.lingering.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    fn linger_counted(&self, conn: Connection) -> Option<Connection> {
         let slot = self.slot();
         loop {
             if conn.signal().is_forced() {
@@ -371,8 +408,8 @@ impl Worker {
             let kicked = self.stop_lingering();
             let ready = match ready {
                 Ok(ready) => ready,
-                Err(_) => {
-                    conn.close(Outcome::Failed);
+                Err(error) => {
+                    conn.close_with_error(Outcome::Failed, error);
                     return None;
                 }
             };

@@ -13,11 +13,14 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::event::{Event, Hook};
 use crate::wake::Waker;
 
-/// How a connection's time on the server ended: one outcome of the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+/// How a connection's time on the server ended: one outcome of the
+/// [`Report`](crate::Report), as told to the [event hook](crate::Builder::on_event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
     /// The handler said [`Next::Close`](crate::Next::Close), or the client
     /// hung up while the connection waited.
     Completed,
@@ -76,10 +79,18 @@ pub(crate) struct Registry {
     acceptor_waits: AtomicBool,
     acceptor: Waker,
     counters: Counters,
+    hook: Option<Hook>,
+}
+
+/// What a connection's end tells the hook, besides its outcome.
+pub(crate) struct Ending<'a> {
+    pub(crate) peer: std::net::SocketAddr,
+    pub(crate) open_for: std::time::Duration,
+    pub(crate) error: Option<&'a std::io::Error>,
 }
 
 impl Registry {
-    pub(crate) fn new(acceptor: Waker) -> Registry {
+    pub(crate) fn new(acceptor: Waker, hook: Option<Hook>) -> Registry {
         Registry {
             sockets: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
@@ -88,6 +99,7 @@ impl Registry {
             acceptor_waits: AtomicBool::new(false),
             acceptor,
             counters: Counters::default(),
+            hook,
         }
     }
 
@@ -115,8 +127,8 @@ impl Registry {
         self.counters.unserved.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Removes a connection and counts its outcome.
-    pub(crate) fn finish(&self, id: u64, outcome: Outcome) {
+    /// Removes a connection, counts its outcome and tells the hook.
+    pub(crate) fn finish(&self, id: u64, outcome: Outcome, ending: Ending<'_>) {
         let mut sockets = self.lock();
         if sockets.remove(&id).is_none() {
             return;
@@ -146,6 +158,20 @@ impl Registry {
         // then read the count either saw this connection gone or is woken.
         if self.acceptor_waits.swap(false, Ordering::SeqCst) {
             self.acceptor.wake();
+        }
+        self.tell(&Event::ConnectionEnded {
+            id,
+            peer: ending.peer,
+            outcome,
+            open_for: ending.open_for,
+            error: ending.error,
+        });
+    }
+
+    /// Calls the hook, if any.
+    pub(crate) fn tell(&self, event: &Event<'_>) {
+        if let Some(hook) = &self.hook {
+            hook.call(event);
         }
     }
 

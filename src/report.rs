@@ -15,7 +15,7 @@ use std::time::Duration;
 /// ```text
 /// drained in 1.2ms: 3 accepted, 2 completed, 0 failed, 1 closed idle, 0 force-closed, 0 unserved, 0 panicked
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
     /// Connections accepted, including the ones swept from the backlog at
@@ -90,4 +90,38 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// Live numbers of a running server; see
+/// [`RunningServer::stats`](crate::RunningServer::stats).
+///
+/// A snapshot: each number is read at a slightly different moment, so the
+/// first four need not add up exactly while connections move between states.
+/// The totals are those of the [`Report`] so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections accepted and not closed yet.
+    pub open: u64,
+    /// Connections in a turn (a handler is running for them).
+    pub busy: u64,
+    /// Connections between turns, waiting for input: parked with the
+    /// acceptor, or lingered on by an otherwise free worker.
+    pub parked: u64,
+    /// Connections with input, waiting for a worker.
+    pub queued: u64,
+    /// Total connections accepted.
+    pub accepted: u64,
+    /// Total connections completed; see [`Report::completed`].
+    pub completed: u64,
+    /// See [`Report::failed`].
+    pub failed: u64,
+    /// See [`Report::closed_idle`].
+    pub closed_idle: u64,
+    /// See [`Report::force_closed`].
+    pub force_closed: u64,
+    /// See [`Report::unserved`].
+    pub unserved: u64,
+    /// See [`Report::panicked`].
+    pub panicked: u64,
 }

@@ -14,9 +14,10 @@ use crate::acceptor::Acceptor;
 use crate::connection::{Handler, Waiting};
 use crate::drain::{Drain, Phases};
 use crate::error::Error;
-use crate::pool::{self, Timeouts, Worker};
+use crate::event::{Event, Hook};
+use crate::pool::{self, Pool, Timeouts, Worker};
 use crate::registry::Registry;
-use crate::report::Report;
+use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, Signal};
 use crate::sys::{self, Backend, Poller};
 use crate::systemd::{self, Notifier};
@@ -78,6 +79,18 @@ pub struct Builder {
     config: Config,
 }
 
+/// Which socket-activation socket to serve on, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Inherit {
+    /// Bind the builder's address.
+    No,
+    /// The first inherited socket; bind when there is none.
+    First,
+    /// The inherited socket with this `LISTEN_FDNAMES` name; bind when there
+    /// is none.
+    Named(String),
+}
+
 #[derive(Clone, Debug)]
 struct Config {
     workers: usize,
@@ -93,10 +106,9 @@ struct Config {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     backend: Backend,
-    /// `None`: bind. `Some(None)`: the first inherited socket, else bind.
-    /// `Some(Some(name))`: the inherited socket with that name, else bind.
-    inherit: Option<Option<String>>,
+    inherit: Inherit,
     notify: bool,
+    hook: Option<Hook>,
 }
 
 impl Default for Config {
@@ -114,8 +126,9 @@ impl Default for Config {
             read_timeout: None,
             write_timeout: None,
             backend: Backend::native(),
-            inherit: None,
+            inherit: Inherit::No,
             notify: false,
+            hook: None,
         }
     }
 }
@@ -206,7 +219,7 @@ impl Builder {
     ///
     /// Applied with `listen(2)` to a socket the builder binds (std's own
     /// default is 128); the kernel caps it at `net.core.somaxconn` on Linux.
-    /// A listener you pass in ([`Server::from_listener`]) or inherit keeps
+    /// A listener you pass in ([`Server::builder_from_listener`]) or inherit keeps
     /// its own backlog. Must be at least 1.
     pub fn backlog(mut self, backlog: u32) -> Builder {
         self.config.backlog = backlog;
@@ -345,7 +358,7 @@ impl Builder {
     /// makes a restart lose no connection. Only one server per process can
     /// take it.
     pub fn inherit_listener(mut self, inherit: bool) -> Builder {
-        self.config.inherit = inherit.then_some(None);
+        self.config.inherit = if inherit { Inherit::First } else { Inherit::No };
         self
     }
 
@@ -353,7 +366,7 @@ impl Builder {
     /// inherited socket whose name in `LISTEN_FDNAMES` (systemd's
     /// `FileDescriptorName=`) is `name`.
     pub fn inherit_listener_named(mut self, name: impl Into<String>) -> Builder {
-        self.config.inherit = Some(Some(name.into()));
+        self.config.inherit = Inherit::Named(name.into());
         self
     }
 
@@ -366,6 +379,35 @@ impl Builder {
     /// namespace). Failures to send are ignored.
     pub fn systemd_notify(mut self, notify: bool) -> Builder {
         self.config.notify = notify;
+        self
+    }
+
+    /// Calls `hook` with every [`Event`] (a connection ended, an accept
+    /// failed). By default, none.
+    ///
+    /// The library never prints or logs; this is how an embedding program
+    /// learns of a handler's error, a connection's outcome and duration, or
+    /// a failing `accept`, e.g. to log them. The hook runs on the server's
+    /// threads (workers and the acceptor) while they close a connection or
+    /// accept: keep it quick. A panic in it is caught and ignored.
+    ///
+    /// ```
+    /// use graceful_server::{Event, Server};
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = Server::builder("127.0.0.1:0")
+    ///     .on_event(|event| {
+    ///         if let Event::ConnectionEnded { id, peer, outcome, error, .. } = event {
+    ///             eprintln!("connection {id} from {peer}: {outcome:?} {error:?}");
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Builder {
+        self.config.hook = Some(Hook::new(hook));
         self
     }
 
@@ -384,8 +426,9 @@ impl Builder {
     pub fn build(self) -> Result<Server, Error> {
         self.config.validate()?;
         let inherited = match &self.config.inherit {
-            Some(name) => systemd::inherited_listener(name.as_deref())?,
-            None => None,
+            Inherit::No => None,
+            Inherit::First => systemd::inherited_listener(None)?,
+            Inherit::Named(name) => systemd::inherited_listener(Some(name))?,
         };
         let (listener, first) = match (inherited, self.source) {
             (Some(inherited), _) => inherited,
@@ -444,7 +487,7 @@ impl fmt::Debug for Builder {
 
 /// A bound server, ready to serve.
 ///
-/// Create one with [`Server::builder`] or [`Server::from_listener`], then
+/// Create one with [`Server::builder`] or [`Server::builder_from_listener`], then
 /// either [`serve`](Server::serve) on the current thread or
 /// [`spawn`](Server::spawn) in the background.
 pub struct Server {
@@ -477,7 +520,7 @@ impl Server {
     /// tests, or a socket inherited from a supervisor).
     ///
     /// The server puts it in nonblocking mode.
-    pub fn from_listener(listener: TcpListener) -> Builder {
+    pub fn builder_from_listener(listener: TcpListener) -> Builder {
         Builder::new(Source::Listener(listener))
     }
 
@@ -529,7 +572,10 @@ impl Server {
                 .checked_add(config.force_grace)
         });
         let drain = self.start(Arc::new(handler))?;
-        let registry = Arc::clone(&drain.registry);
+        let stats = StatsHandle {
+            registry: Arc::clone(&drain.registry),
+            pool: Arc::clone(&drain.pool),
+        };
         let (report_tx, report_rx) = crossbeam_channel::bounded(1);
         let spawned = thread::Builder::new()
             .name("shutdown".into())
@@ -548,7 +594,7 @@ impl Server {
         Ok(RunningServer {
             local_addr,
             handle,
-            registry,
+            stats,
             report: report_rx,
             drop_bound,
         })
@@ -570,7 +616,7 @@ impl Server {
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (park_tx, park_rx) = crossbeam_channel::unbounded();
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
-        let registry = Arc::new(Registry::new(acceptor_waker.clone()));
+        let registry = Arc::new(Registry::new(acceptor_waker.clone(), config.hook.clone()));
         let timeouts = Timeouts {
             idle: config.idle_timeout,
             read: config.read_timeout,
@@ -656,10 +702,11 @@ impl fmt::Debug for Server {
 /// delay plus the drain timeout plus the force grace (with no drain timeout it does not wait: the
 /// drain goes on in the background). Call [`join`](Self::join) to wait for
 /// the [`Report`].
+#[must_use = "dropping a RunningServer shuts it down at once"]
 pub struct RunningServer {
     local_addr: SocketAddr,
     handle: ShutdownHandle,
-    registry: Arc<Registry>,
+    stats: StatsHandle,
     report: Receiver<Report>,
     drop_bound: Option<Duration>,
 }
@@ -677,7 +724,31 @@ impl RunningServer {
 
     /// Connections accepted and not finished yet (being served or waiting).
     pub fn open_connections(&self) -> usize {
-        self.registry.open()
+        self.stats.registry.open()
+    }
+
+    /// Live numbers: connections open, busy, parked and queued, and the
+    /// report's totals so far.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = graceful_server::Server::builder("127.0.0.1:0").build()?;
+    /// let running = server.spawn(|_conn: &mut graceful_server::Connection| {
+    ///     Ok(graceful_server::Next::Close)
+    /// })?;
+    /// let stats = running.stats();
+    /// assert_eq!(stats.open, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.stats.stats()
+    }
+
+    /// A cloneable handle that reads the same [`Stats`] from anywhere (a
+    /// metrics thread).
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
     }
 
     /// Waits until the server has shut down and returns the report.
@@ -716,5 +787,39 @@ impl fmt::Debug for RunningServer {
             .field("open_connections", &self.open_connections())
             .field("shutdown", &self.handle)
             .finish()
+    }
+}
+
+/// Reads a running server's [`Stats`]; see [`RunningServer::stats_handle`].
+#[derive(Clone)]
+pub struct StatsHandle {
+    registry: Arc<Registry>,
+    pool: Arc<Pool>,
+}
+
+impl StatsHandle {
+    /// The numbers now.
+    pub fn stats(&self) -> Stats {
+        let tally = self.registry.tally();
+        let as_u64 = |n: usize| n as u64;
+        Stats {
+            open: tally.open,
+            busy: as_u64(self.pool.busy()),
+            parked: as_u64(self.pool.parked() + self.pool.lingering()),
+            queued: as_u64(self.pool.queued()),
+            accepted: tally.accepted,
+            completed: tally.completed,
+            failed: tally.failed,
+            closed_idle: tally.closed_idle,
+            force_closed: tally.force_closed,
+            unserved: tally.unserved,
+            panicked: tally.panicked,
+        }
+    }
+}
+
+impl fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StatsHandle").field(&self.stats()).finish()
     }
 }

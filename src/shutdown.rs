@@ -13,6 +13,7 @@
 //! are woken by a byte on their wake-up socket, sent with every trip.
 
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -252,7 +253,9 @@ impl ShutdownHandle {
     }
 
     /// A receiver that becomes ready (disconnected) when shutdown starts, for
-    /// use in [`crossbeam_channel::select!`] next to your own channels.
+    /// use in [`select!`](crate::crossbeam_channel::select) next to your own
+    /// channels (the crate re-exports [`crossbeam_channel`](crate::crossbeam_channel)
+    /// for this).
     ///
     /// No message is ever sent on it: a `recv` arm fires with `Err(RecvError)`
     /// once shutdown has started.
@@ -295,7 +298,16 @@ impl ShutdownHandle {
                 signal.shutdown();
             }
         })
-        .map_err(Error::CtrlC)?;
+        .map_err(|e| {
+            Error::CtrlC(match e {
+                ctrlc::Error::System(e) => e,
+                ctrlc::Error::MultipleHandlers => io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a handler was already installed through the ctrlc crate",
+                ),
+                other => io::Error::new(io::ErrorKind::Other, other.to_string()),
+            })
+        })?;
         if hangup_ignored {
             // `ctrlc` installs its SIGHUP handler with the others; put the
             // inherited "ignore" back. If that fails SIGHUP still shuts down

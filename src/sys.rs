@@ -36,7 +36,7 @@ fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
 
 /// What a readiness wait reported for one registered descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Event {
+pub(crate) struct Readable {
     pub(crate) token: u64,
 }
 
@@ -147,7 +147,7 @@ impl Poller {
     /// fills `events`. `EINTR` counts as a wake-up with no events.
     pub(crate) fn wait(
         &mut self,
-        events: &mut Vec<Event>,
+        events: &mut Vec<Readable>,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         events.clear();
@@ -217,7 +217,7 @@ impl Epoll {
         Ok(())
     }
 
-    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    fn wait(&mut self, events: &mut Vec<Readable>, timeout: Option<Duration>) -> io::Result<()> {
         let capacity = libc::c_int::try_from(self.buffer.len()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `buffer` holds `capacity` initialised `epoll_event`s that
         // the kernel may overwrite; the epoll descriptor is owned by `self`.
@@ -230,7 +230,7 @@ impl Epoll {
             ))?
         };
         let n = usize::try_from(n).unwrap_or(0);
-        events.extend(self.buffer[..n].iter().map(|e| Event { token: e.u64 }));
+        events.extend(self.buffer[..n].iter().map(|e| Readable { token: e.u64 }));
         Ok(())
     }
 }
@@ -244,7 +244,7 @@ pub(crate) struct PollSet {
 }
 
 impl PollSet {
-    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    fn wait(&mut self, events: &mut Vec<Readable>, timeout: Option<Duration>) -> io::Result<()> {
         self.fds.clear();
         self.fds.extend(
             self.entries
@@ -272,7 +272,7 @@ impl PollSet {
                 if *interest == Interest::Oneshot {
                     *armed = false;
                 }
-                events.push(Event { token: *token });
+                events.push(Readable { token: *token });
             }
         }
         Ok(())
@@ -415,7 +415,7 @@ mod tests {
             poller
                 .wait(&mut events, Some(Duration::from_secs(5)))
                 .expect("wait");
-            assert_eq!(events, [Event { token: 7 }], "{backend:?}");
+            assert_eq!(events, [Readable { token: 7 }], "{backend:?}");
             poller
                 .wait(&mut events, Some(Duration::ZERO))
                 .expect("wait");
@@ -424,7 +424,7 @@ mod tests {
             poller
                 .wait(&mut events, Some(Duration::from_secs(5)))
                 .expect("wait");
-            assert_eq!(events, [Event { token: 7 }], "{backend:?}");
+            assert_eq!(events, [Readable { token: 7 }], "{backend:?}");
         }
     }
 
@@ -444,7 +444,7 @@ mod tests {
                 poller
                     .wait(&mut events, Some(Duration::from_secs(5)))
                     .expect("wait");
-                assert_eq!(events, [Event { token: 1 }], "{backend:?}");
+                assert_eq!(events, [Readable { token: 1 }], "{backend:?}");
             }
             poller.remove(rx.as_fd()).expect("remove");
             poller

@@ -1,0 +1,68 @@
+//! What the server tells an embedding program as it runs: the [`Event`]s
+//! given to the hook set with [`Builder::on_event`](crate::Builder::on_event).
+//!
+//! The library never prints; a program that wants a log line per connection,
+//! or metrics, sets a hook and decides itself.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::registry::Outcome;
+
+/// Something that happened on a running server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A connection ended.
+    ConnectionEnded {
+        /// Its [id](crate::Connection::id).
+        id: u64,
+        /// The client's address.
+        peer: SocketAddr,
+        /// How it ended: the outcome it counts as in the report.
+        outcome: Outcome,
+        /// From accept to close.
+        open_for: Duration,
+        /// The error that ended it: the one a turn returned, or the socket's
+        /// (a failed wait). `None` for every other outcome.
+        error: Option<&'a io::Error>,
+    },
+    /// An `accept` failed. The acceptor goes on: it skips a failure of that
+    /// one connection, and backs off when out of resources.
+    AcceptFailed {
+        /// What the operating system said.
+        error: &'a io::Error,
+        /// The pause before the next accept, when out of resources
+        /// (descriptors, buffers, memory); `None` when the failure concerned
+        /// only that connection and accepting goes on at once.
+        backoff: Option<Duration>,
+    },
+}
+
+/// The shared form of the hook. It runs on the server's threads (workers and
+/// the acceptor), so it must be quick; a panic in it is caught and ignored,
+/// since it would otherwise happen while a connection is being closed.
+#[derive(Clone)]
+pub(crate) struct Hook(Arc<dyn Fn(&Event<'_>) + Send + Sync>);
+
+impl Hook {
+    pub(crate) fn new(hook: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Hook {
+        Hook(Arc::new(hook))
+    }
+
+    pub(crate) fn call(&self, event: &Event<'_>) {
+        // AssertUnwindSafe: the hook only reads the event; nothing of the
+        // server's is observed after a panic.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| (self.0)(event)));
+    }
+}
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hook(..)")
+    }
+}
