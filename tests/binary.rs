@@ -392,3 +392,69 @@ fn version_prints_the_version() {
         format!("graceful-server {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Starts the echo binary through `sh`, which first sets `signal`'s
+/// disposition to "ignore" (`trap '' SIG`); `exec` keeps it, as `nohup` and
+/// a non-interactive shell's `&` do.
+fn start_with_ignored(signal: &str) -> ServerProcess {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(r#"trap '' {signal}; exec "$0" --addr 127.0.0.1:0"#))
+        .arg(support::echo_binary());
+    ServerProcess::start_command(command)
+}
+
+/// Whether signal number `signal` is set in the hexadecimal mask `field`
+/// (`SigIgn`, `SigCgt`) of `/proc/PID/status`.
+#[cfg(target_os = "linux")]
+fn proc_signal_mask_has(pid: u32, field: &str, signal: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).expect("hex mask"))
+        .expect("mask line");
+    mask & (1 << (signal - 1)) != 0
+}
+
+#[test]
+#[cfg(target_os = "linux")] // reads the dispositions from /proc
+fn sighup_inherited_as_ignored_stays_ignored_under_nohup() {
+    let mut server = start_with_ignored("HUP");
+    // The handler is installed before the `listening on` line.
+    assert!(
+        proc_signal_mask_has(server.pid(), "SigIgn", 1),
+        "SIGHUP must stay ignored"
+    );
+    assert!(proc_signal_mask_has(server.pid(), "SigCgt", 2), "SIGINT handled");
+    assert!(proc_signal_mask_has(server.pid(), "SigCgt", 15), "SIGTERM handled");
+    // A hangup changes nothing: a new client is still served.
+    server.signal("HUP");
+    let mut conn = client(server.addr);
+    assert_eq!(echo_round_trip(&mut conn, b"still here").unwrap(), b"still here");
+    drop(conn);
+    // SIGTERM still drains and exits 0.
+    server.signal("TERM");
+    let status = server.wait_exit(BOUND);
+    assert_eq!(status.code(), Some(0), "{status}; {}", server.stderr());
+}
+
+#[test]
+#[cfg(target_os = "linux")] // reads the dispositions from /proc
+fn sigint_inherited_as_ignored_is_still_handled() {
+    let mut server = start_with_ignored("INT");
+    assert!(
+        proc_signal_mask_has(server.pid(), "SigCgt", 2),
+        "SIGINT must be handled even when inherited as ignored"
+    );
+    let mut conn = client(server.addr);
+    assert_eq!(echo_round_trip(&mut conn, b"hi").unwrap(), b"hi");
+    server.signal("INT");
+    server.wait_for_stderr("shutting down", BOUND);
+    // Mid-conversation: still served during the drain.
+    assert_eq!(echo_round_trip(&mut conn, b"more").unwrap(), b"more");
+    drop(conn);
+    let status = server.wait_exit(BOUND);
+    assert_eq!(status.code(), Some(0), "{status}; {}", server.stderr());
+}
