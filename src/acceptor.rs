@@ -211,7 +211,6 @@ impl Loop {
                 break;
             }
             self.watch_listener();
-            self.a.pool.set_parked(self.parked.len());
             let timeout = self.next_timeout();
             if self.a.poller.wait(&mut self.events, timeout).is_err() {
                 // A wait that fails (out of memory) is retried after a pause
@@ -225,7 +224,8 @@ impl Loop {
                     LISTENER => self.listener_ready = true,
                     WAKE => self.a.wake.drain(),
                     id => {
-                        if let Some(conn) = self.parked.remove(&id) {
+                        if let Some(mut conn) = self.parked.remove(&id) {
+                            conn.set_waiting(false);
                             self.ready.push_back(conn);
                         }
                     }
@@ -287,10 +287,9 @@ impl Loop {
 
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let timer = self
-            .timers
-            .peek()
-            .map(|Reverse((deadline, _, _))| deadline.checked_add(TIMER_SLACK).unwrap_or(*deadline));
+        let timer = self.timers.peek().map(|Reverse((deadline, _, _))| {
+            deadline.checked_add(TIMER_SLACK).unwrap_or(*deadline)
+        });
         let backoff = self.backoff.map(|(until, _)| until);
         let next = match (timer, backoff) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -418,6 +417,7 @@ impl Loop {
             return conn.close(Outcome::ClosedIdle);
         }
         if conn.has_buffered_input() {
+            conn.set_waiting(false);
             self.ready.push_back(conn);
             return;
         }
@@ -432,6 +432,7 @@ impl Loop {
         if watched.is_err() {
             // Cannot watch it (out of memory in the kernel): serving it
             // now is the only way not to lose it.
+            conn.set_waiting(false);
             self.ready.push_back(conn);
             return;
         }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::{Error, Report, RunningServer, ShutdownHandle};
+use graceful_server::{Error, Event, Report, RunningServer, ShutdownHandle};
 
 /// Exit status: could not start, or failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -165,4 +165,27 @@ pub fn announce_and_join(
     let report = running.join()?;
     eprintln!("{report}");
     Ok(report)
+}
+
+/// `--verbose`: one line on stderr per event.
+pub fn log_event(event: &Event<'_>) {
+    match event {
+        Event::ConnectionEnded {
+            id,
+            peer,
+            outcome,
+            open_for,
+            error,
+        } => match error {
+            Some(error) => {
+                eprintln!("connection {id} from {peer}: {outcome:?} after {open_for:.1?}: {error}")
+            }
+            None => eprintln!("connection {id} from {peer}: {outcome:?} after {open_for:.1?}"),
+        },
+        Event::AcceptFailed { error, backoff } => match backoff {
+            Some(pause) => eprintln!("accept failed: {error}; retrying in {pause:?}"),
+            None => eprintln!("accept failed: {error}"),
+        },
+        _ => {}
+    }
 }

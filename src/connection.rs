@@ -147,6 +147,8 @@ pub struct Connection {
     pub(crate) generation: u64,
     /// Whether the acceptor's poller knows the socket (parked before).
     pub(crate) registered: bool,
+    /// Whether it counts as waiting for input in the live stats.
+    counted_waiting: bool,
     /// Counted when dropped; every path that closes a connection sets it.
     outcome: Outcome,
     /// The error that ended it, for the event hook.
@@ -174,9 +176,19 @@ impl Connection {
             served: false,
             generation: 0,
             registered: false,
+            counted_waiting: false,
             outcome: Outcome::Unserved,
             error: None,
             accepted: Instant::now(),
+        }
+    }
+
+    /// Marks the connection as waiting for input (between turns, not
+    /// queued) or not, for the live stats.
+    pub(crate) fn set_waiting(&mut self, waiting: bool) {
+        if self.counted_waiting != waiting {
+            self.counted_waiting = waiting;
+            self.registry.count_waiting(waiting);
         }
     }
 
@@ -281,6 +293,7 @@ impl Write for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.set_waiting(false);
         // Deregister first; the socket closes right after, when the reader
         // (the last owner of the descriptor) is dropped with `self`.
         let ending = Ending {

@@ -16,7 +16,7 @@ const PROGRAM: &str = "graceful-server";
 
 const USAGE: &str =
     "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
-     [--drain-delay SECS] [--help] [--version]";
+     [--drain-delay SECS] [--verbose] [--help] [--version]";
 
 const HELP: &str = "\
 graceful-server: a TCP echo server that shuts down gracefully
@@ -38,6 +38,9 @@ options:
                           this long before draining (for load balancers
                           that stop sending clients only after the signal)
                           [default: 0]
+  --verbose               a line on stderr for every connection that ends
+                          (id, peer, outcome, duration, error) and every
+                          failed accept
   --help                  print this help
   --version               print the version
 
@@ -63,6 +66,7 @@ struct Options {
     workers: usize,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
+    verbose: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -88,7 +92,11 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<Report, Error> {
-    let server = Server::builder(options.addr)
+    let mut builder = Server::builder(options.addr);
+    if options.verbose {
+        builder = builder.on_event(cli::log_event);
+    }
+    let server = builder
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
         .drain_delay(options.drain_delay)
@@ -130,6 +138,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         workers: DEFAULT_WORKERS,
         drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
+        verbose: false,
     };
     let mut flags = cli::Flags::new(args);
     while let Some(flag) = flags.next_flag() {
@@ -142,6 +151,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
                 options.drain_timeout = cli::seconds_or_none(&flag, &flags.value(&flag)?)?;
             }
             "--drain-delay" => options.drain_delay = cli::seconds(&flag, &flags.value(&flag)?)?,
+            "--verbose" | "-v" => options.verbose = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -182,6 +192,7 @@ mod tests {
                 workers: 4,
                 drain_timeout: Some(Duration::from_millis(500)),
                 drain_delay: Duration::ZERO,
+                verbose: false,
             }))
         );
         let Ok(Command::Serve(options)) = args(&["--drain-timeout=none"]) else {

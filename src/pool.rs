@@ -90,12 +90,8 @@ pub(crate) struct Pool {
     alive: AtomicUsize,
     /// Workers in a turn.
     busy: AtomicUsize,
-    /// Workers lingering on a connection between its turns.
-    lingering: AtomicUsize,
     /// Jobs the acceptor holds because the channel is full.
     overflow: AtomicUsize,
-    /// Connections parked with the acceptor.
-    parked: AtomicUsize,
     /// Set by the acceptor when it holds jobs for a full channel: the next
     /// worker to take a job wakes it.
     acceptor_wants_space: AtomicBool,
@@ -116,11 +112,6 @@ impl Pool {
         self.busy.load(Ordering::Relaxed)
     }
 
-    /// Connections a worker lingers on between turns.
-    pub(crate) fn lingering(&self) -> usize {
-        self.lingering.load(Ordering::Relaxed)
-    }
-
     /// Workers blocked on the job channel, waiting for work.
     pub(crate) fn free(&self) -> usize {
         self.free.load(Ordering::SeqCst)
@@ -138,15 +129,6 @@ impl Pool {
     pub(crate) fn someone_waits(&self) -> bool {
         let taken = self.free() as isize + self.kicked.load(Ordering::SeqCst);
         self.queued() as isize > taken
-    }
-
-    /// Connections parked with the acceptor.
-    pub(crate) fn parked(&self) -> usize {
-        self.parked.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_parked(&self, parked: usize) {
-        self.parked.store(parked, Ordering::Relaxed);
     }
 
     pub(crate) fn set_overflow(&self, held: usize) {
@@ -214,9 +196,7 @@ pub(crate) fn new(
         kicked: AtomicIsize::new(0),
         alive: AtomicUsize::new(0),
         busy: AtomicUsize::new(0),
-        lingering: AtomicUsize::new(0),
         overflow: AtomicUsize::new(0),
-        parked: AtomicUsize::new(0),
         acceptor_wants_space: AtomicBool::new(false),
         acceptor,
         jobs,
@@ -364,6 +344,7 @@ impl Worker {
         };
         conn.waiting = waiting;
         conn.since = Instant::now();
+        conn.set_waiting(true);
         if waiting == Waiting::Idle && conn.signal().is_closing_idle() {
             // Turned idle after the grace: closed at once.
             conn.close(Outcome::ClosedIdle);
@@ -376,13 +357,6 @@ impl Worker {
     /// connection has input (returned, for a turn), or it must be given up:
     /// kicked (parked), timed out or closed at shutdown (`None`).
     fn linger(&self, conn: Connection) -> Option<Connection> {
-        self.pool.lingering.fetch_add(1, Ordering::Relaxed);
-        let result = self.linger_counted(conn);
-        self.pool.lingering.fetch_sub(1, Ordering::Relaxed);
-        result
-    }
-
-    fn linger_counted(&self, conn: Connection) -> Option<Connection> {
         let slot = self.slot();
         loop {
             if conn.signal().is_forced() {

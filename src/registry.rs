@@ -69,6 +69,8 @@ pub(crate) struct Registry {
     sockets: Mutex<HashMap<u64, Arc<TcpStream>>>,
     /// The same as `sockets.len()`, readable without the lock.
     open: AtomicUsize,
+    /// Connections between turns and not queued: waiting for input.
+    waiting: AtomicUsize,
     next_id: AtomicU64,
     /// Set by [`Registry::cut_all`]: every connection still open then ends
     /// as force-closed (or unserved, if it never had a turn).
@@ -94,6 +96,7 @@ impl Registry {
         Registry {
             sockets: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             cut: AtomicBool::new(false),
             acceptor_waits: AtomicBool::new(false),
@@ -178,6 +181,20 @@ impl Registry {
     /// Connections accepted and not yet closed.
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::SeqCst)
+    }
+
+    /// Counts a connection into or out of "waiting for input".
+    pub(crate) fn count_waiting(&self, waiting: bool) {
+        if waiting {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connections between turns, waiting for input.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Asks for a wake-up when the next connection ends. The caller checks

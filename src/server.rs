@@ -805,7 +805,7 @@ impl StatsHandle {
         Stats {
             open: tally.open,
             busy: as_u64(self.pool.busy()),
-            parked: as_u64(self.pool.parked() + self.pool.lingering()),
+            parked: as_u64(self.registry.waiting()),
             queued: as_u64(self.pool.queued()),
             accepted: tally.accepted,
             completed: tally.completed,

@@ -427,12 +427,21 @@ fn sighup_inherited_as_ignored_stays_ignored_under_nohup() {
         proc_signal_mask_has(server.pid(), "SigIgn", 1),
         "SIGHUP must stay ignored"
     );
-    assert!(proc_signal_mask_has(server.pid(), "SigCgt", 2), "SIGINT handled");
-    assert!(proc_signal_mask_has(server.pid(), "SigCgt", 15), "SIGTERM handled");
+    assert!(
+        proc_signal_mask_has(server.pid(), "SigCgt", 2),
+        "SIGINT handled"
+    );
+    assert!(
+        proc_signal_mask_has(server.pid(), "SigCgt", 15),
+        "SIGTERM handled"
+    );
     // A hangup changes nothing: a new client is still served.
     server.signal("HUP");
     let mut conn = client(server.addr);
-    assert_eq!(echo_round_trip(&mut conn, b"still here").unwrap(), b"still here");
+    assert_eq!(
+        echo_round_trip(&mut conn, b"still here").unwrap(),
+        b"still here"
+    );
     drop(conn);
     // SIGTERM still drains and exits 0.
     server.signal("TERM");
@@ -457,4 +466,17 @@ fn sigint_inherited_as_ignored_is_still_handled() {
     drop(conn);
     let status = server.wait_exit(BOUND);
     assert_eq!(status.code(), Some(0), "{status}; {}", server.stderr());
+}
+
+#[test]
+fn verbose_logs_every_connection_end() {
+    let mut server = start(&["--verbose"]);
+    let mut conn = client(server.addr);
+    assert_eq!(echo_round_trip(&mut conn, b"hi").unwrap(), b"hi");
+    drop(conn);
+    let line = server.wait_for_stderr("connection 1 from 127.0.0.1:", BOUND);
+    assert!(line.contains(": Completed after "), "{line:?}");
+    server.signal("INT");
+    let status = server.wait_exit(BOUND);
+    assert_eq!(status.code(), Some(0), "{status}");
 }
