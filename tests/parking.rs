@@ -64,7 +64,10 @@ fn allow_descriptors(connections: u64) {
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid `rlimit` for the kernel to fill in.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
     if limit.rlim_cur < wanted as libc::rlim_t {
         limit.rlim_cur = limit.rlim_max.min(wanted as libc::rlim_t);
         // SAFETY: as above; raising the soft limit up to the hard one needs
@@ -177,8 +180,13 @@ fn at_the_connection_maximum_new_connections_wait_in_the_backlog() {
         );
         // One closes: the third is accepted and its waiting request served.
         drop(first);
-        third.get_ref().set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        third.read_line(&mut answer).expect("served once a slot is free");
+        third
+            .get_ref()
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("timeout");
+        third
+            .read_line(&mut answer)
+            .expect("served once a slot is free");
         assert!(answer.ends_with(" c\n"), "{answer:?}");
         assert_eq!(running.open_connections(), 2);
         running.shutdown_handle().shutdown();
@@ -264,7 +272,10 @@ fn a_mid_conversation_wait_is_bounded_by_the_read_timeout_only() {
         );
         running.shutdown_handle().shutdown();
         let report = join(running);
-        assert_eq!(report.failed, 1, "a read timeout counts as failed: {report:?}");
+        assert_eq!(
+            report.failed, 1,
+            "a read timeout counts as failed: {report:?}"
+        );
     }
 }
 
@@ -318,7 +329,9 @@ fn a_handler_that_loops_inside_one_turn_still_works() {
     let running = builder(false).start(whole_connection);
     let mut conn = open(running.local_addr());
     for i in 0..10 {
-        conn.get_mut().write_all(format!("{i}\n").as_bytes()).expect("write");
+        conn.get_mut()
+            .write_all(format!("{i}\n").as_bytes())
+            .expect("write");
         let mut line = String::new();
         conn.read_line(&mut line).expect("echo");
         assert_eq!(line, format!("{i}\n"));
