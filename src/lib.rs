@@ -211,6 +211,8 @@ mod connection;
 mod drain;
 mod error;
 mod event;
+#[cfg(feature = "http")]
+pub mod http;
 mod pool;
 mod registry;
 mod report;

@@ -1,0 +1,71 @@
+//! [`HttpHandler`]: the user's closure from request to response, with its
+//! limits; what a [`Server`](crate::Server) serves.
+
+use std::fmt;
+use std::io;
+
+use super::limits::Limits;
+use super::request::Request;
+use super::response::Response;
+use super::serve::serve_request;
+use super::transport::Transport;
+
+/// An HTTP handler for a [`Server`](crate::Server): made by [`handler`]
+/// from a closure that turns a [`Request`] into a [`Response`].
+///
+/// Each turn of the server serves one request; between requests the
+/// connection waits idle, holding no worker, and is closed when the server
+/// shuts down.
+pub struct HttpHandler<F> {
+    app: F,
+    limits: Limits,
+}
+
+/// Makes an HTTP handler of `app`, which is called once per request, on the
+/// server's worker threads (so several calls may run at once).
+///
+/// ```
+/// use graceful_server::http::{self, Limits, Response};
+///
+/// let handler = http::handler(|req| match req.path() {
+///     "/healthz" => http::readiness(req),
+///     _ => Response::text("Hello, world!"),
+/// })
+/// .limits(Limits { max_body: 64 * 1024, ..Limits::default() });
+/// # let _ = handler;
+/// ```
+pub fn handler<F>(app: F) -> HttpHandler<F>
+where
+    F: Fn(&mut Request<'_>) -> Response + Send + Sync + 'static,
+{
+    HttpHandler {
+        app,
+        limits: Limits::default(),
+    }
+}
+
+impl<F> HttpHandler<F>
+where
+    F: Fn(&mut Request<'_>) -> Response + Send + Sync + 'static,
+{
+    /// Sets the limits on each request, by default [`Limits::default`]: a
+    /// 16 KiB head, 100 header lines, an 8 KiB target and a 1 MiB body.
+    pub fn limits(mut self, limits: Limits) -> HttpHandler<F> {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves one request on `io`; returns whether the connection may stay
+    /// open. See [`serve_request`].
+    pub(crate) fn serve_one(&self, io: &mut dyn Transport) -> io::Result<bool> {
+        serve_request(io, &self.limits, &self.app)
+    }
+}
+
+impl<F> fmt::Debug for HttpHandler<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpHandler")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,177 @@
+//! HTTP/1.1 on a [`Server`](crate::Server): a closure from [`Request`] to
+//! [`Response`], served with keep-alive and shut down gracefully (feature
+//! `http`).
+//!
+//! The layer reads and checks each request (with `httparse`), calls your
+//! closure, and writes its response with the framing, `Date` and
+//! `Connection` fields HTTP needs. Everything a graceful shutdown asks of
+//! HTTP is done for you: between requests a connection waits idle, so
+//! shutdown can close it; a request in flight finishes; and every response
+//! sent once shutdown has started says `Connection: close`.
+//!
+//! # Quick start
+//!
+//! ```
+//! use graceful_server::{Server, http::{self, Response}};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder("127.0.0.1:0").build()?; // e.g. "0.0.0.0:8080"
+//! server.shutdown_handle().install_ctrl_c()?;
+//! # let addr = server.local_addr();
+//! # let handle = server.shutdown_handle();
+//! # let client = std::thread::spawn(move || -> std::io::Result<String> {
+//! #     use std::io::{Read, Write};
+//! #     let mut conn = std::net::TcpStream::connect(addr)?;
+//! #     conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+//! #     conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//! #     let mut answer = String::new();
+//! #     conn.read_to_string(&mut answer)?;
+//! #     handle.shutdown();
+//! #     Ok(answer)
+//! # });
+//! let report = server.serve(http::handler(|_req| Response::text("Hello, world!")))?;
+//! eprintln!("{report}");
+//! # let answer = client.join().expect("client thread")?;
+//! # assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+//! # assert!(answer.ends_with("\r\n\r\nHello, world!"), "{answer}");
+//! # assert_eq!(report.completed, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Routing
+//!
+//! There is no router: match on the method and the [path](Request::path)
+//! (which is the same for `/items?id=7` and, as sent to a proxy,
+//! `http://example.com/items?id=7`).
+//!
+//! ```
+//! use graceful_server::http::{self, Request, Response};
+//!
+//! fn route(req: &mut Request) -> Response {
+//!     match (req.method(), req.path()) {
+//!         // Answer HEAD as GET: the layer sends the fields, not the body.
+//!         ("GET" | "HEAD", "/") => Response::text("Hello, world!"),
+//!         ("GET", "/healthz") => http::readiness(req),
+//!         ("POST", "/echo") => match req.read_body() {
+//!             Ok(body) => Response::new(200).body(body),
+//!             Err(_) => Response::new(400),
+//!         },
+//!         (_, "/" | "/healthz" | "/echo") => Response::new(405),
+//!         _ => Response::text("not found").with_status(404),
+//!     }
+//! }
+//!
+//! let handler = http::handler(route);
+//! # let _ = handler;
+//! ```
+//!
+//! # Request bodies
+//!
+//! The body is not read before your closure runs: read it with
+//! [`Request::read_body`] (at most [`Limits::max_body`] bytes, into memory)
+//! or stream it from [`Request::body`], a [`Read`](std::io::Read) that ends
+//! with the body, decoding `chunked` for you. A client that sent
+//! `Expect: 100-continue` is told to go on at the first read, and not at all
+//! if you answer without reading, so a refused upload is never sent.
+//!
+//! A body you leave unread is read and thrown away after your closure
+//! returns if it is small (up to 64 KiB), so that the connection can carry
+//! the next request; a larger one closes the connection. A body that turns
+//! out malformed or too large while you read it makes the read fail, and the
+//! layer answers `400` or `413` in place of your response.
+//!
+//! # Responses
+//!
+//! [`Response::text`] is a `200` with a text body; [`Response::new`] takes a
+//! status; [`header`](Response::header), [`body`](Response::body) and
+//! [`with_status`](Response::with_status) chain. A body can be bytes in
+//! memory or a [`Read`](std::io::Read) streamed as it is sent
+//! ([`body_reader`](Response::body_reader)). The layer adds:
+//!
+//! - `Content-Length` when the length is known; otherwise
+//!   `Transfer-Encoding: chunked` for HTTP/1.1 clients, and for HTTP/1.0
+//!   clients a body delimited by closing the connection;
+//! - `Date` (an IMF-fixdate, formatted at most once a second per thread);
+//! - `Connection: close` when the connection will close after this
+//!   response, or `Connection: keep-alive` when an HTTP/1.0 client asked to
+//!   keep it open and may.
+//!
+//! `HEAD` responses carry the fields the `GET` would have, `Content-Length`
+//! included, and no body. `204` and `304` have no body at all.
+//!
+//! # Keep-alive and shutdown
+//!
+//! HTTP/1.1 connections stay open by default; `Connection: close` from the
+//! client, or in your response, closes them after the response. HTTP/1.0
+//! connections close unless the client asked for `Connection: keep-alive`.
+//! Requests a client pipelines are answered one at a time, in order.
+//!
+//! Once the server starts shutting down ([`Request::is_shutting_down`]),
+//! every response says `Connection: close` and its connection closes after
+//! it. A health check that should fail from that moment is one line:
+//! [`readiness`].
+//!
+//! # What the layer answers by itself
+//!
+//! Each of these is answered, then the connection is closed, because after
+//! bad input nobody can tell where the next request would start:
+//!
+//! | status | when |
+//! |---|---|
+//! | `400 Bad Request` | a malformed head; an HTTP/1.1 request without `Host`, or with two; both `Content-Length` and `Transfer-Encoding`; `Content-Length`s that disagree or are not numbers; a malformed chunked body; `Transfer-Encoding` in HTTP/1.0; a client that hangs up in the middle of a request |
+//! | `408 Request Timeout` | a client silent past the connection's read timeout in the middle of a request |
+//! | `413 Content Too Large` | a body over [`Limits::max_body`] |
+//! | `414 URI Too Long` | a request target over [`Limits::max_target`] |
+//! | `431 Request Header Fields Too Large` | a head over [`Limits::max_head`], or more than [`Limits::max_headers`] header lines |
+//! | `500 Internal Server Error` | your closure panicked |
+//! | `501 Not Implemented` | a transfer coding other than `chunked` |
+//! | `505 HTTP Version Not Supported` | a version other than 1.0 and 1.1 (`HTTP/2.0`, and also `HTTP/1.2`) |
+//!
+//! A client that closes the connection, or stays silent past the read
+//! timeout, between requests gets no answer: that is how keep-alive ends.
+//!
+//! # Limits
+//!
+//! Every buffer is bounded. The [`Limits`] default to a 16 KiB head, 100
+//! header lines, an 8 KiB target and a 1 MiB body; change them with
+//! [`HttpHandler::limits`].
+//!
+//! # Panics
+//!
+//! If your closure panics, the client gets `500 Internal Server Error`
+//! (nothing of your response can have been sent: the closure returns it),
+//! then the panic goes on to the server, which closes the connection,
+//! counts it in [`Report::panicked`](crate::Report::panicked) and keeps
+//! serving.
+//!
+//! # What it does not do
+//!
+//! No TLS, no HTTP/2, no `Upgrade` (WebSocket) or `CONNECT` tunnels, no
+//! compression, and no percent-decoding: paths and queries are as sent.
+
+mod body;
+mod date;
+mod handler;
+mod head;
+mod limits;
+mod readiness;
+mod request;
+mod response;
+mod serve;
+mod transport;
+mod write;
+mod turn;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod fuzz;
+
+pub use body::Body;
+pub use handler::{handler, HttpHandler};
+pub use limits::Limits;
+pub use readiness::readiness;
+pub use request::{Headers, Request, Version};
+pub use response::Response;

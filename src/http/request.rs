@@ -1,0 +1,357 @@
+//! What a handler gets: the [`Request`], its [`Headers`] and its
+//! [`Version`].
+//!
+//! Everything but the body is read and checked before the handler is
+//! called, so a handler never sees a malformed head. The body is left on
+//! the connection and read through [`Request::body`], so that a handler
+//! that does not need it never waits for it.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+
+use super::body::Body;
+
+/// The HTTP version of a request. Responses always say `HTTP/1.1`, as
+/// RFC 9110 (section 6.2) asks of a server that implements it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// `HTTP/1.0`: the connection closes after the response unless the
+    /// client asked for `Connection: keep-alive`.
+    Http10,
+    /// `HTTP/1.1`: the connection stays open unless either side says
+    /// `Connection: close`.
+    Http11,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        })
+    }
+}
+
+/// The header fields of a request, in the order received. Names are matched
+/// without regard to case, as HTTP requires.
+///
+/// Values have their surrounding spaces and tabs removed. They are bytes on
+/// the wire and nearly always ASCII: [`get`](Headers::get) gives the text
+/// of a value that is valid UTF-8, [`get_bytes`](Headers::get_bytes) the
+/// bytes of any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers {
+    fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Headers {
+    /// Adds a field at the end; the value's surrounding whitespace is
+    /// removed.
+    pub(crate) fn push(&mut self, name: &str, value: &[u8]) {
+        self.fields
+            .push((name.to_string(), trim_whitespace(value).to_vec()));
+    }
+
+    /// The value of the first field called `name`, or `None` if there is
+    /// none or its value is not valid UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    }
+
+    /// The value of the first field called `name`, as bytes.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_slice())
+    }
+
+    /// The values of every field called `name`, in order, skipping those that
+    /// are not valid UTF-8. Fields that may repeat, such as `Accept` or
+    /// `Cookie`, need this.
+    pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.get_all_bytes(name)
+            .filter_map(|value| std::str::from_utf8(value).ok())
+    }
+
+    /// The values of every field called `name`, in order, as bytes.
+    pub fn get_all_bytes<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.fields
+            .iter()
+            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_slice())
+    }
+
+    /// Whether there is a field called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get_bytes(name).is_some()
+    }
+
+    /// Every field as (name, value), in the order received, names as sent.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Whether a field called `name` lists `token` (e.g. `Connection:
+    /// keep-alive, Upgrade` lists `upgrade`), in any case.
+    pub(crate) fn lists(&self, name: &str, token: &str) -> bool {
+        self.get_all(name)
+            .flat_map(|value| value.split(','))
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    }
+}
+
+fn trim_whitespace(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+/// An HTTP request, as the handler gets it.
+///
+/// The head (method, target, version, headers) has been read and checked;
+/// the body is still on the connection, and is read through
+/// [`body`](Request::body) or [`read_body`](Request::read_body). A handler
+/// that does not read it need not: what it leaves is read and thrown away
+/// once the handler returns if it is small (up to 64 KiB), and the
+/// connection closed after the response if not.
+///
+/// ```
+/// use graceful_server::http::{Request, Response};
+///
+/// fn route(req: &mut Request) -> Response {
+///     match (req.method(), req.path()) {
+///         ("GET" | "HEAD", "/") => Response::text("Hello, world!"),
+///         ("GET", "/search") => Response::text(format!("query: {:?}", req.query())),
+///         ("POST", "/echo") => match req.read_body() {
+///             Ok(body) => Response::new(200).body(body),
+///             // The layer answers a body that was too large or malformed
+///             // with 413 or 400 itself, whatever is returned here.
+///             Err(_) => Response::new(400),
+///         },
+///         _ => Response::text("not found").with_status(404),
+///     }
+/// }
+/// ```
+pub struct Request<'a> {
+    method: String,
+    target: String,
+    version: Version,
+    headers: Headers,
+    peer: SocketAddr,
+    body: Body<'a>,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(
+        method: String,
+        target: String,
+        version: Version,
+        headers: Headers,
+        peer: SocketAddr,
+        body: Body<'a>,
+    ) -> Request<'a> {
+        Request {
+            method,
+            target,
+            version,
+            headers,
+            peer,
+            body,
+        }
+    }
+
+    /// The method, as sent (methods are case-sensitive): `"GET"`, `"POST"`..
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target exactly as sent: usually a path and query
+    /// (`/search?q=rust`), an absolute URI when the client talks to a proxy
+    /// (`http://example.com/search?q=rust`), `*` for `OPTIONS *`, or
+    /// `host:port` for `CONNECT`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path of the target, without the query, not percent-decoded:
+    /// `/search` for both `/search?q=rust` and
+    /// `http://example.com/search?q=rust`, `/` for `http://example.com`. For
+    /// the other forms (`*`, `host:port`) it is the whole target.
+    pub fn path(&self) -> &str {
+        split_target(&self.target).0
+    }
+
+    /// The query of the target (after `?`), not percent-decoded, or `None` if
+    /// the target has no `?`.
+    pub fn query(&self) -> Option<&str> {
+        split_target(&self.target).1
+    }
+
+    /// The HTTP version of the request.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The value of the first header field called `name` (in any case), if
+    /// valid UTF-8: a shortcut for [`headers().get(name)`](Headers::get).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the server has started to shut down. The response will say
+    /// `Connection: close` whatever the handler does; a readiness check
+    /// should fail from now on (see [`readiness`](super::readiness)).
+    pub fn is_shutting_down(&self) -> bool {
+        self.body.is_shutting_down()
+    }
+
+    /// The body, to read with [`Read`]. It ends where the request's body
+    /// ends (it never reads into the next request), decodes `chunked`
+    /// transfer coding, and fails once more than
+    /// [`max_body`](super::Limits::max_body) bytes arrive. A client that sent
+    /// `Expect: 100-continue` is told to go on at the first read, and only
+    /// then.
+    pub fn body(&mut self) -> &mut Body<'a> {
+        &mut self.body
+    }
+
+    /// Reads the whole body into memory: at most
+    /// [`max_body`](super::Limits::max_body) bytes.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the body is malformed or too large (the layer then answers
+    /// `400` or `413` itself, whatever the handler returns), if the client
+    /// is too slow (the connection's read timeout), or if the connection
+    /// fails.
+    pub fn read_body(&mut self) -> io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        self.body.read_to_end(&mut body)?;
+        Ok(body)
+    }
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("target", &self.target)
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .field("peer", &self.peer)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+/// Splits a request target into its path and query (RFC 9112 section 3.2).
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    // Absolute form, as sent to proxies (and which servers must accept):
+    // skip the scheme and the authority. `path` is then what follows, or `/`.
+    let rest = absolute_form_rest(target);
+    let Some(rest) = rest else {
+        // Origin form (`/path?query`) or one of the forms without a path.
+        return match target.split_once('?') {
+            Some((path, query)) if target.starts_with('/') => (path, Some(query)),
+            _ => (target, None),
+        };
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    (if path.is_empty() { "/" } else { path }, query)
+}
+
+/// For an absolute-form target (`http://host:port/path?query`), what follows
+/// the authority (`/path?query`, possibly empty); `None` for other forms.
+fn absolute_form_rest(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(&rest[authority_end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_path_and_query() {
+        let cases = [
+            ("/", "/", None),
+            ("/search?q=rust&x", "/search", Some("q=rust&x")),
+            ("/?", "/", Some("")),
+            ("/a%20b", "/a%20b", None),
+            ("http://example.com/p?q", "/p", Some("q")),
+            ("HTTP://example.com:8080/p/q", "/p/q", None),
+            ("https://example.com", "/", None),
+            ("http://example.com?q=1", "/", Some("q=1")),
+            ("*", "*", None),
+            ("example.com:443", "example.com:443", None),
+        ];
+        for (target, path, query) in cases {
+            assert_eq!(split_target(target), (path, query), "{target}");
+        }
+    }
+
+    #[test]
+    fn header_lookup_ignores_case_and_trims() {
+        let mut headers = Headers::default();
+        headers.push("Content-Type", b" text/plain \t");
+        headers.push("accept", b"a");
+        headers.push("ACCEPT", b"b");
+        headers.push("X-Bytes", b"\xff");
+        assert_eq!(headers.get("content-type"), Some("text/plain"));
+        assert_eq!(headers.get_all("Accept").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(headers.get("x-bytes"), None);
+        assert_eq!(headers.get_bytes("X-BYTES"), Some(&b"\xff"[..]));
+        assert!(headers.contains("x-bytes"));
+        assert!(!headers.contains("missing"));
+        assert_eq!(headers.len(), 4);
+        assert_eq!(
+            headers.iter().next(),
+            Some(("Content-Type", &b"text/plain"[..]))
+        );
+    }
+
+    #[test]
+    fn listed_tokens() {
+        let mut headers = Headers::default();
+        headers.push("Connection", b"Keep-Alive, Upgrade");
+        assert!(headers.lists("connection", "keep-alive"));
+        assert!(headers.lists("connection", "upgrade"));
+        assert!(!headers.lists("connection", "close"));
+    }
+}

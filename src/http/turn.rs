@@ -1,0 +1,87 @@
+//! The glue between the HTTP layer and the server's turn-based core: one
+//! turn serves one request; between requests the connection waits idle.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use crate::{Connection, Handler, Next};
+
+use super::handler::HttpHandler;
+use super::request::Request;
+use super::response::Response;
+use super::transport::Transport;
+
+/// The connection's buffered reader keeps the bytes read past one request
+/// (pipelined requests) for the next turn, which is what [`Transport`] asks.
+impl Transport for Connection {
+    fn peer_addr(&self) -> SocketAddr {
+        Connection::peer_addr(self)
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        Connection::is_shutting_down(self)
+    }
+}
+
+/// Between requests the connection waits idle ([`Next::Idle`]): it holds no
+/// worker, and shutdown may close it. A request that has started arriving
+/// is served to its end within its turn, so no connection is ever cut in
+/// the middle of a request.
+impl<F> Handler for HttpHandler<F>
+where
+    F: Fn(&mut Request<'_>) -> Response + Send + Sync + 'static,
+{
+    fn turn(&self, conn: &mut Connection) -> io::Result<Next> {
+        if self.serve_one(conn)? {
+            return Ok(Next::Idle);
+        }
+        close_politely(conn);
+        Ok(Next::Close)
+    }
+
+    /// A connection that has not sent a request yet is as safe to close at
+    /// shutdown as one between requests.
+    fn new_connections_are_idle(&self) -> bool {
+        true
+    }
+}
+
+/// How long a closing connection keeps reading what its client still sends;
+/// see [`close_politely`].
+const LINGER: Duration = Duration::from_millis(200);
+
+/// Ends a connection after its last response without destroying that
+/// response.
+///
+/// Closing a socket that still has unread input makes the kernel send a
+/// reset, and a reset can make the client drop the response it has not read
+/// yet. That input is common after an error (the rest of a refused body) or
+/// with pipelining (requests behind the last one). So, when input is
+/// pending, send our end of file first, then read and discard until the
+/// client closes too, for at most [`LINGER`] (RFC 9112, section 9.6). With
+/// nothing pending, closing at once is already clean.
+fn close_politely(conn: &mut Connection) {
+    let pending = conn.has_buffered_input()
+        || crate::sys::wait_two(conn.stream().as_fd(), None, Some(Duration::ZERO))
+            .is_ok_and(|ready| ready.connection);
+    if !pending {
+        return;
+    }
+    // Errors here mean the connection is already gone, which is the goal.
+    let _ = conn.stream().shutdown(Shutdown::Write);
+    let deadline = Instant::now() + LINGER;
+    let mut scratch = [0; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // `set_read_timeout` rejects zero, which also ends the loop.
+        if conn.stream().set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match conn.read(&mut scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Putting a [`Response`] on the wire: the status line, the `Date`, the
+//! handler's fields, the framing, and the body, from memory or streamed.
+//!
+//! Framing is chosen here, because it depends on the request as much as on
+//! the response: a body of known length gets `Content-Length`; one of
+//! unknown length is sent `chunked` to an HTTP/1.1 client, and to an
+//! HTTP/1.0 client (which knows no chunked) delimited by closing the
+//! connection. A `HEAD` response gets the fields the `GET` would have, and
+//! no body; `204` and `304` have no body at all.
+//!
+//! The head goes out in the same `write` as the body (or its first block):
+//! the connection writes straight to the socket, and a head and body written
+//! separately can wait on the client's delayed acknowledgement.
+
+use std::io::{self, Read, Write};
+
+use super::date;
+use super::request::Version;
+use super::response::{reason, Content, Response};
+
+/// How much of a streamed body is read and written at a time.
+const BLOCK: usize = 16 * 1024;
+
+/// Fields the layer writes itself; the handler's are dropped.
+const OWN_FIELDS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+
+/// How a body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delimit {
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 with no known length: the end of the connection.
+    Close,
+}
+
+/// What the request says about how to answer it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Answering {
+    pub(crate) version: Version,
+    /// A `HEAD` request: fields, no body.
+    pub(crate) head_only: bool,
+    /// Whether the connection may stay open, as far as the request and the
+    /// server are concerned.
+    pub(crate) keep_alive: bool,
+}
+
+/// Writes `response` and returns whether the connection may stay open after
+/// it: `answering.keep_alive`, unless the response itself ends the
+/// connection (`Connection: close`, or a body delimited by closing).
+///
+/// # Errors
+///
+/// Writing failed, or the body's reader failed or ended before its length;
+/// either way the connection is no longer usable.
+pub(crate) fn write_response(
+    io: &mut dyn Write,
+    response: Response,
+    answering: Answering,
+) -> io::Result<bool> {
+    let (status, headers, content) = response.into_parts();
+    // 1xx are interim responses, and nothing is defined above 599.
+    let (status, headers, content) = if (200..=599).contains(&status) {
+        (status, headers, content)
+    } else {
+        Response::error(500).into_parts()
+    };
+    let mut keep_alive = answering.keep_alive
+        && !headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("connection")
+                && value
+                    .split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("close"))
+        });
+    let has_body = status != 204 && status != 304;
+    let length = match &content {
+        Content::Bytes(bytes) => Some(bytes.len() as u64),
+        Content::Reader { len, .. } => *len,
+    };
+    let delimit = match length {
+        _ if !has_body => None,
+        Some(length) => Some(Delimit::Length(length)),
+        None if answering.version == Version::Http11 => Some(Delimit::Chunked),
+        None => {
+            keep_alive = false;
+            Some(Delimit::Close)
+        }
+    };
+    let mut out = head(status, &headers, delimit, keep_alive, answering.version);
+    match content {
+        _ if answering.head_only || !has_body => io.write_all(&out)?,
+        Content::Bytes(bytes) => {
+            out.extend_from_slice(&bytes);
+            io.write_all(&out)?;
+        }
+        Content::Reader { reader, .. } => {
+            // `has_body`, so `delimit` is set; `Close` is the safe reading.
+            stream(io, out, reader, delimit.unwrap_or(Delimit::Close))?;
+        }
+    }
+    io.flush()?;
+    Ok(keep_alive)
+}
+
+/// The status line and the header section, with its final empty line.
+fn head(
+    status: u16,
+    headers: &[(String, String)],
+    delimit: Option<Delimit>,
+    keep_alive: bool,
+    version: Version,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(256);
+    out.push_str("HTTP/1.1 ");
+    out.push_str(&status.to_string());
+    out.push(' ');
+    out.push_str(reason(status));
+    out.push_str("\r\nDate: ");
+    out.push_str(&date::now());
+    out.push_str("\r\n");
+    for (name, value) in headers {
+        let ours = OWN_FIELDS.iter().any(|own| own.eq_ignore_ascii_case(name));
+        if !ours && is_token(name) && is_field_value(value) {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+    }
+    match delimit {
+        Some(Delimit::Length(length)) => {
+            out.push_str("Content-Length: ");
+            out.push_str(&length.to_string());
+            out.push_str("\r\n");
+        }
+        Some(Delimit::Chunked) => out.push_str("Transfer-Encoding: chunked\r\n"),
+        Some(Delimit::Close) | None => {}
+    }
+    if !keep_alive {
+        out.push_str("Connection: close\r\n");
+    } else if version == Version::Http10 {
+        // An HTTP/1.0 client assumes the connection closes unless told.
+        out.push_str("Connection: keep-alive\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// Sends `out` (the head) followed by the body `reader` gives, delimited as
+/// `delimit` says, a block at a time.
+fn stream(
+    io: &mut dyn Write,
+    mut out: Vec<u8>,
+    mut reader: Box<dyn Read + Send>,
+    delimit: Delimit,
+) -> io::Result<()> {
+    let mut block = vec![0; BLOCK];
+    let mut remaining = match delimit {
+        Delimit::Length(length) => length,
+        Delimit::Chunked | Delimit::Close => u64::MAX,
+    };
+    loop {
+        let want = usize::try_from(remaining).map_or(BLOCK, |r| r.min(BLOCK));
+        let n = if want == 0 {
+            0
+        } else {
+            read_some(&mut reader, &mut block[..want])?
+        };
+        if n == 0 && remaining > 0 && matches!(delimit, Delimit::Length(_)) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the response body ended before its Content-Length",
+            ));
+        }
+        if delimit == Delimit::Chunked {
+            // A chunk of data, or the last chunk (size 0, no trailers).
+            out.extend_from_slice(format!("{n:X}\r\n").as_bytes());
+            out.extend_from_slice(&block[..n]);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(&block[..n]);
+        }
+        remaining = remaining.saturating_sub(n as u64);
+        if !out.is_empty() {
+            io.write_all(&out)?;
+            out.clear();
+        }
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// One `read`, tried again if interrupted by a signal.
+fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
+}
+
+/// Whether `name` is a valid field name: a token (RFC 9110 section 5.6.2).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` is a valid field value: no control characters but tab
+/// (RFC 9110 section 5.5). CR and LF above all: they would end the field.
+fn is_field_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(response: Response, version: Version, head_only: bool) -> (String, bool) {
+        let mut out = Vec::new();
+        let answering = Answering {
+            version,
+            head_only,
+            keep_alive: true,
+        };
+        let keep = write_response(&mut out, response, answering).expect("a Vec cannot fail");
+        (String::from_utf8_lossy(&out).into_owned(), keep)
+    }
+
+    /// The response without its `Date` line, which changes.
+    fn undated(raw: &str) -> String {
+        raw.split("\r\n")
+            .filter(|line| !line.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    #[test]
+    fn bytes_get_a_length() {
+        let (raw, keep) = write(Response::text("hi"), Version::Http11, false);
+        assert_eq!(
+            undated(&raw),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"
+        );
+        assert!(keep);
+        let (raw, _) = write(Response::text("hi"), Version::Http10, false);
+        assert!(raw.contains("\r\nConnection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn head_gets_the_fields_without_the_body() {
+        let (raw, keep) = write(Response::text("hi"), Version::Http11, true);
+        assert!(raw.ends_with("Content-Length: 2\r\n\r\n"), "{raw}");
+        assert!(keep);
+        let reader = Response::new(200).body_reader(&b"abc"[..], Some(3));
+        let (raw, _) = write(reader, Version::Http11, true);
+        assert!(raw.ends_with("Content-Length: 3\r\n\r\n"), "{raw}");
+    }
+
+    #[test]
+    fn unknown_lengths_are_chunked_or_close_delimited() {
+        let big = vec![b'x'; BLOCK + 5];
+        let reader = Response::new(200).body_reader(io::Cursor::new(big.clone()), None);
+        let (raw, keep) = write(reader, Version::Http11, false);
+        let expected = format!(
+            "Transfer-Encoding: chunked\r\n\r\n4000\r\n{}\r\n5\r\nxxxxx\r\n0\r\n\r\n",
+            "x".repeat(BLOCK)
+        );
+        assert!(raw.ends_with(&expected));
+        assert!(keep);
+        let reader = Response::new(200).body_reader(io::Cursor::new(big), None);
+        let (raw, keep) = write(reader, Version::Http10, false);
+        assert!(!keep);
+        assert!(!raw.contains("Content-Length") && !raw.contains("Transfer-Encoding"));
+        assert!(raw.contains("\r\nConnection: close\r\n\r\nxxx"));
+        assert!(raw.ends_with("xxxxx"));
+    }
+
+    #[test]
+    fn a_known_length_is_exact() {
+        let reader = Response::new(200).body_reader(&b"abcdef"[..], Some(3));
+        let (raw, _) = write(reader, Version::Http11, false);
+        assert!(raw.ends_with("Content-Length: 3\r\n\r\nabc"));
+        let short = Response::new(200).body_reader(&b"ab"[..], Some(3));
+        let mut out = Vec::new();
+        let answering = Answering {
+            version: Version::Http11,
+            head_only: false,
+            keep_alive: true,
+        };
+        let error = write_response(&mut out, short, answering).expect_err("short body");
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn no_body_for_204_and_304() {
+        for status in [204, 304] {
+            let (raw, _) = write(
+                Response::text("dropped").with_status(status),
+                Version::Http11,
+                false,
+            );
+            assert!(
+                !raw.contains("dropped") && !raw.contains("Content-Length"),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_layer_owns_framing_and_unsafe_fields_are_dropped() {
+        let response = Response::text("hi")
+            .header("Content-Length", "99")
+            .header("Transfer-Encoding", "gzip")
+            .header("Date", "yesterday")
+            .header("X-Split", "a\r\nInjected: yes")
+            .header("Bad Name", "x")
+            .header("X-Fine", "a\tb");
+        let (raw, _) = write(response, Version::Http11, false);
+        assert!(!raw.contains("99") && !raw.contains("gzip") && !raw.contains("yesterday"));
+        assert!(!raw.contains("Injected") && !raw.contains("Bad Name"));
+        assert!(raw.contains("\r\nX-Fine: a\tb\r\n"));
+        assert_eq!(raw.matches("Date: ").count(), 1);
+    }
+
+    #[test]
+    fn connection_close_from_the_handler_closes() {
+        let (raw, keep) = write(
+            Response::text("hi").header("Connection", "close"),
+            Version::Http11,
+            false,
+        );
+        assert!(!keep);
+        assert_eq!(raw.matches("Connection: close").count(), 1);
+    }
+
+    #[test]
+    fn statuses_out_of_range_become_500() {
+        for status in [0, 100, 101, 199, 600, 999] {
+            let (raw, keep) = write(Response::new(status), Version::Http11, false);
+            assert!(
+                raw.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+                "{raw}"
+            );
+            assert!(keep);
+        }
+        let (raw, _) = write(Response::new(299), Version::Http11, false);
+        assert!(raw.starts_with("HTTP/1.1 299 \r\n"));
+    }
+}
