@@ -28,13 +28,13 @@ use crate::wake::{self, WakeReceiver};
 /// inside a turn) at the same moment, not clients; 32 leaves room for
 /// handlers that block on slow work while costing only a few KiB of touched
 /// stack each.
-pub(crate) const DEFAULT_WORKERS: usize = 32;
+const DEFAULT_WORKERS: usize = 32;
 /// Default queue capacity: a burst of twice the pool can wait in the queue;
 /// beyond that, connections wait in the kernel backlog.
 const DEFAULT_QUEUE: usize = 64;
 /// Default drain timeout: with the default force grace it leaves room inside
 /// Kubernetes' default 30 s termination grace period.
-pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default force grace.
 const DEFAULT_FORCE_GRACE: Duration = Duration::from_secs(1);
 /// Default idle timeout: longer than any browser or client pool keeps an
@@ -183,6 +183,19 @@ impl Config {
 }
 
 impl Builder {
+    /// The default of [`workers`](Self::workers).
+    pub const DEFAULT_WORKERS: usize = DEFAULT_WORKERS;
+    /// The default of [`queue_capacity`](Self::queue_capacity).
+    pub const DEFAULT_QUEUE_CAPACITY: usize = DEFAULT_QUEUE;
+    /// The default of [`backlog`](Self::backlog).
+    pub const DEFAULT_BACKLOG: u32 = DEFAULT_BACKLOG;
+    /// The default of [`drain_timeout`](Self::drain_timeout).
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = DEFAULT_DRAIN_TIMEOUT;
+    /// The default of [`idle_timeout`](Self::idle_timeout).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = DEFAULT_IDLE_TIMEOUT;
+    /// The default of [`force_grace`](Self::force_grace).
+    pub const DEFAULT_FORCE_GRACE: Duration = DEFAULT_FORCE_GRACE;
+
     fn new(source: Source) -> Builder {
         Builder {
             source,
