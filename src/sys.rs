@@ -138,8 +138,12 @@ impl Poller {
     /// itself on close; the `poll(2)` set must be told, or it would poll a
     /// number that may already name another file.
     pub(crate) fn forget(&mut self, fd: RawFd) {
-        if let Poller::Poll(set) = self {
-            set.entries.remove(&fd);
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Poller::Epoll(_) => {}
+            Poller::Poll(set) => {
+                set.entries.remove(&fd);
+            }
         }
     }
 
