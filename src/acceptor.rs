@@ -413,13 +413,15 @@ impl Loop {
         if self.a.signal.is_forced() {
             return conn.close_forced();
         }
-        if conn.waiting == Waiting::Idle && self.a.signal.is_closing_idle() {
-            return conn.close(Outcome::ClosedIdle);
-        }
+        // Buffered input first: a request read ahead is served, even from a
+        // connection that said it waits idle.
         if conn.has_buffered_input() {
             conn.set_waiting(false);
             self.ready.push_back(conn);
             return;
+        }
+        if conn.waiting == Waiting::Idle && self.a.signal.is_closing_idle() {
+            return conn.close(Outcome::ClosedIdle);
         }
         let id = conn.id();
         let watched = if conn.registered {

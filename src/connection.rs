@@ -27,7 +27,10 @@ pub enum Next {
     /// The connection is *idle*: at shutdown it is closed after the
     /// [idle grace](crate::Builder::idle_grace) (a request arriving within
     /// the grace is still served), and it is closed after the
-    /// [idle timeout](crate::Builder::idle_timeout) without input.
+    /// [idle timeout](crate::Builder::idle_timeout) without input. Input
+    /// already in the connection's buffer (a request read ahead) is served
+    /// first, whatever the shutdown state: only a connection with nothing
+    /// buffered counts as idle.
     Idle,
     /// Wait for more input in the middle of a conversation (the echo
     /// server's case: the client may send more at any time).

@@ -345,8 +345,10 @@ impl Worker {
         conn.waiting = waiting;
         conn.since = Instant::now();
         conn.set_waiting(true);
-        if waiting == Waiting::Idle && conn.signal().is_closing_idle() {
-            // Turned idle after the grace: closed at once.
+        if waiting == Waiting::Idle && conn.signal().is_closing_idle() && !conn.has_buffered_input()
+        {
+            // Turned idle after the grace: closed at once. Not with input
+            // already buffered: that is a request read ahead, to serve.
             conn.close(Outcome::ClosedIdle);
             return None;
         }

@@ -134,11 +134,13 @@ impl Default for Config {
 }
 
 /// The connection maximum derived from the descriptor limit: one descriptor
-/// per connection, minus a reserve.
-fn default_max_connections() -> usize {
+/// per connection, after the server's own (two wake-up sockets per worker
+/// and the acceptor's, the listener, epoll) and a reserve for the handlers.
+fn default_max_connections(workers: usize) -> usize {
+    let own = 2 * (workers as u64 + 1) + 2;
     match sys::descriptor_limit() {
         Some(limit) => {
-            let usable = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+            let usable = limit.saturating_sub(own + RESERVED_DESCRIPTORS).max(1);
             usize::try_from(usable).unwrap_or(FALLBACK_MAX_CONNECTIONS)
         }
         None => FALLBACK_MAX_CONNECTIONS,
@@ -216,7 +218,8 @@ impl Builder {
     }
 
     /// The most connections open at once. By default, the process's soft
-    /// limit on open descriptors (`RLIMIT_NOFILE`) minus 64.
+    /// limit on open descriptors (`RLIMIT_NOFILE`) minus the server's own
+    /// (two per worker) and 64 more for the handlers.
     ///
     /// Each connection holds one descriptor. At the maximum the acceptor
     /// stops accepting, and new connections wait in the kernel backlog until
@@ -671,7 +674,7 @@ impl Server {
             registry: Arc::clone(&registry),
             max_connections: config
                 .max_connections
-                .unwrap_or_else(default_max_connections),
+                .unwrap_or_else(|| default_max_connections(config.workers)),
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             new_waiting,

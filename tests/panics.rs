@@ -8,25 +8,42 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
-use graceful_server::{Connection, Server};
+use crossbeam_channel::{Receiver, Sender};
+use graceful_server::{Connection, Next, Server};
 
 use support::{client, echo_round_trip};
 
 const WORKERS: usize = 4;
 const PANICS: u64 = 10_000;
 
-/// Panics on `!`, echoes anything else until the client hangs up.
-fn handler(mut stream: TcpStream, _conn: &Connection) -> io::Result<()> {
-    let mut buf = [0; 64];
-    loop {
-        let n = stream.read(&mut buf)?;
+/// How long a test waits for something that should take milliseconds.
+const EVENT: Duration = Duration::from_secs(5);
+
+/// One read per turn: panics on `!`; on `?` announces itself on `entered`
+/// and waits (holding its worker) for a `release` before echoing; echoes
+/// anything else. Between turns the connection waits mid-conversation.
+fn handler(
+    entered: Sender<()>,
+    release: Receiver<()>,
+) -> impl Fn(&mut Connection) -> io::Result<Next> + Send + Sync + 'static {
+    move |conn| {
+        let mut buf = [0; 64];
+        let n = conn.read(&mut buf)?;
         if n == 0 {
-            return Ok(());
+            return Ok(Next::Close);
         }
-        if buf[0] == b'!' {
-            panic!("asked to panic");
+        match buf[0] {
+            b'!' => panic!("asked to panic"),
+            b'?' => {
+                let _ = entered.send(());
+                // Bounded, so that a failing test cannot leave a worker
+                // stuck and the server unable to stop.
+                let _ = release.recv_timeout(EVENT * 2);
+            }
+            _ => {}
         }
-        stream.write_all(&buf[..n])?;
+        conn.write_all(&buf[..n])?;
+        Ok(Next::Wait)
     }
 }
 
@@ -44,11 +61,13 @@ fn ten_thousand_panics_leave_the_pool_full_size() {
         }
     }));
 
+    let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
+    let (release_tx, release_rx) = crossbeam_channel::unbounded();
     let running = Server::builder("127.0.0.1:0")
         .workers(WORKERS)
         .build()
         .expect("build")
-        .spawn(handler)
+        .spawn(handler(entered_tx, release_rx))
         .expect("spawn");
     let addr = running.local_addr();
 
@@ -65,12 +84,26 @@ fn ten_thousand_panics_leave_the_pool_full_size() {
         }
     }
 
-    // Every worker is still there: WORKERS connections are served at the same
-    // time (each echo holds its worker until the client hangs up).
+    // Every worker is still there: WORKERS turns run at the same time, each
+    // holding its worker at the gate until all of them are in.
     let mut clients: Vec<TcpStream> = (0..WORKERS).map(|_| client(addr)).collect();
+    for conn in &mut clients {
+        conn.write_all(b"?").expect("write");
+    }
+    for inside in 0..WORKERS {
+        entered_rx.recv_timeout(EVENT).unwrap_or_else(|_| {
+            panic!("only {inside} of {WORKERS} workers serve at the same time")
+        });
+    }
+    for _ in 0..WORKERS {
+        release_tx.send(()).expect("handlers wait for the release");
+    }
     for (i, conn) in clients.iter_mut().enumerate() {
+        let mut reply = [0; 1];
+        conn.read_exact(&mut reply).expect("released");
+        assert_eq!(&reply, b"?");
         let message = format!("still here {i}");
-        let reply = echo_round_trip(conn, message.as_bytes()).expect("served concurrently");
+        let reply = echo_round_trip(conn, message.as_bytes()).expect("served");
         assert_eq!(reply, message.as_bytes());
     }
     drop(clients);
@@ -82,7 +115,7 @@ fn ten_thousand_panics_leave_the_pool_full_size() {
         let _ = tx.send(running.join());
     });
     let report = rx
-        .recv_timeout(Duration::from_secs(5))
+        .recv_timeout(EVENT)
         .expect("server did not stop within 5 s")
         .expect("join");
     assert_eq!(report.panicked, PANICS, "{report}");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use graceful_server::{Connection, Server};
+use graceful_server::{Connection, Next, Server};
 
 use support::{
     client, echo_binary, echo_round_trip, join, wait_until_refused, ServerProcess, Start,
@@ -88,10 +88,29 @@ fn no_descriptor_or_thread_leaks() {
     assert!(stderr.contains("3000 accepted"), "{stderr}");
 }
 
-fn echo(stream: TcpStream, _conn: &Connection) -> io::Result<()> {
-    let (mut reader, mut writer) = (&stream, &stream);
-    io::copy(&mut reader, &mut writer)?;
-    Ok(())
+/// Echo, one read per turn (like the binary); between turns the connection
+/// waits mid-conversation.
+fn echo(conn: &mut Connection) -> io::Result<Next> {
+    let mut buf = [0; 4096];
+    let n = conn.read(&mut buf)?;
+    if n == 0 {
+        return Ok(Next::Close);
+    }
+    conn.write_all(&buf[..n])?;
+    Ok(Next::Wait)
+}
+
+/// Echo in one long turn until the client hangs up: the connection holds
+/// its worker the whole time, as with a thread per connection.
+fn echo_holding_the_worker(conn: &mut Connection) -> io::Result<Next> {
+    let mut buf = [0; 4096];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Next::Close);
+        }
+        conn.write_all(&buf[..n])?;
+    }
 }
 
 // 100 connections waiting in the queue and the kernel backlog at shutdown,
@@ -99,10 +118,11 @@ fn echo(stream: TcpStream, _conn: &Connection) -> io::Result<()> {
 #[test]
 fn a_backlog_burst_at_shutdown_is_served_in_full() {
     const BURST: usize = 100;
+    // `busy` holds the only worker until it hangs up, after the signal.
     let running = Server::builder("127.0.0.1:0")
         .workers(1)
         .queue_capacity(4)
-        .start(echo);
+        .start(echo_holding_the_worker);
     let addr = running.local_addr();
     let mut busy = client(addr);
     echo_round_trip(&mut busy, b"busy").expect("echo");

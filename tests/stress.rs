@@ -10,10 +10,11 @@
 //! Two runners, which run side by side:
 //!
 //! - `stress_the_library`: servers spawned in this process with a
-//!   line-protocol handler (echo, sleep, panic, fail) that marks itself idle
-//!   between lines and records, per connection, how many lines it read and
-//!   how the connection ended. After each shutdown every request a client
-//!   sent without getting its answer must be explained by the server's side:
+//!   line-protocol handler (echo, sleep, panic, fail) that serves one line
+//!   per turn, waits idle between lines, and records, per connection, how
+//!   many lines it read and how the connection ended. After each shutdown
+//!   every request a client sent without getting its answer must be
+//!   explained by the server's side:
 //!   a panic or failure the client asked for, a connection closed as idle
 //!   before the request was read, one cut at the deadline, one closed
 //!   unserved in the queue, or a connect that raced the listener's close.
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use graceful_server::{Connection, Report, Server};
+use graceful_server::{Connection, Next, Report, Server};
 
 /// How long each runner runs: `STRESS_SECS`, 120 by default.
 fn duration() -> Duration {
@@ -138,94 +139,122 @@ impl Totals {
 // The library, in process.
 // ---------------------------------------------------------------------------
 
-/// What the handler saw of one connection, keyed by the client's address.
-#[derive(Clone, Debug, Default)]
+/// What the handler saw of one connection, over all its turns.
+#[derive(Clone, Debug)]
 struct Record {
+    peer: SocketAddr,
     lines_read: u64,
-    /// The server closed it (as idle, or at the deadline) before the end.
-    closed_by_server: bool,
+    /// A turn ended the connection (the client hung up, or a read, a write
+    /// or the handler failed); otherwise the server closed it between turns
+    /// (as idle, at a timeout, or at the deadline).
+    ended_in_turn: bool,
+    /// The turn that ended it did so because shutdown was forced: its
+    /// socket was cut.
+    cut: bool,
     panicked: bool,
 }
 
-/// Several records for one address only if a port was reused in a cycle.
-type Records = Arc<Mutex<HashMap<SocketAddr, Vec<Record>>>>;
-
-/// Files the record when the handler ends, even by a panic.
-struct Recorder {
-    records: Records,
-    peer: SocketAddr,
-    record: Record,
+impl Record {
+    /// The server closed it (as idle, or at the deadline) before the end.
+    fn closed_by_server(&self) -> bool {
+        !self.ended_in_turn || self.cut
+    }
 }
 
-impl Drop for Recorder {
+/// Records by connection id.
+type Records = Arc<Mutex<HashMap<u64, Record>>>;
+
+/// Files one turn into the connection's record when the turn ends, even by
+/// a panic.
+struct Turn {
+    records: Records,
+    id: u64,
+    peer: SocketAddr,
+    lines_read: u64,
+    /// `Some(cut)` when the turn ends the connection.
+    ended: Option<bool>,
+}
+
+impl Drop for Turn {
     fn drop(&mut self) {
-        self.record.panicked = thread::panicking();
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        records
-            .entry(self.peer)
-            .or_default()
-            .push(self.record.clone());
+        let record = records.entry(self.id).or_insert_with(|| Record {
+            peer: self.peer,
+            lines_read: 0,
+            ended_in_turn: false,
+            cut: false,
+            panicked: false,
+        });
+        record.lines_read += self.lines_read;
+        if thread::panicking() {
+            record.panicked = true;
+            record.ended_in_turn = true;
+        }
+        if let Some(cut) = self.ended {
+            record.ended_in_turn = true;
+            record.cut = cut;
+        }
     }
 }
 
 /// The line protocol: `echo X` answers `X`, `sleep N` sleeps N ms then
-/// answers `slept`, `panic` panics, `fail` returns an error. Once shutdown
-/// has started, answers end in ` [closing]` and the client sends no more;
-/// the connection then ends as idle.
-fn line_handler(records: Records) -> impl Fn(TcpStream, &Connection) -> io::Result<()> {
-    move |stream, conn| {
-        let mut recorder = Recorder {
+/// answers `slept`, `panic` panics, `fail` returns an error. One line per
+/// turn. Once shutdown has started, answers end in ` [closing]` and the
+/// client sends no more; the connection then ends as idle.
+fn line_handler(records: Records) -> impl Fn(&mut Connection) -> io::Result<Next> + Send + Sync {
+    move |conn| {
+        let mut turn = Turn {
             records: Arc::clone(&records),
+            id: conn.id(),
             peer: conn.peer_addr(),
-            record: Record::default(),
+            lines_read: 0,
+            ended: None,
         };
-        let mut reader = BufReader::new(&stream);
-        let mut writer = &stream;
-        loop {
-            let available = {
-                // Idle only while nothing of the next line has arrived.
-                let _idle = reader.buffer().is_empty().then(|| conn.idle());
-                reader.fill_buf().map(|b| b.len())
-            };
-            if available? == 0 {
-                recorder.record.closed_by_server = conn.is_closed_by_server();
-                return Ok(());
-            }
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            if !line.ends_with('\n') {
-                recorder.record.closed_by_server = conn.is_closed_by_server();
-                return Ok(()); // the client hung up mid-line
-            }
-            recorder.record.lines_read += 1;
-            let line = line.trim_end();
-            let answer = match line.split_once(' ').unwrap_or((line, "")) {
-                ("echo", text) => text.to_string(),
-                ("sleep", ms) => {
-                    let ms = ms.parse::<u64>().unwrap_or(0).min(1000);
-                    thread::sleep(Duration::from_millis(ms));
-                    "slept".to_string()
-                }
-                ("panic", _) => panic!("a panic the client asked for"),
-                ("fail", _) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        "a failure the client asked for",
-                    ))
-                }
-                _ => "unknown".to_string(),
-            };
-            let closing = if conn.is_shutting_down() {
-                " [closing]"
-            } else {
-                ""
-            };
-            let written = writer.write_all(format!("{answer}{closing}\n").as_bytes());
-            if written.is_err() {
-                recorder.record.closed_by_server = conn.is_closed_by_server();
-            }
-            written?;
+        let mut line = String::new();
+        let read = conn.read_line(&mut line);
+        if read.is_err() || !line.ends_with('\n') {
+            // The client hung up (maybe mid-line), or the read failed; at
+            // the deadline, because the server cut the socket.
+            turn.ended = Some(conn.is_forced());
+            return read.map(|_| Next::Close);
         }
+        turn.lines_read += 1;
+        let line = line.trim_end();
+        let answer = match line.split_once(' ').unwrap_or((line, "")) {
+            ("echo", text) => text.to_string(),
+            ("sleep", ms) => {
+                let ms = ms.parse::<u64>().unwrap_or(0).min(1000);
+                thread::sleep(Duration::from_millis(ms));
+                "slept".to_string()
+            }
+            ("panic", _) => panic!("a panic the client asked for"),
+            ("fail", _) => {
+                turn.ended = Some(false);
+                return Err(io::Error::new(
+                    io::ErrorKind::Other,
+                    "a failure the client asked for",
+                ));
+            }
+            _ => "unknown".to_string(),
+        };
+        let closing = if conn.is_shutting_down() {
+            " [closing]"
+        } else {
+            ""
+        };
+        let written = conn.write_all(format!("{answer}{closing}\n").as_bytes());
+        if written.is_err() {
+            turn.ended = Some(conn.is_forced());
+        }
+        written?;
+        // Idle only while nothing of the next line has arrived: a request
+        // already read into the buffer (pipelined) is not at a safe
+        // boundary, and must not be closed as idle.
+        Ok(if conn.has_buffered_input() {
+            Next::Wait
+        } else {
+            Next::Idle
+        })
     }
 }
 
@@ -474,14 +503,24 @@ fn stress_the_library() {
             join(running)
         });
         let records = records.lock().unwrap();
+        // A connection is served once it has had a turn.
         let served = report.accepted - report.unserved;
         assert_eq!(
-            records.values().map(Vec::len).sum::<usize>() as u64,
+            records.len() as u64,
             served,
             "cycle {cycle}: every served connection has a record: {report:?}"
         );
-        let panicked = records.values().flatten().filter(|r| r.panicked).count() as u64;
+        let panicked = records.values().filter(|r| r.panicked).count() as u64;
         assert_eq!(panicked, report.panicked, "cycle {cycle}: {report:?}");
+        // By the client's address; several records for one address only if
+        // a port was reused in a cycle, in the order of acceptance.
+        let mut ids: Vec<u64> = records.keys().copied().collect();
+        ids.sort_unstable();
+        let mut by_peer: HashMap<SocketAddr, Vec<&Record>> = HashMap::new();
+        for id in ids {
+            let record = &records[&id];
+            by_peer.entry(record.peer).or_default().push(record);
+        }
         totals.add(&totals.cycles, 1);
         if report.forced {
             totals.add(&totals.forced, 1);
@@ -490,17 +529,17 @@ fn stress_the_library() {
             }
         }
         for lost in unanswered.lock().unwrap().iter() {
-            let record = records.get(&lost.local).and_then(|r| r.last());
+            let record = by_peer.get(&lost.local).and_then(|r| r.last());
             let counter = match record {
                 // Never served: closed in the queue at the deadline, or the
                 // connect raced the listener's close.
                 None if report.forced => &totals.cut_at_deadline,
                 None if lost.after_signal => &totals.raced_close,
                 None => &totals.lost,
-                Some(r) if r.closed_by_server && r.lines_read <= lost.index => {
+                Some(r) if r.closed_by_server() && r.lines_read <= lost.index => {
                     &totals.closed_idle_unread
                 }
-                Some(r) if r.closed_by_server && report.forced => &totals.cut_at_deadline,
+                Some(r) if r.closed_by_server() && report.forced => &totals.cut_at_deadline,
                 Some(_) => &totals.lost,
             };
             if std::ptr::eq(counter, &totals.lost) {
