@@ -4,10 +4,11 @@
 //! supervisor [--addr ADDR] [--ready-timeout SECS] -- PROGRAM [ARGS...]
 //! ```
 //!
-//! The supervisor binds the listening socket itself and never closes it.
-//! Each server it runs gets a copy as descriptor 3, through systemd's
-//! socket-activation protocol (`LISTEN_FDS=1`, `LISTEN_PID`), which the
-//! library reads with [`Builder::inherit_listener`]. Because the socket
+//! The supervisor binds the listening socket itself and keeps it open for as
+//! long as it runs servers. Each server it runs gets a copy as descriptor 3,
+//! through systemd's socket-activation protocol (`LISTEN_FDS=1`,
+//! `LISTEN_PID`), which the library reads with
+//! [`Builder::inherit_listener`]. Because the socket
 //! outlives every server, a restart is lossless: while the old server drains
 //! and the new one starts, the kernel keeps queueing connections in the one
 //! shared backlog, so none is refused and none is reset.
@@ -18,8 +19,15 @@
 //! been accepting from the same backlog since it got ready. A new server
 //! that does not get ready in time is killed, and the old one goes on.
 //!
-//! On SIGINT or SIGTERM it forwards SIGTERM to the current server (a second
-//! one forwards again, which forces the drain) and exits with its status.
+//! On SIGINT or SIGTERM it stops as losslessly as a single server does: it
+//! closes its own copy of the socket first, then sends SIGTERM to its
+//! servers, so that the last copy to close is a server's, right after that
+//! server has accepted everything waiting in the backlog. Connections whose
+//! handshake completed are served; later connects are refused. A server
+//! still starting is stopped once it is ready (or killed at its ready
+//! timeout), and the current one keeps serving until then. A second signal
+//! is forwarded to every server at once: it forces the drain of those
+//! already stopping. The supervisor exits with the current server's status.
 //!
 //! ```text
 //! cargo build --release --example supervisor --example http
@@ -70,8 +78,11 @@ it on SIGHUP without refusing or resetting a connection
 
 PROGRAM gets the socket as descriptor 3 (LISTEN_FDS=1, LISTEN_PID) and a
 NOTIFY_SOCKET. SIGHUP: start a new PROGRAM, wait for its READY=1, then send
-SIGTERM to the old one. SIGINT/SIGTERM: send SIGTERM to PROGRAM (a second
-signal is forwarded too) and exit with its status.
+SIGTERM to the old one. SIGINT/SIGTERM: close the supervisor's copy of the
+socket, send SIGTERM to PROGRAM (to a PROGRAM still starting once it is
+ready), and exit with its status; a second signal is forwarded too. PROGRAM
+must run the server in its own process (or exec it), since the socket
+closes only when every copy of it has.
 
 The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
     const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -109,11 +120,45 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
     struct Server {
         child: Child,
         generation: u64,
+        /// Sent SIGTERM: it is draining, or about to. Another SIGTERM would
+        /// force its drain, so a graceful stop sends it once.
+        told_to_stop: bool,
+        /// Sent SIGKILL: it will close its copy of the socket without
+        /// accepting what is waiting in the backlog.
+        killed: bool,
     }
 
     impl Server {
+        fn new(child: Child, generation: u64) -> Server {
+            Server {
+                child,
+                generation,
+                told_to_stop: false,
+                killed: false,
+            }
+        }
+
         fn pid(&self) -> u32 {
             self.child.id()
+        }
+
+        /// Sends SIGTERM, once: the server stops accepting (after taking what
+        /// is waiting in the backlog) and drains.
+        fn tell_to_stop(&mut self) {
+            if !self.told_to_stop {
+                eprintln!(
+                    "supervisor: stopping generation {} (pid {})",
+                    self.generation,
+                    self.pid()
+                );
+                self.signal(libc::SIGTERM);
+                self.told_to_stop = true;
+            }
+        }
+
+        fn kill(&mut self) {
+            let _ = self.child.kill();
+            self.killed = true;
         }
 
         /// Sends `signal`. Only servers not yet reaped are in the
@@ -165,7 +210,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
         let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
         // The supervisor never accepts: the socket is only held open, so that
-        // its backlog outlives every server.
+        // its backlog outlives every server, until the supervisor stops.
 
         let notify_dir = NotifyDir::create()?;
         let (events_tx, events) = mpsc::channel();
@@ -179,7 +224,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
 
         let mut supervisor = Supervisor {
             options,
-            listener,
+            listener: Some(listener),
             notify_dir,
             events_tx,
             generation: 0,
@@ -196,7 +241,10 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
     /// The supervisor's state, owned by the main loop.
     struct Supervisor {
         options: Options,
-        listener: TcpListener,
+        /// The supervisor's copy of the listening socket, which it hands to
+        /// every server it starts; closed when it stops (see
+        /// [`Supervisor::advance_stop`]).
+        listener: Option<TcpListener>,
         notify_dir: NotifyDir,
         events_tx: Sender<Event>,
         /// The last generation started.
@@ -207,8 +255,9 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         starting: Option<Server>,
         /// Servers told to stop (draining) or killed, not reaped yet.
         retired: Vec<Server>,
-        /// SIGINT or SIGTERM arrived (or the current server died): exit once
-        /// every server is gone.
+        /// SIGINT or SIGTERM arrived (or the current server died, or the
+        /// first one never got ready): no more restarts; exit once every
+        /// server is gone.
         stopping: bool,
         /// How the current server ended; the supervisor's exit status.
         current_status: Option<ExitStatus>,
@@ -226,6 +275,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                     Event::Ready(generation) => self.ready(generation),
                     Event::NotReady(generation) => self.not_ready(generation),
                 }
+                // Every event may be the one a stop was waiting for.
+                self.advance_stop();
             }
             self.current_status
                 .unwrap_or_else(|| ExitStatus::from_raw(1 << 8))
@@ -250,13 +301,17 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             let _ = std::fs::remove_file(&notify_path);
             let notify = UnixDatagram::bind(&notify_path)
                 .map_err(|e| format!("cannot bind {}: {e}", notify_path.display()))?;
-            let child = spawn_server(&self.options, &self.listener, &notify_path)
+            let listener = self
+                .listener
+                .as_ref()
+                .ok_or("the listening socket is closed: stopping")?;
+            let child = spawn_server(&self.options, listener, &notify_path)
                 .map_err(|e| format!("cannot start {:?}: {e}", self.options.program))?;
             eprintln!(
                 "supervisor: started generation {generation} as pid {}",
                 child.id()
             );
-            self.starting = Some(Server { child, generation });
+            self.starting = Some(Server::new(child, generation));
             let events = self.events_tx.clone();
             let timeout = self.options.ready_timeout;
             let spawned = thread::Builder::new()
@@ -299,17 +354,27 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 return; // it died or was given up on before its message came
             }
             let new = self.starting.take().expect("checked just above");
+            if self.stopping {
+                // Ready after the stop began: it stops with the others
+                // (`advance_stop`), and if it is the first server, its exit
+                // status is the supervisor's.
+                eprintln!(
+                    "supervisor: generation {generation} ready as pid {}, while stopping",
+                    new.pid()
+                );
+                if self.current.is_none() {
+                    self.current = Some(new);
+                } else {
+                    self.retired.push(new);
+                }
+                return;
+            }
             eprintln!(
                 "supervisor: generation {generation} ready as pid {}",
                 new.pid()
             );
-            if let Some(old) = self.current.replace(new) {
-                eprintln!(
-                    "supervisor: stopping generation {} (pid {})",
-                    old.generation,
-                    old.pid()
-                );
-                old.signal(libc::SIGTERM);
+            if let Some(mut old) = self.current.replace(new) {
+                old.tell_to_stop();
                 self.retired.push(old);
             }
         }
@@ -324,7 +389,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 "supervisor: generation {generation} (pid {}) not ready in time; killed",
                 new.pid()
             );
-            let _ = new.child.kill();
+            new.kill();
             self.retired.push(new);
             if self.current.is_none() {
                 // There is nothing to keep: give up.
@@ -332,37 +397,79 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             }
         }
 
-        /// SIGINT or SIGTERM: stop the current server gracefully. A second
-        /// one is forwarded too, which makes the servers force their drain.
+        /// SIGINT or SIGTERM: stop every server gracefully, losing nothing;
+        /// `advance_stop`, which runs next, does it in the right order. A
+        /// second one is forwarded to every server at once: it forces the
+        /// drain of those already stopping, and stops the others now.
         fn stop(&mut self) {
-            let again = self.stopping;
-            self.stopping = true;
-            if self.current.is_none() {
-                // The first server is still starting: it is the one to stop.
-                self.current = self.starting.take();
-            }
-            if let Some(mut starting) = self.starting.take() {
-                // A restart in progress: the new server is not serving yet,
-                // so there is nothing to drain.
-                let _ = starting.child.kill();
-                self.retired.push(starting);
-            }
-            self.signal_current();
-            if again {
-                for server in &self.retired {
-                    server.signal(libc::SIGTERM);
+            if !self.stopping {
+                self.stopping = true;
+                if let Some(starting) = &self.starting {
+                    eprintln!(
+                        "supervisor: generation {} is still starting: stopping once it is \
+                         ready or gone",
+                        starting.generation
+                    );
                 }
+                return;
+            }
+            eprintln!("supervisor: second stop signal: forwarded to every server");
+            let servers = self.current.iter_mut();
+            let servers = servers.chain(self.starting.iter_mut());
+            for server in servers.chain(self.retired.iter_mut()) {
+                server.signal(libc::SIGTERM);
+                server.told_to_stop = true;
             }
         }
 
-        fn signal_current(&self) {
-            if let Some(current) = &self.current {
-                eprintln!(
-                    "supervisor: stopping generation {} (pid {})",
-                    current.generation,
-                    current.pid()
-                );
-                current.signal(libc::SIGTERM);
+        /// While stopping: closes the supervisor's copy of the listening
+        /// socket, then tells the servers to stop, in an order that loses no
+        /// connection. Runs after every event, until every server is told.
+        ///
+        /// The socket stops listening (new connects are refused instead of
+        /// queued) only when its last copy is closed. A server told to stop
+        /// accepts everything waiting in the backlog, then closes its copy;
+        /// that final sweep is lossless only if the copy it closes is the
+        /// last. So:
+        ///
+        /// 1. The supervisor closes its own copy first, before it tells any
+        ///    server. Held any longer, it would keep the socket listening
+        ///    after the last server's sweep: connects would queue in a
+        ///    backlog nobody reads, and be reset when the supervisor exits.
+        ///    Closing it first changes nothing for clients, since the
+        ///    servers are still accepting.
+        /// 2. A server still starting is left to finish starting. It may be
+        ///    accepting already, and a SIGTERM that came before its signal
+        ///    handler would kill it, losing what it accepted and closing its
+        ///    copy without a sweep. Once ready (for the servers of this
+        ///    crate, `READY=1` comes after the handler is installed) it stops
+        ///    like the others; if it never gets ready, it is killed at its
+        ///    ready timeout. A killed server closes its copy without a sweep,
+        ///    so the current server keeps serving until every killed one is
+        ///    reaped.
+        /// 3. Then every server not yet told gets SIGTERM. Each closes its
+        ///    copy after its own sweep, so whichever closes last, the
+        ///    backlog is swept right before the socket closes, exactly as
+        ///    when a server that bound the socket itself stops (with the
+        ///    same instant between that sweep and the close: see "Not
+        ///    guaranteed" in the README).
+        ///
+        /// No other process holds a copy: the shell that sets `LISTEN_PID`
+        /// replaces itself with PROGRAM (`exec`), the supervisor's own
+        /// descriptor is close-on-exec, and the library duplicates the
+        /// inherited one close-on-exec.
+        fn advance_stop(&mut self) {
+            if !self.stopping {
+                return;
+            }
+            if self.listener.take().is_some() {
+                eprintln!("supervisor: closed its copy of the listening socket");
+            }
+            if self.starting.is_some() || self.retired.iter().any(|server| server.killed) {
+                return;
+            }
+            for server in self.retired.iter_mut().chain(self.current.iter_mut()) {
+                server.tell_to_stop();
             }
         }
 
@@ -432,7 +539,11 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         // change would not even reach PROGRAM. A shell does it right: `$$` is
         // the shell's own pid, and `exec` replaces the shell with PROGRAM in
         // the same process, so the pid stays true. The cost is one extra
-        // `exec` of /bin/sh, which every Unix has.
+        // `exec` of /bin/sh, which every Unix has. Because the shell
+        // replaces itself rather than starting PROGRAM as its child, no
+        // extra process holds a copy of the socket, which would keep it
+        // listening after the server's final sweep (see
+        // `Supervisor::advance_stop`).
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
