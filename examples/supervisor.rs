@@ -53,6 +53,16 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(unix)]
 mod unix {
+    /// Writes `supervisor: ` and the message to stderr as one line, with
+    /// one `write`. The servers share this stderr, and `eprintln!` writes a
+    /// line in pieces, between which a server's output could land and tear
+    /// it; a write this small to a pipe is atomic.
+    macro_rules! log {
+        ($($arg:tt)*) => {
+            log_line(format_args!($($arg)*))
+        };
+    }
+
     use std::ffi::OsString;
     use std::io::{self, Write};
     use std::net::{SocketAddr, TcpListener};
@@ -146,8 +156,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         /// is waiting in the backlog) and drains.
         fn tell_to_stop(&mut self) {
             if !self.told_to_stop {
-                eprintln!(
-                    "supervisor: stopping generation {} (pid {})",
+                log!(
+                    "stopping generation {} (pid {})",
                     self.generation,
                     self.pid()
                 );
@@ -179,14 +189,14 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 return ExitCode::SUCCESS;
             }
             Err(message) => {
-                eprintln!("supervisor: {message}\n{USAGE}");
+                log!("{message}\n{USAGE}");
                 return ExitCode::from(2);
             }
         };
         match run(options) {
             Ok(status) => exit_code(status),
             Err(message) => {
-                eprintln!("supervisor: {message}");
+                log!("{message}");
                 ExitCode::from(1)
             }
         }
@@ -307,10 +317,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 .ok_or("the listening socket is closed: stopping")?;
             let child = spawn_server(&self.options, listener, &notify_path)
                 .map_err(|e| format!("cannot start {:?}: {e}", self.options.program))?;
-            eprintln!(
-                "supervisor: started generation {generation} as pid {}",
-                child.id()
-            );
+            log!("started generation {generation} as pid {}", child.id());
             self.starting = Some(Server::new(child, generation));
             let events = self.events_tx.clone();
             let timeout = self.options.ready_timeout;
@@ -335,15 +342,15 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         /// SIGHUP: start a new server; the old one goes on until it is ready.
         fn restart(&mut self) {
             if self.stopping {
-                eprintln!("supervisor: SIGHUP ignored: stopping");
+                log!("SIGHUP ignored: stopping");
             } else if let Some(starting) = &self.starting {
-                eprintln!(
-                    "supervisor: SIGHUP ignored: generation {} is still starting",
+                log!(
+                    "SIGHUP ignored: generation {} is still starting",
                     starting.generation
                 );
             } else if let Err(message) = self.start_server() {
                 // The current server goes on serving.
-                eprintln!("supervisor: restart failed: {message}");
+                log!("restart failed: {message}");
             }
         }
 
@@ -358,8 +365,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 // Ready after the stop began: it stops with the others
                 // (`advance_stop`), and if it is the first server, its exit
                 // status is the supervisor's.
-                eprintln!(
-                    "supervisor: generation {generation} ready as pid {}, while stopping",
+                log!(
+                    "generation {generation} ready as pid {}, while stopping",
                     new.pid()
                 );
                 if self.current.is_none() {
@@ -369,10 +376,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 }
                 return;
             }
-            eprintln!(
-                "supervisor: generation {generation} ready as pid {}",
-                new.pid()
-            );
+            log!("generation {generation} ready as pid {}", new.pid());
             if let Some(mut old) = self.current.replace(new) {
                 old.tell_to_stop();
                 self.retired.push(old);
@@ -385,8 +389,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 return;
             }
             let mut new = self.starting.take().expect("checked just above");
-            eprintln!(
-                "supervisor: generation {generation} (pid {}) not ready in time; killed",
+            log!(
+                "generation {generation} (pid {}) not ready in time; killed",
                 new.pid()
             );
             new.kill();
@@ -405,15 +409,15 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             if !self.stopping {
                 self.stopping = true;
                 if let Some(starting) = &self.starting {
-                    eprintln!(
-                        "supervisor: generation {} is still starting: stopping once it is \
+                    log!(
+                        "generation {} is still starting: stopping once it is \
                          ready or gone",
                         starting.generation
                     );
                 }
                 return;
             }
-            eprintln!("supervisor: second stop signal: forwarded to every server");
+            log!("second stop signal: forwarded to every server");
             let servers = self.current.iter_mut();
             let servers = servers.chain(self.starting.iter_mut());
             for server in servers.chain(self.retired.iter_mut()) {
@@ -463,7 +467,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 return;
             }
             if self.listener.take().is_some() {
-                eprintln!("supervisor: closed its copy of the listening socket");
+                log!("closed its copy of the listening socket");
             }
             if self.starting.is_some() || self.retired.iter().any(|server| server.killed) {
                 return;
@@ -477,8 +481,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         /// zombie. One SIGCHLD may stand for several exits.
         fn reap(&mut self) {
             if let Some((server, status)) = exited(&mut self.starting) {
-                eprintln!(
-                    "supervisor: generation {} (pid {}) exited before it was ready: {status}",
+                log!(
+                    "generation {} (pid {}) exited before it was ready: {status}",
                     server.generation,
                     server.pid()
                 );
@@ -489,8 +493,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 }
             }
             if let Some((server, status)) = exited(&mut self.current) {
-                eprintln!(
-                    "supervisor: generation {} (pid {}) exited: {status}",
+                log!(
+                    "generation {} (pid {}) exited: {status}",
                     server.generation,
                     server.pid()
                 );
@@ -503,8 +507,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             self.retired
                 .retain_mut(|server| match server.child.try_wait() {
                     Ok(Some(status)) => {
-                        eprintln!(
-                            "supervisor: generation {} (pid {}) exited: {status}",
+                        log!(
+                            "generation {} (pid {}) exited: {status}",
                             server.generation,
                             server.pid()
                         );
@@ -633,6 +637,12 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    fn log_line(message: std::fmt::Arguments<'_>) {
+        let line = format!("supervisor: {message}\n");
+        // A closed stderr must not stop the supervisor.
+        let _ = io::stderr().write_all(line.as_bytes());
     }
 
     fn signal_set() -> libc::sigset_t {
