@@ -11,14 +11,16 @@
 mod support;
 
 use std::collections::HashSet;
-use std::fs::File;
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread;
@@ -123,6 +125,11 @@ struct Load {
     stop: AtomicBool,
     servers: Mutex<u64>,
     server_started: Condvar,
+    /// Whether a client whose connection ended waits for the gate to open
+    /// before it connects again (see [`Load::with_reconnect_gate`]).
+    gated: bool,
+    gate_open: Mutex<bool>,
+    gate_opened: Condvar,
 }
 
 impl Load {
@@ -133,7 +140,42 @@ impl Load {
             stop: AtomicBool::new(false),
             servers: Mutex::new(1),
             server_started: Condvar::new(),
+            gated: false,
+            gate_open: Mutex::new(false),
+            gate_opened: Condvar::new(),
         }
+    }
+
+    /// Clients that, once a connection of theirs has ended, wait for
+    /// [`Load::open_gate`] before they connect again. For a final stop:
+    /// the server's responses say `Connection: close`, and the clients
+    /// would otherwise reconnect at once, into the instant between the
+    /// server's final sweep of the backlog and its close of the socket. A
+    /// connect completed in that instant is reset by the kernel, whoever
+    /// holds the socket; the README lists it under "Not guaranteed", and
+    /// the library's own tests count such racers. Held back, the clients
+    /// connect only when the test has seen the socket closed.
+    fn with_reconnect_gate(addr: SocketAddr) -> Load {
+        Load {
+            gated: true,
+            ..Load::new(addr)
+        }
+    }
+
+    fn open_gate(&self) {
+        *self.gate_open.lock().expect("gate lock") = true;
+        self.gate_opened.notify_all();
+    }
+
+    /// Waits (at most `EVENT_TIMEOUT`) for the gate to open, or the end.
+    fn wait_for_gate(&self) {
+        let open = self.gate_open.lock().expect("gate lock");
+        let (_open, _timeout) = self
+            .gate_opened
+            .wait_timeout_while(open, EVENT_TIMEOUT, |open| {
+                !*open && !self.stop.load(Ordering::SeqCst)
+            })
+            .expect("gate lock");
     }
 
     fn servers(&self) -> u64 {
@@ -149,6 +191,24 @@ impl Load {
     fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.server_started.notify_all();
+        // Under the gate's lock, so that a client cannot miss the wake-up
+        // between its look at the flag and its wait.
+        let _open = self.gate_open.lock().expect("gate lock");
+        self.gate_opened.notify_all();
+    }
+
+    /// Waits until `n` connects in all were refused.
+    fn wait_for_refused(&self, n: u64) {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        while Tally::get(&self.tally.refused) < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} connects were refused in {EVENT_TIMEOUT:?}: {}",
+                self.tally.summary()
+            );
+            // Only bounds how soon the test sees the count; hides no race.
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Waits until `more` responses beyond `from` were answered.
@@ -171,13 +231,21 @@ impl Load {
     fn client(&self) {
         let tally = &self.tally;
         let mut conn: Option<(BufReader<TcpStream>, bool)> = None;
+        let mut connected_before = false;
         while !self.stop.load(Ordering::SeqCst) {
             let (mut reader, reused) = match conn.take() {
                 Some(open) => open,
                 None => {
+                    if self.gated && connected_before {
+                        self.wait_for_gate();
+                        if self.stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                    }
                     let servers = self.servers();
                     match TcpStream::connect_timeout(&self.addr, IO_TIMEOUT) {
                         Ok(stream) => {
+                            connected_before = true;
                             stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
                             stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
                             (BufReader::new(stream), false)
@@ -494,6 +562,303 @@ fn supervisor_restarts_under_load_without_losses_unlike_a_plain_restart() {
         "the supervised restarts lost requests: {}",
         supervised.tally.summary()
     );
+}
+
+// ---------------------------------------------------------------------------
+// Stopping the supervisor.
+// ---------------------------------------------------------------------------
+
+/// The HTTP example's options for the stop tests: a long idle grace, so
+/// that a request arriving during the drain is always answered (no client
+/// meets an idle close), and a long read timeout, so that the connection
+/// holding the drain (see [`hold_the_drain`]) is not dropped while the test
+/// looks at the socket.
+const HOLDING_HTTP: [&str; 8] = [
+    "--addr",
+    "127.0.0.1:0",
+    "--workers",
+    "32",
+    "--idle-grace",
+    "60",
+    "--read-timeout",
+    "60",
+];
+
+/// The supervisor running `program` with `args`, on a port of its own.
+fn start_supervisor(program: &Path, args: &[&str]) -> ServerProcess {
+    let mut all = vec!["--addr", "127.0.0.1:0", "--"];
+    all.push(program.to_str().expect("UTF-8 path"));
+    all.extend_from_slice(args);
+    ServerProcess::start(supervisor(), &all)
+}
+
+/// A connection that keeps its server draining until the test ends it:
+/// one request, answered, and the first line of the next, sent in the same
+/// write so that the server reads it with the first. A connection in the
+/// middle of a request is never closed before the drain deadline, neither
+/// as idle nor to free its worker (an idle one may be, under pressure).
+fn hold_the_drain(addr: SocketAddr) -> BufReader<TcpStream> {
+    let mut held = BufReader::new(support::client(addr));
+    held.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\nGET / HTTP/1.1\r\n")
+        .expect("send the held requests");
+    let first = read_response(&mut held).unwrap_or_else(|f| {
+        panic!(
+            "the held connection: {} after {} bytes",
+            f.error, f.bytes_read
+        )
+    });
+    assert_eq!((first.status, first.close), (200, false));
+    held
+}
+
+/// Connects until a connect is refused, one connection at a time, at most
+/// `EVENT_TIMEOUT`; returns how many got through first. Each one that gets
+/// through is half-closed and must then end within `IO_TIMEOUT`: closed by
+/// a server that accepted it (swept from the backlog and served), or reset
+/// (it raced the close of the socket, see [`Load::with_reconnect_gate`]).
+/// A connection that neither ends nor is refused sits in the backlog of a
+/// copy of the socket nobody accepts from. One at a time, so that probes
+/// never fill the worker pool, which would make the library close an idle
+/// keep-alive connection to free a worker.
+fn probe_until_refused(addr: SocketAddr) -> u64 {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    let mut through = 0;
+    loop {
+        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return through,
+            Err(e) if is_reset(&e) => through += 1,
+            Err(e) => panic!("probe connect: {e}"),
+            Ok(mut stream) => {
+                through += 1;
+                stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                match support::read_to_end(&mut stream) {
+                    Ok(_) => {}
+                    Err(e) if is_reset(&e) => {}
+                    Err(e) => panic!(
+                        "a connect after the stop was neither refused, nor served, nor reset \
+                         within {IO_TIMEOUT:?} ({e}): it is queued on a copy of the socket \
+                         that nobody accepts from"
+                    ),
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connects still get through {EVENT_TIMEOUT:?} after the stop"
+        );
+    }
+}
+
+/// The end of a stop, once every server was told: waits until a connect is
+/// refused, then lets the clients reconnect and waits until each is
+/// refused, all while `held` keeps its server draining and so the
+/// supervisor running. Then ends `held`'s request, which is answered, and
+/// returns the supervisor's exit status.
+fn finish_the_stop(
+    supervisor: &mut ServerProcess,
+    load: &Load,
+    mut held: BufReader<TcpStream>,
+) -> ExitStatus {
+    let through = probe_until_refused(supervisor.addr);
+    eprintln!("{through} connect(s) got through before the socket closed");
+    load.open_gate();
+    load.wait_for_refused(CLIENTS as u64);
+    assert!(
+        !supervisor.has_exited(),
+        "the supervisor exited while a request was open: {}",
+        supervisor.stderr()
+    );
+    let last = held
+        .get_mut()
+        .write_all(b"Host: test\r\n\r\n")
+        .map_err(|error| Failure {
+            error,
+            bytes_read: 0,
+        })
+        .and_then(|()| read_response(&mut held))
+        .unwrap_or_else(|f| {
+            panic!(
+                "the held request: {} after {} bytes; {}",
+                f.error,
+                f.bytes_read,
+                supervisor.stderr()
+            )
+        });
+    assert_eq!(
+        (last.status, last.close),
+        (200, true),
+        "the held request is answered, with Connection: close"
+    );
+    drop(held);
+    supervisor.wait_exit(EVENT_TIMEOUT)
+}
+
+/// Asserts that the clients lost nothing to a final stop: no connection
+/// was reset, no request left unanswered, no connect failed other than by
+/// being refused, and every client was refused once it reconnected.
+/// Requests closed before read (see [`Tally`]) are reported, not counted:
+/// before the stop, on a loaded machine, the library may close a keep-alive
+/// connection idle for 10 ms to free a worker for another, and HTTP clients
+/// retry such a request. The supervisor cannot cause one: a connect it
+/// leaves queued is a new connection, not a reused one.
+fn assert_the_stop_lost_nothing(load: &Load, what: &str) {
+    let tally = &load.tally;
+    eprintln!("{what}: {}", tally.summary());
+    assert!(
+        Tally::get(&tally.answered) >= RESPONSES_BETWEEN_RESTARTS,
+        "{what}: {}",
+        tally.summary()
+    );
+    assert_eq!(
+        Tally::get(&tally.reset)
+            + Tally::get(&tally.unanswered)
+            + Tally::get(&tally.connect_failed),
+        0,
+        "{what}: connections were reset or requests left unanswered: {}",
+        tally.summary()
+    );
+    assert!(
+        Tally::get(&tally.refused) >= CLIENTS as u64,
+        "{what}: {}",
+        tally.summary()
+    );
+}
+
+/// Asserts that `needles` appear in `stderr` in this order.
+fn assert_in_order(stderr: &str, needles: &[&str]) {
+    let positions: Vec<usize> = needles
+        .iter()
+        .map(|needle| {
+            stderr
+                .find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in {stderr}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|pair| pair[0] < pair[1]),
+        "expected {needles:?} in this order: {stderr}"
+    );
+}
+
+/// SIGTERM to the supervisor while 16 clients send keep-alive requests back
+/// to back stops as cleanly as the server's own stop: every request in
+/// flight is answered (with `Connection: close`), the socket closes while
+/// the server still drains and the supervisor still runs, so that every
+/// later connect is refused, and nothing is reset. The supervisor closes its
+/// own copy of the socket before it tells the server to stop. (When it kept
+/// it open, later connects were queued in a backlog nobody read, and reset
+/// when it exited, about one per client; this test then fails at its first
+/// probe, a connect neither refused nor served.)
+#[test]
+fn supervisor_stop_under_load_resets_nothing() {
+    let mut supervisor = start_supervisor(&http(), &HOLDING_HTTP);
+    supervisor.wait_for_stderr("generation 1 ready as pid", EVENT_TIMEOUT);
+    let held = hold_the_drain(supervisor.addr);
+    let load = Load::with_reconnect_gate(supervisor.addr);
+    let mut status = None;
+    under_load(&load, || {
+        load.wait_for_answers(0, RESPONSES_BETWEEN_RESTARTS);
+        supervisor.signal("TERM");
+        status = Some(finish_the_stop(&mut supervisor, &load, held));
+    });
+    let status = status.expect("the supervisor's exit was waited for");
+    let stderr = supervisor.stderr();
+    assert!(
+        status.success(),
+        "the supervisor exited with {status}: {stderr}"
+    );
+    assert_in_order(
+        &stderr,
+        &[
+            "closed its copy of the listening socket",
+            "stopping generation 1",
+            "exited: exit status: 0",
+        ],
+    );
+    assert_the_stop_lost_nothing(&load, "stop under load");
+}
+
+/// SIGTERM to the supervisor in the middle of a restart, with two servers
+/// holding the socket: generation 1 serving, generation 2 still starting
+/// (held before it runs the HTTP example by a shell that reads a line from
+/// a FIFO, so that the test knows the state). Generation 1 goes on serving
+/// until generation 2 is ready; then both are told to stop, and the clients
+/// lose nothing, as in `supervisor_stop_under_load_resets_nothing`.
+#[test]
+fn supervisor_stop_during_a_restart_resets_nothing() {
+    let dir = TempDir::new("stop-mid-restart");
+    let fifo_path = dir.0.join("fifo");
+    let http = http();
+    // Generation 1 starts at once: the FIFO does not exist yet.
+    let script = format!(
+        r#"if [ -p "$0" ]; then read -r line < "$0"; fi; exec "$1" {}"#,
+        HOLDING_HTTP.join(" ")
+    );
+    let mut supervisor = start_supervisor(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            &script,
+            fifo_path.to_str().expect("UTF-8 path"),
+            http.to_str().expect("UTF-8 path"),
+        ],
+    );
+    supervisor.wait_for_stderr("generation 1 ready as pid", EVENT_TIMEOUT);
+    let path = CString::new(fifo_path.as_os_str().as_bytes()).expect("no NUL in the path");
+    // SAFETY: `path` is a valid NUL-terminated string.
+    let made = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+    assert_eq!(made, 0, "mkfifo: {}", io::Error::last_os_error());
+    // Opened for reading too, so that the open does not wait for a reader,
+    // and the line written later waits in the FIFO for the shell to read it.
+    let mut fifo = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo_path)
+        .expect("open the FIFO");
+    let held = hold_the_drain(supervisor.addr);
+
+    let load = Load::with_reconnect_gate(supervisor.addr);
+    let mut status = None;
+    under_load(&load, || {
+        load.wait_for_answers(0, RESPONSES_BETWEEN_RESTARTS);
+        supervisor.signal("HUP");
+        supervisor.wait_for_stderr("started generation 2", EVENT_TIMEOUT);
+        supervisor.signal("TERM");
+        supervisor.wait_for_stderr("generation 2 is still starting", EVENT_TIMEOUT);
+        // Generation 1 has not been told to stop: it still serves.
+        load.wait_for_answers(Tally::get(&load.tally.answered), RESPONSES_BETWEEN_RESTARTS);
+        fifo.write_all(b"go\n").expect("write to the FIFO");
+        supervisor.wait_for_stderr("stopping generation 1", EVENT_TIMEOUT);
+        status = Some(finish_the_stop(&mut supervisor, &load, held));
+    });
+    let status = status.expect("the supervisor's exit was waited for");
+    let stderr = supervisor.stderr();
+    assert!(
+        status.success(),
+        "the supervisor exited with {status}: {stderr}"
+    );
+    assert_in_order(
+        &stderr,
+        &[
+            "started generation 2",
+            "generation 2 is still starting",
+            "closed its copy of the listening socket",
+            "generation 2 ready",
+            "stopping generation 1",
+        ],
+    );
+    for generation in [1, 2] {
+        assert!(
+            stderr.lines().any(
+                |line| line.contains(&format!("generation {generation} (pid"))
+                    && line.ends_with("exited: exit status: 0")
+            ),
+            "generation {generation} did not exit cleanly: {stderr}"
+        );
+    }
+    assert_the_stop_lost_nothing(&load, "stop during a restart");
 }
 
 // ---------------------------------------------------------------------------

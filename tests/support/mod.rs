@@ -178,6 +178,11 @@ impl ServerProcess {
         wait_child(&mut self.child, timeout, "server")
     }
 
+    /// Whether the process has exited, without waiting.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
     /// Every stderr line read so far plus what is left, once the process has
     /// exited.
     pub fn stderr(&mut self) -> String {
