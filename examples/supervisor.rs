@@ -619,13 +619,28 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
     struct NotifyDir(PathBuf);
 
     impl NotifyDir {
+        /// Creates `supervisor-PID-N` in the temporary directory, with the
+        /// first `N` not taken. A supervisor killed outright (SIGKILL)
+        /// leaves its directory behind, and a later one may get the same
+        /// pid; an existing directory is never reused, since it may not be
+        /// ours.
         fn create() -> Result<NotifyDir, String> {
-            let path = std::env::temp_dir().join(format!("supervisor-{}", std::process::id()));
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            Ok(NotifyDir(path))
+            let pid = std::process::id();
+            let mut taken = None;
+            for n in 0..100 {
+                let path = std::env::temp_dir().join(format!("supervisor-{pid}-{n}"));
+                match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                    Ok(()) => return Ok(NotifyDir(path)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => taken = Some(path),
+                    Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+                }
+            }
+            let last = taken.expect("the loop ran, and every name was taken");
+            Err(format!(
+                "cannot create a directory for the notification sockets: \
+                 {} and the 99 names before it exist",
+                last.display()
+            ))
         }
 
         fn path_for(&self, generation: u64) -> PathBuf {
