@@ -192,14 +192,14 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
         Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
         None => "with no deadline".into(),
     };
-    eprintln!(
+    say(format!(
         "shutting down: {} connection(s) open; idle ones close in {}s; waiting {deadline} \
          for the others (press ctrl-c again to force)",
         running.open_connections(),
         options.idle_grace.as_secs_f64(),
-    );
+    ));
     let report = running.join()?;
-    eprintln!("{report}");
+    say(report.to_string());
     Ok(report)
 }
 
@@ -214,8 +214,18 @@ fn log_event(event: &Event<'_>) {
     } = event
     {
         let error = error.map(|e| format!(": {e}")).unwrap_or_default();
-        eprintln!("connection {id} from {peer}: {outcome:?} after {open_for:.1?}{error}");
+        say(format!(
+            "connection {id} from {peer}: {outcome:?} after {open_for:.1?}{error}"
+        ));
     }
+}
+
+/// Writes one line to stderr in a single `write`, so that it cannot be torn
+/// by other processes sharing the stream (a supervisor and its servers).
+fn say(mut line: String) {
+    use std::io::Write;
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// An error and its sources on one line.
@@ -284,7 +294,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
                     .parse()
                     .ok()
                     .filter(|n| (1..=65_536).contains(n))
-                    .ok_or_else(|| format!("--workers: {text:?} is not a number from 1 to 65536"))?;
+                    .ok_or_else(|| {
+                        format!("--workers: {text:?} is not a number from 1 to 65536")
+                    })?;
             }
             "--drain-timeout" => options.drain_timeout = seconds_or_none(&flag, &value()?)?,
             "--drain-delay" => options.drain_delay = seconds(&flag, &value()?)?,
@@ -318,7 +330,9 @@ fn seconds_or_none(flag: &str, text: &str) -> Result<Option<Duration>, String> {
 /// A socket timeout: above zero, or `none`.
 fn timeout(flag: &str, text: &str) -> Result<Option<Duration>, String> {
     match seconds_or_none(flag, text)? {
-        Some(duration) if duration.is_zero() => Err(format!("{flag}: must be above zero, or 'none'")),
+        Some(duration) if duration.is_zero() => {
+            Err(format!("{flag}: must be above zero, or 'none'"))
+        }
         other => Ok(other),
     }
 }

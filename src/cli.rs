@@ -161,9 +161,12 @@ pub fn announce_and_join(
     drop(stdout);
 
     handle.wait();
-    eprintln!("shutting down: {}", announce(running.open_connections()));
+    say(format!(
+        "shutting down: {}",
+        announce(running.open_connections())
+    ));
     let report = running.join()?;
-    eprintln!("{report}");
+    say(report.to_string());
     Ok(report)
 }
 
@@ -177,15 +180,24 @@ pub fn log_event(event: &Event<'_>) {
             open_for,
             error,
         } => match error {
-            Some(error) => {
-                eprintln!("connection {id} from {peer}: {outcome:?} after {open_for:.1?}: {error}")
-            }
-            None => eprintln!("connection {id} from {peer}: {outcome:?} after {open_for:.1?}"),
+            Some(error) => say(format!(
+                "connection {id} from {peer}: {outcome:?} after {open_for:.1?}: {error}"
+            )),
+            None => say(format!(
+                "connection {id} from {peer}: {outcome:?} after {open_for:.1?}"
+            )),
         },
         Event::AcceptFailed { error, backoff } => match backoff {
-            Some(pause) => eprintln!("accept failed: {error}; retrying in {pause:?}"),
-            None => eprintln!("accept failed: {error}"),
+            Some(pause) => say(format!("accept failed: {error}; retrying in {pause:?}")),
+            None => say(format!("accept failed: {error}")),
         },
         _ => {}
     }
+}
+
+/// Writes one line to stderr in a single `write`, so that it cannot be torn
+/// by other processes sharing the stream (a supervisor and its servers).
+pub fn say(mut line: String) {
+    line.push('\n');
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
