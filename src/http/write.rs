@@ -52,8 +52,10 @@ pub(crate) struct Answering {
 ///
 /// Writing failed, or the body's reader failed or ended before its length;
 /// either way the connection is no longer usable.
-pub(crate) fn write_response(
-    io: &mut dyn Write,
+// Generic rather than `&mut dyn Write`: callers hold a `&mut dyn Transport`,
+// and turning that into `&mut dyn Write` needs trait upcasting (Rust 1.86).
+pub(crate) fn write_response<W: Write + ?Sized>(
+    io: &mut W,
     response: Response,
     answering: Answering,
 ) -> io::Result<bool> {
@@ -147,8 +149,8 @@ fn head(
 
 /// Sends `out` (the head) followed by the body `reader` gives, delimited as
 /// `delimit` says, a block at a time.
-fn stream(
-    io: &mut dyn Write,
+fn stream<W: Write + ?Sized>(
+    io: &mut W,
     mut out: Vec<u8>,
     mut reader: Box<dyn Read + Send>,
     delimit: Delimit,
