@@ -1,10 +1,6 @@
-//! Command-line plumbing shared by the echo binary (`src/main.rs`) and the
-//! HTTP example (`examples/http.rs`, through `#[path]`): flags, their values,
-//! the `listening on` line, progress on stderr, and exit codes. It is not part
-//! of the library, which never prints.
-
-// Each program uses a different subset.
-#![allow(dead_code)]
+//! The echo binary's command-line plumbing (a module of `src/main.rs`, not
+//! of the library, which never prints): flags and their values, the
+//! `listening on` line, progress on stderr, and exit codes.
 
 use std::error::Error as _;
 use std::io::{self, Write};
@@ -15,11 +11,11 @@ use std::time::Duration;
 use graceful_server::{Error, Event, Report, RunningServer, ShutdownHandle};
 
 /// Exit status: could not start, or failed.
-pub const EXIT_FAILED: u8 = 1;
+const EXIT_FAILED: u8 = 1;
 /// Exit status: bad command line.
-pub const EXIT_USAGE: u8 = 2;
+const EXIT_USAGE: u8 = 2;
 /// Exit status: the drain was forced (deadline or second signal).
-pub const EXIT_FORCED: u8 = 3;
+const EXIT_FORCED: u8 = 3;
 
 /// The command line as flags with values, in both `--flag value` and
 /// `--flag=value` forms.
@@ -86,17 +82,6 @@ pub fn seconds_or_none(flag: &str, text: &str) -> Result<Option<Duration>, Strin
     seconds(flag, text)
         .map(Some)
         .map_err(|message| format!("{message} or 'none'"))
-}
-
-/// A socket timeout: seconds above zero (a socket cannot take zero), or
-/// `none`.
-pub fn timeout(flag: &str, text: &str) -> Result<Option<Duration>, String> {
-    match seconds_or_none(flag, text)? {
-        Some(duration) if duration.is_zero() => Err(format!(
-            "{flag}: must be above zero (or 'none' for no timeout)"
-        )),
-        other => Ok(other),
-    }
 }
 
 /// Prints the bad command line's message with a usage hint; exit status 2.

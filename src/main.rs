@@ -1,14 +1,15 @@
 //! `graceful-server`: a TCP echo server that shuts down gracefully.
 //!
 //! Arguments -> builder -> serve -> exit code. Everything interesting is in
-//! the library; this file is the seed's `server.js`, made real.
+//! the library; this file is Node's `server.js` echo server with a graceful
+//! exit, made real.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::{Connection, Error, Next, Report, Server};
+use graceful_server::{Builder, Connection, Error, Next, Report, Server};
 
 mod cli;
 
@@ -18,7 +19,9 @@ const USAGE: &str =
     "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--verbose] [--help] [--version]";
 
-const HELP: &str = "\
+fn help() -> String {
+    format!(
+        "\
 graceful-server: a TCP echo server that shuts down gracefully
 
 Every byte a client sends comes back. On SIGINT (ctrl-c), SIGTERM or SIGHUP
@@ -30,10 +33,11 @@ options:
   --addr ADDR             address to listen on [default: 127.0.0.1:7878]
                           (port 0 picks a free port; 0.0.0.0 or [::] to
                           listen on every interface)
-  --workers N             connections served at once [default: 32]
+  --workers N             turns served at once (a connection waiting for
+                          input holds none) [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown,
                           fractions allowed, or 'none' to wait for ever
-                          [default: 20]
+                          [default: {drain}]
   --drain-delay SECS      after the signal, keep accepting and serving for
                           this long before draining (for load balancers
                           that stop sending clients only after the signal)
@@ -54,11 +58,14 @@ exit status:
   0  every connection ended by itself
   1  the server could not start or failed (e.g. address in use)
   2  bad command line
-  3  shutdown was forced (drain timeout or second signal)";
+  3  shutdown was forced (drain timeout or second signal)",
+        workers = Builder::DEFAULT_WORKERS,
+        drain = Builder::DEFAULT_DRAIN_TIMEOUT.as_secs_f64(),
+    )
+}
 
+/// The binary's own default; every other default is the library's.
 const DEFAULT_ADDR: &str = "127.0.0.1:7878";
-const DEFAULT_WORKERS: usize = 32;
-const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, PartialEq)]
 struct Options {
@@ -80,7 +87,7 @@ fn main() -> ExitCode {
     match parse(std::env::args().skip(1)) {
         Ok(Command::Serve(options)) => cli::exit_status(PROGRAM, run(&options)),
         Ok(Command::Help) => {
-            println!("{HELP}");
+            println!("{}", help());
             ExitCode::SUCCESS
         }
         Ok(Command::Version) => {
@@ -135,8 +142,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         addr: DEFAULT_ADDR
             .parse()
             .expect("the default address is a valid socket address"),
-        workers: DEFAULT_WORKERS,
-        drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+        workers: Builder::DEFAULT_WORKERS,
+        drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
         verbose: false,
     };
@@ -172,8 +179,8 @@ mod tests {
             panic!("no arguments must serve");
         };
         assert_eq!(options.addr.to_string(), "127.0.0.1:7878");
-        assert_eq!(options.workers, 32);
-        assert_eq!(options.drain_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(options.workers, Builder::DEFAULT_WORKERS);
+        assert_eq!(options.drain_timeout, Some(Builder::DEFAULT_DRAIN_TIMEOUT));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The echo binary, run as a child process over real loopback sockets and
-//! signalled with `kill` (DESIGN.md section 4): the seed's scenario end to
+//! signalled with `kill`: the README's two-terminal scenario end to
 //! end, the deadline, the second signal, the command line and the exit codes.
 //!
 //! Signals belong to the whole process, so they only ever go to the child.
@@ -143,9 +143,9 @@ fn assert_closed_by_server(stream: &mut TcpStream) {
     }
 }
 
-/// The seed's scenario: two clients, a signal, the server keeps serving them
+/// The README's two-terminal scenario: two clients, a signal, the server keeps serving them
 /// and says so, refuses newcomers, and exits 0 once both hang up.
-fn seed_scenario(signal: &str) {
+fn two_terminal_scenario(signal: &str) {
     let mut server = start(&[]);
     let addr = server.addr;
     let mut first = client(addr);
@@ -187,12 +187,12 @@ fn seed_scenario(signal: &str) {
 
 #[test]
 fn sigint_drains_open_connections_then_exits_0() {
-    seed_scenario("INT");
+    two_terminal_scenario("INT");
 }
 
 #[test]
 fn sigterm_drains_open_connections_then_exits_0() {
-    seed_scenario("TERM");
+    two_terminal_scenario("TERM");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! B9: the Ctrl-C opt-in is explicit and fallible. In its own test binary
+//! The Ctrl-C opt-in is explicit and fallible. In its own test binary
 //! because a handler, once installed, belongs to the whole process. No signal
 //! is ever sent to the test process: the signal tests run the binary.
 

@@ -1,4 +1,4 @@
-//! B7 and B13 under a low descriptor limit: running out of file descriptors
+//! Accept errors and the connection maximum under a low descriptor limit: running out of file descriptors
 //! never ends the accept loop and never makes it spin; the server recovers
 //! when descriptors are free again, and nobody is lost.
 //!
@@ -73,7 +73,7 @@ fn exhaust_and_recover(addr: SocketAddr, pid: u32) {
 
 // The echo binary under a low limit. It does not run out of descriptors:
 // its connection maximum defaults to the descriptor limit minus a reserve, so
-// it stops accepting first and new clients wait in the backlog (B13). Before
+// it stops accepting first and new clients wait in the backlog. Before
 // the event-driven core it ran 64 workers here, one per connection; a worker
 // now costs two descriptors (its wake-up socket pair) and holds no
 // connection, so 2 workers serve everyone.
@@ -114,7 +114,7 @@ fn echo(conn: &mut Connection) -> io::Result<Next> {
 ///
 /// Its connection maximum is far above what its descriptor limit allows, so
 /// `accept` fails with EMFILE: the acceptor must back off and retry, not
-/// spin or give up (B7).
+/// spin or give up.
 #[test]
 #[ignore = "the server process of out_of_descriptors_the_library_backs_off_and_recovers"]
 fn child_library_server() {

@@ -291,7 +291,10 @@ fn bad_input_gets_its_status_and_the_connection_closes() {
         "GET / HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\n\r\n",
         "a".repeat(17 * 1024)
     );
-    let long_target = format!("GET /{} HTTP/1.1\r\nHost: test\r\n\r\n", "a".repeat(9 * 1024));
+    let long_target = format!(
+        "GET /{} HTTP/1.1\r\nHost: test\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
     // Rejected by the HTTP layer: the answer is the connection's last.
     let rejected: [(&str, &[u8], u16); 9] = [
         ("malformed request line", b"HELLO\r\n\r\n", 400),

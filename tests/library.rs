@@ -1,4 +1,4 @@
-//! The behaviour contract (DESIGN.md section 3, B1 to B12) tested through the
+//! What happens to every kind of connection at shutdown, tested through the
 //! library API over real loopback sockets.
 //!
 //! Recipe: bind `127.0.0.1:0`, give every client timeouts, wait for events
@@ -146,7 +146,7 @@ impl Gate {
     }
 }
 
-// B1 and B2: with the only worker busy, connections in the queue and in the
+// With the only worker busy, connections in the queue and in the
 // kernel backlog at the signal are all served, none reset, and new
 // connections are refused long before the busy one ends.
 #[test]
@@ -180,7 +180,7 @@ fn backlog_and_queue_are_served_after_the_signal() {
     // reset if they land between the sweep and the close.
     let racers = wait_until_refused(addr);
 
-    // The busy connection is still served after the signal (B2).
+    // The busy connection is still served after the signal.
     assert_eq!(
         echo_round_trip(&mut busy, b"still").expect("echo"),
         b"still"
@@ -205,7 +205,7 @@ fn backlog_and_queue_are_served_after_the_signal() {
     assert_eq!(report.force_closed, 0, "{report}");
 }
 
-// B2: the server finishes as soon as the last connection ends.
+// The server finishes as soon as the last connection ends.
 #[test]
 fn finishes_when_the_last_connection_ends() {
     let running = builder().start(echo);
@@ -237,7 +237,7 @@ fn finishes_when_the_last_connection_ends() {
     assert!(!report.forced);
 }
 
-// B3: a connection waiting idle is closed at shutdown while one in the middle
+// A connection waiting idle is closed at shutdown while one in the middle
 // of a turn finishes it; a connection that turns idle after the signal is
 // closed at once.
 #[test]
@@ -284,7 +284,7 @@ fn idle_connections_close_at_shutdown_and_busy_ones_finish() {
     assert!(!report.forced, "{report}");
 }
 
-// B3: a request that arrives during the idle grace window is still served.
+// A request that arrives during the idle grace window is still served.
 #[test]
 fn a_request_during_the_idle_grace_is_served() {
     let running = builder()
@@ -305,7 +305,7 @@ fn a_request_during_the_idle_grace_is_served() {
     assert_eq!(report.closed_idle, 0, "{report}");
 }
 
-// B3: the grace window ends early when every connection is done, and idle
+// The grace window ends early when every connection is done, and idle
 // connections are closed when it ends.
 #[test]
 fn idle_connections_close_when_the_grace_ends() {
@@ -321,7 +321,7 @@ fn idle_connections_close_when_the_grace_ends() {
     assert_eq!(report.closed_idle, 1, "{report}");
 }
 
-// B3: a connection waiting mid-conversation (`Next::Wait`) is never cut
+// A connection waiting mid-conversation (`Next::Wait`) is never cut
 // before the deadline.
 #[test]
 fn connections_waiting_mid_conversation_are_not_cut_before_the_deadline() {
@@ -339,7 +339,7 @@ fn connections_waiting_mid_conversation_are_not_cut_before_the_deadline() {
     assert_eq!(report.completed, 1, "{report}");
 }
 
-// B4: the deadline forces: remaining connections are shut down, queued ones
+// The deadline forces: remaining connections are shut down, queued ones
 // closed unserved, and the report says forced.
 #[test]
 fn the_deadline_forces() {
@@ -364,7 +364,7 @@ fn the_deadline_forces() {
     assert!(sees_close(&mut queued), "unserved connection still open");
 }
 
-// B4: a handler stuck in something that is not a socket cannot stop the
+// A handler stuck in something that is not a socket cannot stop the
 // return; its thread is left behind and counted.
 #[test]
 fn a_stuck_handler_is_left_behind() {
@@ -391,7 +391,7 @@ fn a_stuck_handler_is_left_behind() {
     assert_eq!(report.force_closed, 1, "{report}");
 }
 
-// B5: forcing during the drain (the second signal) cuts at once, even with
+// Forcing during the drain (the second signal) cuts at once, even with
 // no deadline.
 #[test]
 fn force_during_the_drain_cuts_at_once() {
@@ -409,7 +409,7 @@ fn force_during_the_drain_cuts_at_once() {
     assert!(sees_close(&mut conn));
 }
 
-// B8: accepted streams are blocking, with the configured timeouts.
+// Accepted streams are blocking, with the configured timeouts.
 #[test]
 fn streams_are_blocking_with_the_configured_timeouts() {
     let (result_tx, result_rx) = crossbeam_channel::unbounded();
@@ -455,7 +455,7 @@ fn streams_are_blocking_with_the_configured_timeouts() {
     join(running);
 }
 
-// B9: a shutdown triggered before serving starts: the server sweeps and
+// A shutdown triggered before serving starts: the server sweeps and
 // returns at once. Triggering is idempotent.
 #[test]
 fn shutdown_before_serving_returns_at_once() {
@@ -471,7 +471,7 @@ fn shutdown_before_serving_returns_at_once() {
     assert!(is_refused(addr), "listener still open after serve returned");
 }
 
-// B9: a cloned handle, used from another thread, stops `serve`.
+// A cloned handle, used from another thread, stops `serve`.
 #[test]
 fn a_handle_from_another_thread_stops_serve() {
     let server = builder().build().expect("build");
@@ -525,7 +525,7 @@ impl Handler for Outcomes {
     }
 }
 
-// B10: the report adds up under a mix of outcomes.
+// The report adds up under a mix of outcomes.
 #[test]
 fn the_report_counts_every_outcome() {
     let (holding_tx, holding_rx) = crossbeam_channel::bounded(1);
@@ -567,7 +567,7 @@ fn the_report_counts_every_outcome() {
     assert!(line.contains("5 accepted"), "{line}");
 }
 
-// B3: by default a new connection waits mid-conversation until its first
+// By default a new connection waits mid-conversation until its first
 // turn, so shutdown does not cut a client that has connected but not spoken
 // yet: it waits for it, and serves it.
 #[test]
@@ -596,7 +596,7 @@ fn a_silent_new_connection_is_waited_for_by_default() {
     assert!(!report.forced, "{report}");
 }
 
-// B11: bad configuration is an error from `build`, before anything is bound.
+// Bad configuration is an error from `build`, before anything is bound.
 #[test]
 fn bad_configuration_fails_before_binding() {
     let free = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -634,7 +634,7 @@ fn bad_configuration_fails_before_binding() {
     );
 }
 
-// B11: an address in use is a clear error.
+// An address in use is a clear error.
 #[test]
 fn an_address_in_use_is_an_error() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -653,7 +653,7 @@ fn an_address_in_use_is_an_error() {
     );
 }
 
-// B12: dropping a running server in the middle of traffic never panics and
+// Dropping a running server in the middle of traffic never panics and
 // returns within the drain timeout plus the force grace.
 #[test]
 fn dropping_a_running_server_is_bounded() {
@@ -780,7 +780,7 @@ fn force_ends_the_drain_delay() {
     assert!(report.forced, "{report}");
 }
 
-// B3: no connection is ever closed to make room for another. With more idle
+// No connection is ever closed to make room for another. With more idle
 // keep-alive clients than workers, a new client is served, and every idle
 // one is still open and answers a second request. (This replaces "an idle
 // connection yields its worker to a waiting one": the old core closed an

@@ -1,4 +1,4 @@
-//! B6: handler panics are contained. In its own test binary because it
+//! Handler panics are contained. In its own test binary because it
 //! installs a panic hook that silences the workers' panic messages.
 
 mod support;
