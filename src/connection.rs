@@ -17,6 +17,48 @@ use crate::shutdown::Signal;
 
 /// What a handler says at the end of a turn: what happens to the connection
 /// next.
+///
+/// # Example
+///
+/// A line protocol: each line is answered in upper case. Between two lines
+/// the connection is idle, so shutdown closes it without waiting for the
+/// client.
+///
+/// ```
+/// use std::io::{self, BufRead, Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use graceful_server::{Connection, Next, Server};
+///
+/// fn shout(conn: &mut Connection) -> io::Result<Next> {
+///     let mut line = String::new();
+///     if conn.read_line(&mut line)? == 0 || line.trim_end() == "quit" {
+///         return Ok(Next::Close); // the client hung up or said goodbye
+///     }
+///     conn.write_all(line.to_uppercase().as_bytes())?;
+///     // Nothing is owed to the client now. (`Next::Wait` would make shutdown
+///     // wait for the client's next line.)
+///     Ok(Next::Idle)
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let running = Server::builder("127.0.0.1:0").build()?.spawn(shout)?;
+/// let mut client = TcpStream::connect(running.local_addr())?;
+/// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+/// client.write_all(b"hello\n")?;
+/// let mut reply = [0; 6];
+/// client.read_exact(&mut reply)?;
+/// assert_eq!(&reply, b"HELLO\n");
+///
+/// // The client stays connected, but idle: shutdown does not wait for it.
+/// running.shutdown_handle().shutdown();
+/// let report = running.join()?;
+/// assert_eq!(report.closed_idle, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Next {
     /// Close the connection now. It counts as
@@ -71,6 +113,50 @@ pub enum Next {
 /// A handler may also loop inside one turn (reading until the client is
 /// done, as a thread-per-connection server does); the connection then keeps
 /// its worker busy for the whole loop.
+///
+/// A handler can also be a type of yours, to hold settings or shared state,
+/// or to say that its clients speak first:
+///
+/// ```
+/// use std::io::{self, BufRead, Write};
+/// use std::net::TcpStream;
+///
+/// use graceful_server::{Connection, Handler, Next, Server};
+///
+/// struct Greeter {
+///     greeting: String,
+/// }
+///
+/// impl Handler for Greeter {
+///     fn turn(&self, conn: &mut Connection) -> io::Result<Next> {
+///         let mut name = String::new();
+///         if conn.read_line(&mut name)? == 0 {
+///             return Ok(Next::Close);
+///         }
+///         writeln!(conn, "{}, {}", self.greeting, name.trim_end())?;
+///         Ok(Next::Idle)
+///     }
+///
+///     // The client speaks first, so a connection that has sent nothing yet
+///     // can be closed at shutdown like one between two requests.
+///     fn new_connections_are_idle(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let greeter = Greeter { greeting: "hello".to_string() };
+/// let running = Server::builder("127.0.0.1:0").build()?.spawn(greeter)?;
+/// let silent = TcpStream::connect(running.local_addr())?;
+///
+/// // Shutdown does not wait for the silent client to speak.
+/// running.shutdown_handle().shutdown();
+/// let report = running.join()?;
+/// assert_eq!(report.closed_idle, 1);
+/// # drop(silent);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Handler: Send + Sync + 'static {
     /// Serves one turn of `conn`.
     ///
@@ -132,6 +218,45 @@ pub(crate) enum Waiting {
 /// [write](crate::Builder::write_timeout) timeouts. A handler is only called
 /// when input is available, so its first read does not block; reading more
 /// than what has arrived blocks as usual.
+///
+/// # Example
+///
+/// ```
+/// use std::io::{self, BufRead, Write};
+///
+/// use graceful_server::{Connection, Next};
+///
+/// fn greet(conn: &mut Connection) -> io::Result<Next> {
+///     let mut name = String::new();
+///     if conn.read_line(&mut name)? == 0 {
+///         return Ok(Next::Close); // the client hung up
+///     }
+///     let (id, peer) = (conn.id(), conn.peer_addr());
+///     writeln!(conn, "hello {}, connection {id} from {peer}", name.trim_end())?;
+///     if conn.is_shutting_down() {
+///         writeln!(conn, "bye: the server is shutting down")?;
+///         return Ok(Next::Close);
+///     }
+///     Ok(Next::Idle)
+/// }
+/// # use std::io::BufReader;
+/// # use std::net::TcpStream;
+/// # use std::time::Duration;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let running = graceful_server::Server::builder("127.0.0.1:0").build()?.spawn(greet)?;
+/// # let mut client = TcpStream::connect(running.local_addr())?;
+/// # client.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// # client.set_write_timeout(Some(Duration::from_secs(5)))?;
+/// # client.write_all(b"ann\n")?;
+/// # let mut line = String::new();
+/// # BufReader::new(&client).read_line(&mut line)?;
+/// # assert!(line.starts_with("hello ann, connection 1 from 127.0.0.1:"), "{line}");
+/// # drop(client);
+/// # running.shutdown_handle().shutdown();
+/// # running.join()?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Connection {
     reader: BufReader<Socket>,
     id: u64,

@@ -10,6 +10,38 @@ use std::net::SocketAddr;
 /// All of these happen before the server accepts its first connection, except
 /// [`Error::Internal`]. Once serving, problems with single connections are
 /// never errors: they are counted in the [`Report`](crate::Report).
+///
+/// # Example
+///
+/// Match a variant to tell the user what to fix:
+///
+/// ```
+/// use std::io;
+/// use std::net::TcpListener;
+///
+/// use graceful_server::{Error, Server};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A setting out of range.
+/// match Server::builder("127.0.0.1:0").workers(0).build() {
+///     Err(Error::Config { setting, reason }) => {
+///         assert_eq!(setting, "workers");
+///         eprintln!("fix the {setting} setting: it {reason}");
+///     }
+///     other => return Err(format!("expected a config error, got {other:?}").into()),
+/// }
+///
+/// // An address in use: some other socket listens on it.
+/// let taken = TcpListener::bind("127.0.0.1:0")?;
+/// match Server::builder(taken.local_addr()?).build() {
+///     Err(Error::Bind { addr, source }) if source.kind() == io::ErrorKind::AddrInUse => {
+///         eprintln!("{addr} is in use: is another server running?");
+///     }
+///     other => return Err(format!("expected the address in use, got {other:?}").into()),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

@@ -13,7 +13,31 @@ use std::time::Duration;
 
 use crate::registry::Outcome;
 
-/// Something that happened on a running server.
+/// Something that happened on a running server, as told to the hook set with
+/// [`Builder::on_event`](crate::Builder::on_event).
+///
+/// ```
+/// use graceful_server::{Connection, Event, Next, Server};
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let server = Server::builder("127.0.0.1:0")
+///     .on_event(|event| match event {
+///         Event::ConnectionEnded { id, outcome, open_for, error: Some(error), .. } => {
+///             eprintln!("connection {id}: {outcome:?} after {open_for:?}: {error}");
+///         }
+///         Event::AcceptFailed { error, backoff } => {
+///             eprintln!("accept failed: {error} (pausing for {backoff:?})");
+///         }
+///         _ => {} // connections that ended without an error, and future events
+///     })
+///     .build()?;
+/// let running = server.spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+///
+/// running.shutdown_handle().shutdown();
+/// running.join()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {

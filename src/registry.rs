@@ -18,6 +18,38 @@ use crate::wake::Waker;
 
 /// How a connection's time on the server ended: one outcome of the
 /// [`Report`](crate::Report), as told to the [event hook](crate::Builder::on_event).
+///
+/// ```
+/// use std::io::{self, Write};
+/// use std::net::TcpStream;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+///
+/// use graceful_server::{Connection, Event, Next, Outcome, Server};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Count failed connections, e.g. for a metric.
+/// let failed = Arc::new(AtomicU64::new(0));
+/// let counter = Arc::clone(&failed);
+/// let server = Server::builder("127.0.0.1:0")
+///     .on_event(move |event| {
+///         if let Event::ConnectionEnded { outcome: Outcome::Failed, .. } = event {
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }
+///     })
+///     .build()?;
+/// let running = server.spawn(|_conn: &mut Connection| -> io::Result<Next> {
+///     Err(io::Error::new(io::ErrorKind::InvalidData, "not my protocol"))
+/// })?;
+/// TcpStream::connect(running.local_addr())?.write_all(b"?")?;
+///
+/// running.shutdown_handle().shutdown();
+/// let report = running.join()?;
+/// assert_eq!(report.failed, 1);
+/// assert_eq!(failed.load(Ordering::Relaxed), 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Outcome {

@@ -15,6 +15,29 @@ use std::time::Duration;
 /// ```text
 /// drained in 1.2ms: 3 accepted, 2 completed, 0 failed, 1 closed idle, 0 force-closed, 0 unserved, 0 panicked
 /// ```
+///
+/// # Example
+///
+/// ```
+/// use std::net::TcpStream;
+///
+/// use graceful_server::{Connection, Next, Server};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let running = Server::builder("127.0.0.1:0")
+///     .build()?
+///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+/// drop(TcpStream::connect(running.local_addr())?); // connect, hang up
+///
+/// running.shutdown_handle().shutdown();
+/// let report = running.join()?;
+/// assert_eq!((report.accepted, report.completed), (1, 1));
+/// assert!(!report.forced);
+/// eprintln!("{report}");
+/// assert!(report.to_string().starts_with("drained in "));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
@@ -59,6 +82,20 @@ pub struct Report {
 
 impl Report {
     /// The sum of all outcomes; equals [`accepted`](Self::accepted).
+    ///
+    /// ```
+    /// # use graceful_server::{Connection, Next, Server};
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// # let running = Server::builder("127.0.0.1:0")
+    /// #     .build()?
+    /// #     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// # running.shutdown_handle().shutdown();
+    /// let report = running.join()?;
+    /// // No connection goes uncounted, whatever happened to it.
+    /// assert_eq!(report.outcomes(), report.accepted);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn outcomes(&self) -> u64 {
         self.completed
             + self.failed
@@ -98,6 +135,22 @@ impl fmt::Display for Report {
 /// A snapshot: each number is read at a slightly different moment, so the
 /// first four need not add up exactly while connections move between states.
 /// The totals are those of the [`Report`] so far.
+///
+/// ```
+/// use graceful_server::{Connection, Next, Server, Stats};
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let running = Server::builder("127.0.0.1:0")
+///     .build()?
+///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+/// let Stats { open, busy, parked, queued, accepted, .. } = running.stats();
+/// eprintln!("{open} open ({busy} busy, {parked} parked, {queued} queued), {accepted} accepted");
+///
+/// running.shutdown_handle().shutdown();
+/// running.join()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

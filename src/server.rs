@@ -439,6 +439,22 @@ impl Builder {
     /// - [`Error::Listener`] if the listener cannot be made nonblocking,
     /// - [`Error::Activation`] if inheriting is on and the activation
     ///   environment is malformed or hands over something unusable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use graceful_server::{Error, Server};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// let server = Server::builder("127.0.0.1:0").workers(4).build()?;
+    /// eprintln!("listening on {}", server.local_addr());
+    ///
+    /// // Settings are checked before anything is bound.
+    /// let result = Server::builder("127.0.0.1:0").queue_capacity(0).build();
+    /// assert!(matches!(result, Err(Error::Config { setting: "queue_capacity", .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn build(self) -> Result<Server, Error> {
         self.config.validate()?;
         let inherited = match &self.config.inherit {
@@ -506,6 +522,27 @@ impl fmt::Debug for Builder {
 /// Create one with [`Server::builder`] or [`Server::builder_from_listener`], then
 /// either [`serve`](Server::serve) on the current thread or
 /// [`spawn`](Server::spawn) in the background.
+///
+/// # Example
+///
+/// ```
+/// use graceful_server::{Connection, Next, Server};
+///
+/// fn hang_up(_conn: &mut Connection) -> std::io::Result<Next> {
+///     Ok(Next::Close)
+/// }
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let server = Server::builder("127.0.0.1:0").workers(4).build()?;
+/// let handle = server.shutdown_handle(); // before serving: `serve` blocks
+/// let running = server.spawn(hang_up)?; // `spawn` returns at once
+///
+/// handle.shutdown();
+/// let report = running.join()?;
+/// assert_eq!(report.accepted, 0);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Server {
     listener: TcpListener,
     /// A connection accepted while checking an inherited listener.
@@ -526,6 +563,19 @@ impl Server {
     /// The address is resolved now and bound by [`Builder::build`], which
     /// reports any problem with it. Use port 0 to get a free port, and read
     /// it with [`Server::local_addr`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use graceful_server::Server;
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// // Anything `ToSocketAddrs`: "0.0.0.0:8080", ("::1", 8080), a `SocketAddr`..
+    /// let server = Server::builder(("127.0.0.1", 0)).workers(4).build()?;
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder(addr: impl ToSocketAddrs) -> Builder {
         Builder::new(Source::Addr(
             addr.to_socket_addrs().map(|addrs| addrs.collect()),
@@ -536,17 +586,63 @@ impl Server {
     /// tests, or a socket inherited from a supervisor).
     ///
     /// The server puts it in nonblocking mode.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::net::TcpListener;
+    ///
+    /// use graceful_server::Server;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let server = Server::builder_from_listener(listener).build()?;
+    /// assert_eq!(server.local_addr(), addr);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder_from_listener(listener: TcpListener) -> Builder {
         Builder::new(Source::Listener(listener))
     }
 
     /// The address the server listens on (with the real port if you asked
     /// for port 0).
+    ///
+    /// Clients can connect from now on: until serving starts, they wait in
+    /// the listen backlog.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = graceful_server::Server::builder("127.0.0.1:0").build()?;
+    /// let addr = server.local_addr();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0); // the port the system picked
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// A handle to shut the server down, usable before serving starts.
+    ///
+    /// Take it before [`serve`](Server::serve), which blocks, and hand it to
+    /// whatever decides when to stop: another thread, or
+    /// [`install_ctrl_c`](ShutdownHandle::install_ctrl_c).
+    ///
+    /// ```
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = Server::builder("127.0.0.1:0").build()?;
+    /// let handle = server.shutdown_handle();
+    /// handle.shutdown(); // even before serving: `serve` then returns at once
+    /// let report = server.serve(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// assert_eq!(report.accepted, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(Arc::clone(&self.signal))
     }
@@ -563,6 +659,54 @@ impl Server {
     /// [`Error::Spawn`] if a thread cannot be started, [`Error::Readiness`]
     /// if a wake-up socket cannot be made; nothing keeps running then.
     ///
+    /// # Example
+    ///
+    /// `serve` blocks, so something else must shut the server down: here a
+    /// client thread, when it is done.
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::net::{SocketAddr, TcpStream};
+    /// use std::thread;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// fn shout(conn: &mut Connection) -> io::Result<Next> {
+    ///     let mut buf = [0; 1024];
+    ///     let n = conn.read(&mut buf)?;
+    ///     conn.write_all(&buf[..n].to_ascii_uppercase())?;
+    ///     Ok(Next::Close)
+    /// }
+    ///
+    /// fn ask(addr: SocketAddr) -> io::Result<String> {
+    ///     let mut client = TcpStream::connect(addr)?;
+    ///     client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    ///     client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    ///     client.write_all(b"ping")?;
+    ///     let mut reply = String::new();
+    ///     client.read_to_string(&mut reply)?; // until the server closes
+    ///     Ok(reply)
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Server::builder("127.0.0.1:0").build()?;
+    /// let addr = server.local_addr();
+    /// let handle = server.shutdown_handle();
+    /// let client = thread::spawn(move || {
+    ///     let reply = ask(addr);
+    ///     handle.shutdown(); // whatever happened, so that `serve` returns
+    ///     reply
+    /// });
+    ///
+    /// let report = server.serve(shout)?;
+    /// let reply = client.join().map_err(|_| "the client thread panicked")??;
+    /// assert_eq!(reply, "PING");
+    /// assert_eq!(report.completed, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// [`Connection`]: crate::Connection
     /// [`Next`]: crate::Next
     pub fn serve<H: Handler>(self, handler: H) -> Result<Report, Error> {
@@ -577,6 +721,42 @@ impl Server {
     ///
     /// [`Error::Spawn`] if a thread cannot be started, [`Error::Readiness`]
     /// if a wake-up socket cannot be made; nothing keeps running then.
+    ///
+    /// # Example
+    ///
+    /// How to test a handler: spawn, talk to it, shut down, check the report.
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// fn shout(conn: &mut Connection) -> io::Result<Next> {
+    ///     let mut buf = [0; 1024];
+    ///     let n = conn.read(&mut buf)?;
+    ///     conn.write_all(&buf[..n].to_ascii_uppercase())?;
+    ///     Ok(Next::Close)
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0").build()?.spawn(shout)?;
+    ///
+    /// let mut client = TcpStream::connect(running.local_addr())?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// client.write_all(b"ping")?;
+    /// let mut reply = String::new();
+    /// client.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "PING");
+    ///
+    /// running.shutdown_handle().shutdown();
+    /// let report = running.join()?;
+    /// assert_eq!(report.completed, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn spawn<H: Handler>(self, handler: H) -> Result<RunningServer, Error> {
         let local_addr = self.local_addr;
         let handle = self.shutdown_handle();
@@ -718,6 +898,25 @@ impl fmt::Debug for Server {
 /// delay plus the drain timeout plus the force grace (with no drain timeout it does not wait: the
 /// drain goes on in the background). Call [`join`](Self::join) to wait for
 /// the [`Report`].
+///
+/// # Example
+///
+/// ```
+/// use graceful_server::{Connection, Next, Server};
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let running = Server::builder("127.0.0.1:0")
+///     .build()?
+///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+/// eprintln!("serving on {}", running.local_addr());
+/// assert_eq!(running.stats().open, 0);
+///
+/// running.shutdown_handle().shutdown();
+/// let report = running.join()?;
+/// eprintln!("{report}");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "dropping a RunningServer shuts it down at once"]
 pub struct RunningServer {
     local_addr: SocketAddr,
@@ -728,17 +927,84 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The address the server listens on.
+    /// The address the server listens on: where test clients connect.
+    ///
+    /// ```
+    /// use std::net::TcpStream;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// let client = TcpStream::connect(running.local_addr())?;
+    /// drop(client); // hang up at once
+    ///
+    /// running.shutdown_handle().shutdown();
+    /// assert_eq!(running.join()?.accepted, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// A handle to shut the server down.
+    /// A handle to shut the server down, from this thread or any other.
+    ///
+    /// ```
+    /// use std::thread;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// let handle = running.shutdown_handle();
+    /// thread::spawn(move || handle.shutdown());
+    /// let report = running.join()?; // returns once the thread has shut it down
+    /// assert!(!report.forced);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.handle.clone()
     }
 
     /// Connections accepted and not finished yet (being served or waiting).
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// fn echo(conn: &mut Connection) -> io::Result<Next> {
+    ///     let mut buf = [0; 1024];
+    ///     let n = conn.read(&mut buf)?;
+    ///     conn.write_all(&buf[..n])?;
+    ///     Ok(if n == 0 { Next::Close } else { Next::Wait })
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0").build()?.spawn(echo)?;
+    /// assert_eq!(running.open_connections(), 0);
+    ///
+    /// let mut client = TcpStream::connect(running.local_addr())?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// client.write_all(b"hi")?;
+    /// client.read_exact(&mut [0; 2])?;
+    /// assert_eq!(running.open_connections(), 1); // waiting for more
+    ///
+    /// drop(client); // hang up: the connection ends
+    /// running.shutdown_handle().shutdown();
+    /// running.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_connections(&self) -> usize {
         self.stats.registry.open()
     }
@@ -754,6 +1020,9 @@ impl RunningServer {
     /// })?;
     /// let stats = running.stats();
     /// assert_eq!(stats.open, 0);
+    ///
+    /// running.shutdown_handle().shutdown();
+    /// running.join()?;
     /// # Ok(())
     /// # }
     /// ```
@@ -763,6 +1032,33 @@ impl RunningServer {
 
     /// A cloneable handle that reads the same [`Stats`] from anywhere (a
     /// metrics thread).
+    ///
+    /// ```
+    /// use std::thread;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// let stats = running.stats_handle();
+    /// let shutdown = running.shutdown_handle();
+    /// let metrics = thread::spawn(move || {
+    ///     // Once a second, until the server starts shutting down.
+    ///     while !shutdown.wait_timeout(Duration::from_secs(1)) {
+    ///         let now = stats.stats();
+    ///         eprintln!("{} open, {} busy, {} queued", now.open, now.busy, now.queued);
+    ///     }
+    /// });
+    ///
+    /// running.shutdown_handle().shutdown();
+    /// metrics.join().map_err(|_| "the metrics thread panicked")?;
+    /// running.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats_handle(&self) -> StatsHandle {
         self.stats.clone()
     }
@@ -776,6 +1072,24 @@ impl RunningServer {
     ///
     /// [`Error::Internal`] if the server's shutdown thread panicked, which
     /// would be a bug in this crate.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    ///
+    /// running.shutdown_handle().shutdown(); // first, or `join` waits for ever
+    /// let report = running.join()?;
+    /// assert_eq!(report.outcomes(), report.accepted);
+    /// eprintln!("{report}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join(self) -> Result<Report, Error> {
         self.report
             .recv()
@@ -807,6 +1121,26 @@ impl fmt::Debug for RunningServer {
 }
 
 /// Reads a running server's [`Stats`]; see [`RunningServer::stats_handle`].
+///
+/// It stays readable after the server has shut down, and then gives the
+/// final numbers.
+///
+/// ```
+/// use graceful_server::{Connection, Next, Server};
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let running = Server::builder("127.0.0.1:0")
+///     .build()?
+///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+/// let stats = running.stats_handle(); // cheap to clone, `Send` and `Sync`
+///
+/// running.shutdown_handle().shutdown();
+/// let report = running.join()?;
+/// assert_eq!(stats.stats().accepted, report.accepted);
+/// assert_eq!(stats.stats().open, 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct StatsHandle {
     registry: Arc<Registry>,

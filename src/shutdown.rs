@@ -216,6 +216,25 @@ impl ShutdownHandle {
     /// Starts a graceful shutdown: stop accepting, finish what was accepted.
     ///
     /// Calling it again, or after [`force`](Self::force), does nothing.
+    ///
+    /// ```
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// let handle = running.shutdown_handle();
+    /// handle.shutdown();
+    /// handle.shutdown(); // does nothing more
+    /// assert!(handle.is_shutting_down());
+    /// assert!(!handle.is_forced());
+    ///
+    /// let report = running.join()?;
+    /// assert!(!report.forced);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown(&self) {
         self.signal.shutdown();
     }
@@ -225,6 +244,40 @@ impl ShutdownHandle {
     /// Starts the shutdown too if it had not started. Every remaining
     /// connection is shut down in both directions, queued connections are
     /// closed unserved, and the report says `forced`.
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// fn echo(conn: &mut Connection) -> io::Result<Next> {
+    ///     let mut buf = [0; 1024];
+    ///     let n = conn.read(&mut buf)?;
+    ///     conn.write_all(&buf[..n])?;
+    ///     Ok(if n == 0 { Next::Close } else { Next::Wait })
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0").build()?.spawn(echo)?;
+    /// let mut client = TcpStream::connect(running.local_addr())?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// client.write_all(b"hi")?;
+    /// client.read_exact(&mut [0; 2])?;
+    ///
+    /// // A graceful shutdown waits for this client to hang up (`Next::Wait`);
+    /// // forcing, as a second Ctrl-C does, cuts it.
+    /// let handle = running.shutdown_handle();
+    /// handle.shutdown();
+    /// handle.force();
+    /// let report = running.join()?;
+    /// assert!(report.forced);
+    /// assert_eq!(report.force_closed, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn force(&self) {
         self.signal.force();
     }
@@ -241,6 +294,26 @@ impl ShutdownHandle {
     }
 
     /// Blocks until shutdown starts.
+    ///
+    /// ```
+    /// use std::thread;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = graceful_server::Server::builder("127.0.0.1:0").build()?;
+    /// let handle = server.shutdown_handle();
+    /// let cleanup = thread::spawn({
+    ///     let handle = handle.clone();
+    ///     move || {
+    ///         handle.wait();
+    ///         eprintln!("shutting down: flushing the caches");
+    ///     }
+    /// });
+    ///
+    /// handle.shutdown();
+    /// cleanup.join().map_err(|_| "the cleanup thread panicked")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait(&self) {
         // Nothing is ever sent: `recv` returns only on disconnection.
         let _ = self.signal.graceful_receiver().recv();
@@ -248,6 +321,23 @@ impl ShutdownHandle {
 
     /// Blocks until shutdown starts or `timeout` passes; returns whether it
     /// started.
+    ///
+    /// In a loop, it runs periodic work until shutdown starts; see
+    /// [`RunningServer::stats_handle`](crate::RunningServer::stats_handle).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = graceful_server::Server::builder("127.0.0.1:0").build()?;
+    /// let handle = server.shutdown_handle();
+    /// assert!(!handle.wait_timeout(Duration::from_millis(10))); // not yet
+    ///
+    /// handle.shutdown();
+    /// assert!(handle.wait_timeout(Duration::from_secs(5))); // returns at once
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.signal.wait_timeout(timeout)
     }
@@ -259,6 +349,35 @@ impl ShutdownHandle {
     ///
     /// No message is ever sent on it: a `recv` arm fires with `Err(RecvError)`
     /// once shutdown has started.
+    ///
+    /// ```
+    /// use std::thread;
+    ///
+    /// use graceful_server::crossbeam_channel::{select, unbounded};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = graceful_server::Server::builder("127.0.0.1:0").build()?;
+    /// let handle = server.shutdown_handle();
+    /// let (jobs, job_queue) = unbounded::<String>();
+    /// let shutdown = handle.receiver();
+    ///
+    /// // A background worker that stops when shutdown starts.
+    /// let worker = thread::spawn(move || loop {
+    ///     select! {
+    ///         recv(job_queue) -> job => match job {
+    ///             Ok(job) => eprintln!("doing {job}"),
+    ///             Err(_) => return, // every sender is gone
+    ///         },
+    ///         recv(shutdown) -> _ => return, // shutdown has started
+    ///     }
+    /// });
+    ///
+    /// jobs.send("the laundry".to_string())?;
+    /// handle.shutdown();
+    /// worker.join().map_err(|_| "the worker panicked")?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn receiver(&self) -> Receiver<()> {
         self.signal.graceful_receiver().clone()
     }
@@ -286,6 +405,22 @@ impl ShutdownHandle {
     /// `ctrlc`), or if the operating system refuses to install it. A handler
     /// installed by other means (e.g. `libc::sigaction` directly) is not
     /// detected: it is replaced.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use graceful_server::{Connection, Next, Server};
+    /// # fn handler(_conn: &mut Connection) -> std::io::Result<Next> { Ok(Next::Close) }
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = Server::builder("127.0.0.1:0").build()?;
+    /// server.shutdown_handle().install_ctrl_c()?;
+    /// // Serves until Ctrl-C (drain, then return) or a second one (force).
+    /// let report = server.serve(handler)?;
+    /// eprintln!("{report}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn install_ctrl_c(&self) -> Result<(), Error> {
         // Read before `ctrlc` replaces it. If it cannot be read, handle
         // SIGHUP as usual.
@@ -305,7 +440,7 @@ impl ShutdownHandle {
                     io::ErrorKind::AlreadyExists,
                     "a handler was already installed through the ctrlc crate",
                 ),
-                other => io::Error::new(io::ErrorKind::Other, other.to_string()),
+                other => io::Error::other(other.to_string()),
             })
         })?;
         if hangup_ignored {

@@ -28,8 +28,7 @@ fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
         None => -1,
         Some(t) => {
-            // Rounded up by hand: `div_ceil` needs a newer Rust than ours.
-            let ms = (t.as_nanos() + 999_999) / 1_000_000;
+            let ms = t.as_nanos().div_ceil(1_000_000);
             libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
         }
     }

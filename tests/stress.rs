@@ -230,10 +230,7 @@ fn line_handler(records: Records) -> impl Fn(&mut Connection) -> io::Result<Next
             ("panic", _) => panic!("a panic the client asked for"),
             ("fail", _) => {
                 turn.ended = Some(false);
-                return Err(io::Error::new(
-                    io::ErrorKind::Other,
-                    "a failure the client asked for",
-                ));
+                return Err(io::Error::other("a failure the client asked for"));
             }
             _ => "unknown".to_string(),
         };

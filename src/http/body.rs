@@ -102,6 +102,25 @@ enum State {
 ///
 /// If the client sent `Expect: 100-continue`, the first read (and only a
 /// read) tells it to send the body, with `HTTP/1.1 100 Continue`.
+///
+/// ```
+/// use std::io::{BufRead, BufReader};
+///
+/// use graceful_server::http::{Request, Response};
+///
+/// // Counts the lines of an upload as they arrive.
+/// fn count_lines(req: &mut Request) -> Response {
+///     let mut lines = 0;
+///     for line in BufReader::new(req.body()).lines() {
+///         if line.is_err() {
+///             return Response::new(400); // the layer sends 400, 408 or 413 itself
+///         }
+///         lines += 1;
+///     }
+///     Response::text(format!("{lines} lines"))
+/// }
+/// # let _ = graceful_server::http::handler(count_lines);
+/// ```
 pub struct Body<'a> {
     io: &'a mut dyn Transport,
     state: State,

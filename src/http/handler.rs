@@ -16,6 +16,32 @@ use super::transport::Transport;
 /// Each turn of the server serves one request; between requests the
 /// connection waits idle, holding no worker, and is closed when the server
 /// shuts down.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use graceful_server::{http::{self, Response}, Server};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handler = http::handler(|_req| Response::text("Hello, world!"));
+/// let running = Server::builder("127.0.0.1:0").build()?.spawn(handler)?;
+///
+/// let mut client = TcpStream::connect(running.local_addr())?;
+/// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+/// let mut answer = String::new();
+/// client.read_to_string(&mut answer)?;
+/// assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+/// assert!(answer.ends_with("\r\n\r\nHello, world!"), "{answer}");
+///
+/// running.shutdown_handle().shutdown();
+/// running.join()?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct HttpHandler<F> {
     app: F,
     limits: Limits,
@@ -50,6 +76,18 @@ where
 {
     /// Sets the limits on each request, by default [`Limits::default`]: a
     /// 16 KiB head, 100 header lines, an 8 KiB target and a 1 MiB body.
+    ///
+    /// ```
+    /// use graceful_server::http::{self, Limits, Response};
+    ///
+    /// // Uploads of up to 16 MiB; the other limits keep their defaults.
+    /// let handler = http::handler(|req| match req.read_body() {
+    ///     Ok(body) => Response::text(format!("{} bytes", body.len())),
+    ///     Err(_) => Response::new(400), // the layer answers 413 over the limit
+    /// })
+    /// .limits(Limits { max_body: 16 * 1024 * 1024, ..Limits::default() });
+    /// # let _ = handler;
+    /// ```
     pub fn limits(mut self, limits: Limits) -> HttpHandler<F> {
         self.limits = limits;
         self

@@ -23,6 +23,7 @@
 //! #     use std::io::{Read, Write};
 //! #     let mut conn = std::net::TcpStream::connect(addr)?;
 //! #     conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+//! #     conn.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
 //! #     conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
 //! #     let mut answer = String::new();
 //! #     conn.read_to_string(&mut answer)?;
@@ -160,8 +161,8 @@ mod request;
 mod response;
 mod serve;
 mod transport;
-mod write;
 mod turn;
+mod write;
 
 #[cfg(test)]
 mod tests;

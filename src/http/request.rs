@@ -14,6 +14,20 @@ use super::body::Body;
 
 /// The HTTP version of a request. Responses always say `HTTP/1.1`, as
 /// RFC 9110 (section 6.2) asks of a server that implements it.
+///
+/// ```
+/// use graceful_server::http::{Request, Response, Version};
+///
+/// fn hello(req: &mut Request) -> Response {
+///     match req.version() {
+///         Version::Http10 => Response::text("Hello, old client!"),
+///         Version::Http11 => Response::text("Hello!"),
+///     }
+/// }
+///
+/// assert_eq!(Version::Http11.to_string(), "HTTP/1.1");
+/// # let _ = graceful_server::http::handler(hello);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Version {
     /// `HTTP/1.0`: the connection closes after the response unless the
@@ -40,6 +54,23 @@ impl fmt::Display for Version {
 /// the wire and nearly always ASCII: [`get`](Headers::get) gives the text
 /// of a value that is valid UTF-8, [`get_bytes`](Headers::get_bytes) the
 /// bytes of any.
+///
+/// ```
+/// use graceful_server::http::{Request, Response};
+///
+/// // Answers with the request's fields, one per line.
+/// fn show_headers(req: &mut Request) -> Response {
+///     let headers = req.headers();
+///     // `Accept` may be sent several times: look at every one.
+///     let json = headers.get_all("accept").any(|value| value.contains("/json"));
+///     let mut text = format!("{} fields, json: {json}\n", headers.len());
+///     for (name, value) in headers.iter() {
+///         text += &format!("{name}: {}\n", String::from_utf8_lossy(value));
+///     }
+///     Response::text(text)
+/// }
+/// # let _ = graceful_server::http::handler(show_headers);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Headers {
     fields: Vec<(String, Vec<u8>)>,
@@ -218,6 +249,16 @@ impl<'a> Request<'a> {
 
     /// The value of the first header field called `name` (in any case), if
     /// valid UTF-8: a shortcut for [`headers().get(name)`](Headers::get).
+    ///
+    /// ```
+    /// use graceful_server::http::{Request, Response};
+    ///
+    /// fn hello(req: &mut Request) -> Response {
+    ///     let agent = req.header("user-agent").unwrap_or("stranger"); // any case
+    ///     Response::text(format!("Hello, {agent}!"))
+    /// }
+    /// # let _ = graceful_server::http::handler(hello);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
@@ -240,6 +281,38 @@ impl<'a> Request<'a> {
     /// [`max_body`](super::Limits::max_body) bytes arrive. A client that sent
     /// `Expect: 100-continue` is told to go on at the first read, and only
     /// then.
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::{http::{self, Request, Response}, Server};
+    ///
+    /// // Counts the bytes of an upload without holding it in memory.
+    /// fn count(req: &mut Request) -> Response {
+    ///     match io::copy(req.body(), &mut io::sink()) {
+    ///         Ok(n) => Response::text(format!("{n} bytes")),
+    ///         Err(_) => Response::new(400), // the layer sends 400, 408 or 413 itself
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0").build()?.spawn(http::handler(count))?;
+    /// let mut client = TcpStream::connect(running.local_addr())?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// client.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+    ///                    Connection: close\r\n\r\nhello")?;
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer)?;
+    /// assert!(answer.ends_with("\r\n\r\n5 bytes"), "{answer}");
+    ///
+    /// running.shutdown_handle().shutdown();
+    /// running.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn body(&mut self) -> &mut Body<'a> {
         &mut self.body
     }

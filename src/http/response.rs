@@ -53,6 +53,15 @@ impl Response {
     /// A status outside `200..=599` is sent as `500 Internal Server Error`:
     /// informational (1xx) responses are the layer's business
     /// (`100 Continue`), and there are no others.
+    ///
+    /// ```
+    /// use graceful_server::http::Response;
+    ///
+    /// let created = Response::new(201).header("Location", "/items/7");
+    /// assert_eq!(created.status(), 201);
+    /// let no_content = Response::new(204); // no body, and none is sent
+    /// # let _ = no_content;
+    /// ```
     pub fn new(status: u16) -> Response {
         Response {
             status,
@@ -62,6 +71,14 @@ impl Response {
     }
 
     /// A `200 OK` response with `body` as `text/plain; charset=utf-8`.
+    ///
+    /// ```
+    /// use graceful_server::http::Response;
+    ///
+    /// let hello = Response::text("Hello, world!");
+    /// assert_eq!(hello.status(), 200);
+    /// assert_eq!(hello.get_header("content-type"), Some("text/plain; charset=utf-8"));
+    /// ```
     pub fn text(body: impl Into<String>) -> Response {
         Response::new(200)
             .header("Content-Type", "text/plain; charset=utf-8")
@@ -102,6 +119,15 @@ impl Response {
     /// Adds a header field, keeping those of the same name (by default there
     /// are none): for fields that may repeat, such as `Set-Cookie`. The rules
     /// of [`header`](Response::header) apply.
+    ///
+    /// ```
+    /// use graceful_server::http::Response;
+    ///
+    /// let response = Response::text("logged in")
+    ///     .append_header("Set-Cookie", "session=3f2a; HttpOnly")
+    ///     .append_header("Set-Cookie", "theme=dark"); // both are sent
+    /// assert_eq!(response.get_header("set-cookie"), Some("session=3f2a; HttpOnly"));
+    /// ```
     pub fn append_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         self.headers.push((name.into(), value.into()));
         self
