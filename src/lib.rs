@@ -203,9 +203,6 @@
 // `unsafe` only in `sys.rs`, for foreign calls and adopting a descriptor.
 #![deny(unsafe_code)]
 
-#[cfg(not(unix))]
-compile_error!("graceful-server needs a Unix system (epoll or poll(2), Unix sockets)");
-
 mod acceptor;
 mod connection;
 mod drain;

@@ -289,7 +289,7 @@ impl ShutdownHandle {
     pub fn install_ctrl_c(&self) -> Result<(), Error> {
         // Read before `ctrlc` replaces it. If it cannot be read, handle
         // SIGHUP as usual.
-        let hangup_ignored = crate::sys::signal_is_ignored(libc::SIGHUP).unwrap_or(false);
+        let hangup_ignored = crate::sys::hangup_is_ignored().unwrap_or(false);
         let signal = Arc::clone(&self.signal);
         ctrlc::set_handler(move || {
             if signal.is_shutting_down() {
@@ -305,14 +305,14 @@ impl ShutdownHandle {
                     io::ErrorKind::AlreadyExists,
                     "a handler was already installed through the ctrlc crate",
                 ),
-                other => io::Error::new(io::ErrorKind::Other, other.to_string()),
+                other => io::Error::other(other.to_string()),
             })
         })?;
         if hangup_ignored {
             // `ctrlc` installs its SIGHUP handler with the others; put the
             // inherited "ignore" back. If that fails SIGHUP still shuts down
             // gracefully, which is the safe side.
-            let _ = crate::sys::ignore_signal(libc::SIGHUP);
+            let _ = crate::sys::ignore_hangup();
         }
         Ok(())
     }

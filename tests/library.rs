@@ -509,7 +509,7 @@ impl Handler for Outcomes {
         conn.read_line(&mut line)?;
         match line.as_str() {
             "panic\n" => panic!("asked to"),
-            "fail\n" => Err(io::Error::new(io::ErrorKind::Other, "asked to")),
+            "fail\n" => Err(io::Error::other("asked to")),
             "hold\n" => {
                 let _ = self.holding.send(());
                 // In the middle of a turn until cut at the deadline.

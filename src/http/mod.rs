@@ -160,8 +160,8 @@ mod request;
 mod response;
 mod serve;
 mod transport;
-mod write;
 mod turn;
+mod write;
 
 #[cfg(test)]
 mod tests;
