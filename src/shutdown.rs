@@ -278,6 +278,9 @@ impl ShutdownHandle {
     /// - SIGHUP is handled unless the process inherited it as ignored: under
     ///   `nohup` it stays ignored, so closing the terminal does not stop the
     ///   server.
+    /// - On Windows the console's Ctrl-C and Ctrl-Break count as the signal
+    ///   (there is no SIGHUP; closing the console ends the process soon
+    ///   after, drained or not).
     ///
     /// # Errors
     ///
