@@ -25,7 +25,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,7 +37,7 @@ use crate::event::Event;
 use crate::pool::{Job, Pool, Timeouts};
 use crate::registry::{Outcome, Registry};
 use crate::shutdown::Signal;
-use crate::sys::{Interest, Poller, Readable};
+use crate::sys::{self, AsSource, Interest, Poller, Readable};
 use crate::wake::WakeReceiver;
 
 /// The first and the last wait when accepting fails for lack of resources.
@@ -108,8 +107,10 @@ enum AcceptFailure {
 fn classify(error: &io::Error) -> AcceptFailure {
     // `raw_os_error`, because std reports EMFILE and ENFILE as an
     // uncategorized kind.
-    if let Some(libc::ENOMEM | libc::ENFILE | libc::EMFILE | libc::ENOBUFS) = error.raw_os_error() {
-        return AcceptFailure::Resources;
+    if let Some(code) = error.raw_os_error() {
+        if sys::RESOURCE_ERRORS.contains(&code) {
+            return AcceptFailure::Resources;
+        }
     }
     match error.kind() {
         io::ErrorKind::ConnectionAborted
@@ -185,7 +186,7 @@ impl Loop {
         let registered = self
             .a
             .poller
-            .add(self.a.wake.as_fd(), WAKE, Interest::Level);
+            .add(self.a.wake.as_source(), WAKE, Interest::Level);
         if registered.is_err() {
             // Without its wake-up socket the acceptor cannot learn of
             // shutdown; stop serving at once rather than hang.
@@ -276,9 +277,9 @@ impl Loop {
         let result = if wanted {
             self.a
                 .poller
-                .add(listener.as_fd(), LISTENER, Interest::Level)
+                .add(listener.as_source(), LISTENER, Interest::Level)
         } else {
-            self.a.poller.remove(listener.as_fd())
+            self.a.poller.remove(listener.as_source())
         };
         if result.is_ok() {
             self.listening = wanted;
@@ -362,10 +363,10 @@ impl Loop {
             }
         }
         if self.listening {
-            let _ = self.a.poller.remove(listener.as_fd());
+            let _ = self.a.poller.remove(listener.as_source());
             self.listening = false;
         }
-        self.a.poller.forget(listener.as_raw_fd());
+        self.a.poller.forget(listener.raw_source());
         drop(listener);
         self.record_closed();
     }
@@ -425,11 +426,11 @@ impl Loop {
         }
         let id = conn.id();
         let watched = if conn.registered {
-            self.a.poller.rearm(conn.stream().as_fd(), id)
+            self.a.poller.rearm(conn.stream().as_source(), id)
         } else {
             self.a
                 .poller
-                .add(conn.stream().as_fd(), id, Interest::Oneshot)
+                .add(conn.stream().as_source(), id, Interest::Oneshot)
         };
         if watched.is_err() {
             // Cannot watch it (out of memory in the kernel): serving it
@@ -463,7 +464,7 @@ impl Loop {
                 continue;
             }
             if let Some(conn) = self.parked.remove(&id) {
-                self.a.poller.forget(conn.stream().as_raw_fd());
+                self.a.poller.forget(conn.stream().raw_source());
                 let outcome = Timeouts::outcome(conn.waiting);
                 conn.close(outcome);
             }
@@ -481,7 +482,7 @@ impl Loop {
             .collect();
         for id in idle {
             if let Some(conn) = self.parked.remove(&id) {
-                self.a.poller.forget(conn.stream().as_raw_fd());
+                self.a.poller.forget(conn.stream().raw_source());
                 conn.close(Outcome::ClosedIdle);
             }
         }
@@ -559,9 +560,9 @@ mod tests {
 
     #[test]
     fn exhaustion_backs_off_and_connection_errors_are_skipped() {
-        for code in [libc::ENOMEM, libc::ENFILE, libc::EMFILE, libc::ENOBUFS] {
+        for code in sys::RESOURCE_ERRORS {
             let e = io::Error::from_raw_os_error(code);
-            assert_eq!(classify(&e), AcceptFailure::Resources, "errno {code}");
+            assert_eq!(classify(&e), AcceptFailure::Resources, "error {code}");
         }
         let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
         assert_eq!(classify(&aborted), AcceptFailure::Connection);
@@ -571,6 +572,6 @@ mod tests {
 
     #[test]
     fn the_native_backend_exists() {
-        assert!(Poller::new(crate::sys::Backend::native()).is_ok());
+        assert!(Poller::new(sys::Backend::native()).is_ok());
     }
 }

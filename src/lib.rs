@@ -72,8 +72,8 @@
 //!                       (Close / Idle / Wait)
 //! ```
 //!
-//! The acceptor sleeps in `epoll_wait` (Linux) or `poll(2)` (other unix
-//! systems) with no timeout unless a timer is due, so an idle server makes no
+//! The acceptor sleeps in `epoll_wait` (Linux), `poll(2)` (other unix
+//! systems) or `WSAPoll` (Windows) with no timeout unless a timer is due, so an idle server makes no
 //! wake-ups at all. When the listener is readable it accepts until
 //! `WouldBlock` and queues the new connections for the workers.
 //!
@@ -185,6 +185,24 @@
 //! for load balancers that stop sending traffic only after the signal. See
 //! `examples/supervisor.rs`.
 //!
+//! # Platforms
+//!
+//! Linux (epoll), macOS and the other unix systems (`poll(2)`), and Windows
+//! (`WSAPoll`, Winsock's `poll`). On Windows:
+//!
+//! - the wake-up sockets are connected pairs of loopback TCP sockets;
+//! - the listen [backlog](Builder::backlog) stays std's (128);
+//! - the default [connection maximum](Builder::max_connections) is 65536,
+//!   as Windows has no descriptor limit to derive it from;
+//! - [`ShutdownHandle::install_ctrl_c`] handles the console's Ctrl-C and
+//!   Ctrl-Break (closing the console ends the process soon after, drained
+//!   or not); there is no SIGHUP to inherit as ignored;
+//! - socket activation ([`Builder::inherit_listener`]) and
+//!   [`Builder::systemd_notify`] are unix only;
+//! - a forced shutdown shuts every socket down, but Windows does not promise
+//!   that this wakes a handler blocked reading its socket: such a handler
+//!   may be left behind after the [force grace](Builder::force_grace).
+//!
 //! # Panics in handlers
 //!
 //! Each turn runs inside `catch_unwind`. A panic closes that connection, is
@@ -202,9 +220,6 @@
 #![warn(missing_docs)]
 // `unsafe` only in `sys.rs`, for foreign calls and adopting a descriptor.
 #![deny(unsafe_code)]
-
-#[cfg(not(unix))]
-compile_error!("graceful-server needs a Unix system (epoll or poll(2), Unix sockets)");
 
 mod acceptor;
 mod connection;

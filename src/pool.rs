@@ -17,7 +17,6 @@
 //! channel disconnects the moment the last worker is gone.
 
 use std::cell::Cell;
-use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::connection::{Connection, Handler, Next, Waiting};
 use crate::error::Error;
 use crate::registry::Outcome;
-use crate::sys;
+use crate::sys::{self, AsSource};
 use crate::wake::{self, WakeReceiver, Waker};
 
 /// A connection ready for a turn.
@@ -286,7 +285,7 @@ impl Worker {
         // was just accepted): give its client a moment to send before
         // lingering where it can be kicked.
         if !conn.served && !conn.has_buffered_input() {
-            match sys::wait_two(conn.stream().as_fd(), None, Some(FIRST_INPUT_WINDOW)) {
+            match sys::wait_two(conn.stream().as_source(), None, Some(FIRST_INPUT_WINDOW)) {
                 Ok(ready) if ready.connection => {}
                 Ok(_) => match self.linger(conn) {
                     Some(ready) => conn = ready,
@@ -380,7 +379,11 @@ impl Worker {
                 return None;
             }
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = sys::wait_two(conn.stream().as_fd(), Some(self.wake.as_fd()), timeout);
+            let ready = sys::wait_two(
+                conn.stream().as_source(),
+                Some(self.wake.as_source()),
+                timeout,
+            );
             let kicked = self.stop_lingering();
             let ready = match ready {
                 Ok(ready) => ready,

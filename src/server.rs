@@ -219,7 +219,8 @@ impl Builder {
 
     /// The most connections open at once. By default, the process's soft
     /// limit on open descriptors (`RLIMIT_NOFILE`) minus the server's own
-    /// (two per worker) and 64 more for the handlers.
+    /// (two per worker) and 64 more for the handlers; 65536 where there is no
+    /// such limit (Windows) or it is infinite.
     ///
     /// Each connection holds one descriptor. At the maximum the acceptor
     /// stops accepting, and new connections wait in the kernel backlog until
@@ -236,7 +237,9 @@ impl Builder {
     /// Applied with `listen(2)` to a socket the builder binds (std's own
     /// default is 128); the kernel caps it at `net.core.somaxconn` on Linux.
     /// A listener you pass in ([`Server::builder_from_listener`]) or inherit keeps
-    /// its own backlog. Must be at least 1.
+    /// its own backlog. On Windows it is not applied: Winsock does not change
+    /// the backlog of a socket that already listens, so std's 128 stays.
+    /// Must be at least 1.
     pub fn backlog(mut self, backlog: u32) -> Builder {
         self.config.backlog = backlog;
         self
@@ -256,7 +259,8 @@ impl Builder {
     }
 
     /// Uses `poll(2)` instead of epoll to watch waiting connections. By
-    /// default, off on Linux (epoll); other systems always use `poll(2)`.
+    /// default, off on Linux (epoll); other systems always use `poll(2)`
+    /// (`WSAPoll` on Windows).
     ///
     /// `poll(2)` scans every waiting connection on each wake-up, so it slows
     /// down with thousands of idle connections; it is here to measure and

@@ -397,6 +397,9 @@ impl ShutdownHandle {
     /// - SIGHUP is handled unless the process inherited it as ignored: under
     ///   `nohup` it stays ignored, so closing the terminal does not stop the
     ///   server.
+    /// - On Windows the console's Ctrl-C and Ctrl-Break count as the signal
+    ///   (there is no SIGHUP; closing the console ends the process soon
+    ///   after, drained or not).
     ///
     /// # Errors
     ///
@@ -424,7 +427,7 @@ impl ShutdownHandle {
     pub fn install_ctrl_c(&self) -> Result<(), Error> {
         // Read before `ctrlc` replaces it. If it cannot be read, handle
         // SIGHUP as usual.
-        let hangup_ignored = crate::sys::signal_is_ignored(libc::SIGHUP).unwrap_or(false);
+        let hangup_ignored = crate::sys::hangup_is_ignored().unwrap_or(false);
         let signal = Arc::clone(&self.signal);
         ctrlc::set_handler(move || {
             if signal.is_shutting_down() {
@@ -447,7 +450,7 @@ impl ShutdownHandle {
             // `ctrlc` installs its SIGHUP handler with the others; put the
             // inherited "ignore" back. If that fails SIGHUP still shuts down
             // gracefully, which is the safe side.
-            let _ = crate::sys::ignore_signal(libc::SIGHUP);
+            let _ = crate::sys::ignore_hangup();
         }
         Ok(())
     }

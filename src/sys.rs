@@ -1,19 +1,76 @@
 //! Every call into the operating system that std does not offer, in one
-//! place: readiness (epoll on Linux, `poll(2)` everywhere on unix), the
-//! listen backlog, the descriptor limit, signal dispositions, and adopting an
-//! inherited descriptor.
+//! place: readiness (epoll on Linux, `poll(2)` elsewhere on unix, `WSAPoll`
+//! on Windows), the listen backlog, the descriptor limit, signal
+//! dispositions, and adopting an inherited descriptor.
 //!
 //! This is the crate's only module allowed `unsafe`, and each block says why
 //! it is sound. The rest of the crate sees safe functions that take borrowed
 //! descriptors, so a descriptor can never be used after it was closed.
+//!
+//! It is also the one place that knows unix descriptors from Windows
+//! sockets: the rest of the crate names them [`Borrowed`], [`Raw`] and
+//! [`AsSource`], which are std's `BorrowedFd`, `RawFd` and `AsFd` on unix and
+//! `BorrowedSocket`, `RawSocket` and `AsSocket` on Windows.
 #![allow(unsafe_code)]
 
+use std::ffi::c_int;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::time::Duration;
 
+/// A descriptor (unix) or socket (Windows) borrowed for the call.
+#[cfg(unix)]
+pub(crate) type Borrowed<'a> = BorrowedFd<'a>;
+/// A descriptor (unix) or socket (Windows) borrowed for the call.
+#[cfg(windows)]
+pub(crate) type Borrowed<'a> = BorrowedSocket<'a>;
+
+/// A descriptor's number, only to recognise it again (never to use it).
+#[cfg(unix)]
+pub(crate) type Raw = RawFd;
+/// A socket's number, only to recognise it again (never to use it).
+#[cfg(windows)]
+pub(crate) type Raw = RawSocket;
+
+/// Anything with a socket in it (listener, stream, wake-up socket): std's
+/// `AsFd` on unix, `AsSocket` on Windows, under one name.
+pub(crate) trait AsSource {
+    /// The socket, borrowed.
+    fn as_source(&self) -> Borrowed<'_>;
+
+    /// The socket's number, to forget it in a poll set before it closes.
+    fn raw_source(&self) -> Raw {
+        raw(self.as_source())
+    }
+}
+
+#[cfg(unix)]
+impl<T: AsFd + ?Sized> AsSource for T {
+    fn as_source(&self) -> Borrowed<'_> {
+        self.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T: AsSocket + ?Sized> AsSource for T {
+    fn as_source(&self) -> Borrowed<'_> {
+        self.as_socket()
+    }
+}
+
+fn raw(source: Borrowed<'_>) -> Raw {
+    #[cfg(unix)]
+    return source.as_raw_fd();
+    #[cfg(windows)]
+    return source.as_raw_socket();
+}
+
 /// Converts `-1` results into the thread's `errno`.
-fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+#[cfg(unix)]
+fn check(result: c_int) -> io::Result<c_int> {
     if result == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -21,18 +78,29 @@ fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A timeout in whole milliseconds for `poll`/`epoll_wait`: `-1` for none,
-/// rounded **up**, so that a deadline 0.3 ms away is not polled in a spin of
-/// zero-millisecond waits.
-fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
+/// A timeout in whole milliseconds for `poll`/`epoll_wait`/`WSAPoll`: `-1`
+/// for none, rounded **up**, so that a deadline 0.3 ms away is not polled in
+/// a spin of zero-millisecond waits.
+fn timeout_ms(timeout: Option<Duration>) -> c_int {
     match timeout {
         None => -1,
         Some(t) => {
             let ms = t.as_nanos().div_ceil(1_000_000);
-            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            c_int::try_from(ms).unwrap_or(c_int::MAX)
         }
     }
 }
+
+/// The `accept` errors that mean the process or the system is out of
+/// descriptors, buffers or memory (std reports some of them as an
+/// uncategorized kind, so they are matched by number).
+#[cfg(unix)]
+pub(crate) const RESOURCE_ERRORS: [i32; 4] =
+    [libc::ENOMEM, libc::ENFILE, libc::EMFILE, libc::ENOBUFS];
+/// The `accept` errors that mean the process or the system is out of
+/// sockets or buffers: `WSAEMFILE` and `WSAENOBUFS` (winerror.h).
+#[cfg(windows)]
+pub(crate) const RESOURCE_ERRORS: [i32; 2] = [winsock::WSAEMFILE, winsock::WSAENOBUFS];
 
 /// What a readiness wait reported for one registered descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +162,7 @@ impl Poller {
     /// Starts watching `fd` for input (or hang-up) under `token`.
     pub(crate) fn add(
         &mut self,
-        fd: BorrowedFd<'_>,
+        fd: Borrowed<'_>,
         token: u64,
         interest: Interest,
     ) -> io::Result<()> {
@@ -102,20 +170,20 @@ impl Poller {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Poller::Epoll(epoll) => epoll.ctl(libc::EPOLL_CTL_ADD, fd, token, interest),
             Poller::Poll(set) => {
-                set.entries.insert(fd.as_raw_fd(), (token, interest, true));
+                set.entries.insert(raw(fd), (token, interest, true));
                 Ok(())
             }
         }
     }
 
     /// Arms a one-shot descriptor again after it was reported.
-    pub(crate) fn rearm(&mut self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+    pub(crate) fn rearm(&mut self, fd: Borrowed<'_>, token: u64) -> io::Result<()> {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Poller::Epoll(epoll) => epoll.ctl(libc::EPOLL_CTL_MOD, fd, token, Interest::Oneshot),
             Poller::Poll(set) => {
                 set.entries
-                    .insert(fd.as_raw_fd(), (token, Interest::Oneshot, true));
+                    .insert(raw(fd), (token, Interest::Oneshot, true));
                 Ok(())
             }
         }
@@ -123,21 +191,21 @@ impl Poller {
 
     /// Stops watching `fd`. Closing a descriptor also stops watching it, so
     /// this is only needed for descriptors that stay open.
-    pub(crate) fn remove(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+    pub(crate) fn remove(&mut self, fd: Borrowed<'_>) -> io::Result<()> {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Poller::Epoll(epoll) => epoll.ctl(libc::EPOLL_CTL_DEL, fd, 0, Interest::Level),
             Poller::Poll(set) => {
-                set.entries.remove(&fd.as_raw_fd());
+                set.entries.remove(&raw(fd));
                 Ok(())
             }
         }
     }
 
     /// Forgets a descriptor that is about to be closed. epoll forgets it by
-    /// itself on close; the `poll(2)` set must be told, or it would poll a
-    /// number that may already name another file.
-    pub(crate) fn forget(&mut self, fd: RawFd) {
+    /// itself on close; the `poll(2)`/`WSAPoll` set must be told, or it would
+    /// poll a number that may already name another file or socket.
+    pub(crate) fn forget(&mut self, fd: Raw) {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Poller::Epoll(_) => {}
@@ -239,12 +307,13 @@ impl Epoll {
     }
 }
 
-/// The `poll(2)` backend: the registered descriptors, scanned on every wait.
+/// The `poll(2)` backend (`WSAPoll` on Windows): the registered
+/// descriptors, scanned on every wait.
 #[derive(Default)]
 pub(crate) struct PollSet {
     /// Descriptor -> (token, interest, armed).
-    entries: std::collections::HashMap<RawFd, (u64, Interest, bool)>,
-    fds: Vec<libc::pollfd>,
+    entries: std::collections::HashMap<Raw, (u64, Interest, bool)>,
+    fds: Vec<PollFd>,
 }
 
 impl PollSet {
@@ -254,25 +323,13 @@ impl PollSet {
             self.entries
                 .iter()
                 .filter(|(_, (_, _, armed))| *armed)
-                .map(|(&fd, _)| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }),
+                .map(|(&fd, _)| poll_entry(fd)),
         );
-        let count = libc::nfds_t::try_from(self.fds.len()).unwrap_or(libc::nfds_t::MAX);
-        // SAFETY: `fds` holds `count` initialised `pollfd`s; the kernel writes
-        // only their `revents`. Every descriptor in the set is open: the
-        // acceptor removes a descriptor (`forget`) before closing it.
-        unsafe {
-            check(libc::poll(
-                self.fds.as_mut_ptr(),
-                count,
-                timeout_ms(timeout),
-            ))?;
-        }
+        // Every descriptor in the set is open: the acceptor removes a
+        // descriptor (`forget`) before closing it.
+        poll(&mut self.fds, timeout)?;
         for pollfd in self.fds.iter().filter(|p| p.revents != 0) {
-            if let Some((token, interest, armed)) = self.entries.get_mut(&pollfd.fd) {
+            if let Some((token, interest, armed)) = self.entries.get_mut(&poll_source(pollfd)) {
                 if *interest == Interest::Oneshot {
                     *armed = false;
                 }
@@ -281,6 +338,128 @@ impl PollSet {
         }
         Ok(())
     }
+}
+
+/// One entry of a `poll(2)` set.
+#[cfg(unix)]
+type PollFd = libc::pollfd;
+
+/// An entry asking whether `fd` has input (or hung up).
+#[cfg(unix)]
+fn poll_entry(fd: Raw) -> PollFd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// The descriptor of an entry.
+#[cfg(unix)]
+fn poll_source(entry: &PollFd) -> Raw {
+    entry.fd
+}
+
+/// Waits with `poll(2)` until an entry of `fds` is ready or `timeout`
+/// passes, and fills their `revents`.
+#[cfg(unix)]
+fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<()> {
+    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+    // SAFETY: `fds` holds `count` initialised `pollfd`s; the kernel writes
+    // only their `revents`. A descriptor closed meanwhile is reported as
+    // `POLLNVAL`, not used.
+    unsafe {
+        check(libc::poll(fds.as_mut_ptr(), count, timeout_ms(timeout)))?;
+    }
+    Ok(())
+}
+
+/// The few Winsock declarations this crate needs, as in `winsock2.h` and
+/// `winerror.h`. std links `ws2_32` already and initialises Winsock
+/// (`WSAStartup`) before it creates its first socket, and every socket
+/// polled here is one of std's.
+#[cfg(windows)]
+mod winsock {
+    use std::ffi::{c_int, c_short, c_ulong};
+
+    /// `SOCKET`: a pointer-sized handle (`UINT_PTR`).
+    pub(super) type Socket = usize;
+
+    /// `WSAPOLLFD`: one entry of a `WSAPoll` set, laid out as `pollfd`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct WsaPollFd {
+        pub(super) fd: Socket,
+        pub(super) events: c_short,
+        pub(super) revents: c_short,
+    }
+
+    /// `POLLRDNORM`: normal data (or a connection to accept) can be read
+    /// without blocking. Hang-up (`POLLHUP`, 0x0002) and errors (`POLLERR`,
+    /// 0x0001; `POLLNVAL`, 0x0004) are reported without being asked for.
+    pub(super) const POLLRDNORM: c_short = 0x0100;
+    /// `SOCKET_ERROR`.
+    pub(super) const SOCKET_ERROR: c_int = -1;
+    /// `WSAEMFILE`: too many open sockets.
+    pub(super) const WSAEMFILE: i32 = 10024;
+    /// `WSAENOBUFS`: no buffer space available.
+    pub(super) const WSAENOBUFS: i32 = 10055;
+
+    #[link(name = "ws2_32")]
+    extern "system" {
+        pub(super) fn WSAPoll(fds: *mut WsaPollFd, nfds: c_ulong, timeout: c_int) -> c_int;
+        pub(super) fn WSAGetLastError() -> c_int;
+    }
+}
+
+/// One entry of a `WSAPoll` set.
+#[cfg(windows)]
+type PollFd = winsock::WsaPollFd;
+
+/// An entry asking whether `socket` has input (or hung up).
+#[cfg(windows)]
+fn poll_entry(socket: Raw) -> PollFd {
+    winsock::WsaPollFd {
+        // std widens `SOCKET` (pointer-sized) to `RawSocket` (u64); the
+        // value came from a `SOCKET`, so narrowing it back loses nothing.
+        fd: socket as winsock::Socket,
+        events: winsock::POLLRDNORM,
+        revents: 0,
+    }
+}
+
+/// The socket of an entry.
+#[cfg(windows)]
+fn poll_source(entry: &PollFd) -> Raw {
+    entry.fd as Raw
+}
+
+/// Waits with `WSAPoll` until an entry of `fds` is ready or `timeout`
+/// passes, and fills their `revents`.
+#[cfg(windows)]
+fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<()> {
+    if fds.is_empty() {
+        // `WSAPoll` rejects an empty set (`WSAEINVAL`), where `poll(2)`
+        // sleeps. With no timeout a wait on nothing never ends; parking
+        // the thread is that, up to a spurious wake-up.
+        match timeout {
+            Some(timeout) => std::thread::sleep(timeout),
+            None => std::thread::park(),
+        }
+        return Ok(());
+    }
+    let count = std::ffi::c_ulong::try_from(fds.len()).unwrap_or(std::ffi::c_ulong::MAX);
+    // SAFETY: `fds` holds `count` initialised `WSAPOLLFD`s; Winsock writes
+    // only their `revents`. Winsock is initialised: every socket in the set
+    // is one of std's, and std starts Winsock before creating one. A socket
+    // closed meanwhile is reported as `POLLNVAL`, not used.
+    let result = unsafe { winsock::WSAPoll(fds.as_mut_ptr(), count, timeout_ms(timeout)) };
+    if result == winsock::SOCKET_ERROR {
+        // SAFETY: no arguments; reads this thread's last Winsock error.
+        let code = unsafe { winsock::WSAGetLastError() };
+        return Err(io::Error::from_raw_os_error(code));
+    }
+    Ok(())
 }
 
 /// What a worker's wait on its own connection and its wake-up socket saw.
@@ -294,28 +473,25 @@ pub(crate) struct Ready {
 
 /// Waits until `connection` has input (or hung up), `wake` has a byte, or
 /// `timeout` passes. This is how a worker lingers on a connection between
-/// turns: two descriptors, so `poll(2)` is as cheap as anything.
+/// turns: two descriptors, so `poll(2)` (`WSAPoll`) is as cheap as anything.
 pub(crate) fn wait_two(
-    connection: BorrowedFd<'_>,
-    wake: Option<BorrowedFd<'_>>,
+    connection: Borrowed<'_>,
+    wake: Option<Borrowed<'_>>,
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
-    let entry = |fd: RawFd| libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+    let mut fds = [poll_entry(raw(connection)), poll_entry(raw(connection))];
+    let count = match wake {
+        Some(wake) => {
+            fds[1] = poll_entry(raw(wake));
+            2
+        }
+        None => 1,
     };
-    let mut fds = [entry(connection.as_raw_fd()), entry(-1)];
-    if let Some(wake) = wake {
-        fds[1].fd = wake.as_raw_fd();
-    }
-    // SAFETY: `fds` is a valid array of two `pollfd`s (a negative `fd` is
-    // ignored by `poll`), and the descriptors are borrowed, so open.
-    let result = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms(timeout)) };
-    match check(result) {
-        Ok(_) => Ok(Ready {
+    // The descriptors are borrowed, so open for the whole wait.
+    match poll(&mut fds[..count], timeout) {
+        Ok(()) => Ok(Ready {
             connection: fds[0].revents != 0,
-            wake: fds[1].revents != 0,
+            wake: count == 2 && fds[1].revents != 0,
         }),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Ready::default()),
         Err(e) => Err(e),
@@ -325,14 +501,25 @@ pub(crate) fn wait_two(
 /// Sets the accept backlog of a listening socket. Calling `listen` again on
 /// a listening socket only changes its backlog; the kernel caps the value at
 /// `net.core.somaxconn`.
+#[cfg(unix)]
 pub(crate) fn set_backlog(listener: &impl AsFd, backlog: u32) -> io::Result<()> {
-    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    let backlog = c_int::try_from(backlog).unwrap_or(c_int::MAX);
     // SAFETY: plain system call on a borrowed, open descriptor.
     unsafe { check(libc::listen(listener.as_fd().as_raw_fd(), backlog))? };
     Ok(())
 }
 
+/// Keeps std's backlog (128) on Windows. Winsock documents that `listen` on
+/// a socket that already listens succeeds without changing its backlog, and
+/// std's `TcpListener::bind` has listened already.
+#[cfg(windows)]
+pub(crate) fn set_backlog(listener: &impl AsSource, backlog: u32) -> io::Result<()> {
+    let _ = (listener, backlog);
+    Ok(())
+}
+
 /// The soft limit on open descriptors (`RLIMIT_NOFILE`), if finite.
+#[cfg(unix)]
 pub(crate) fn descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -347,9 +534,43 @@ pub(crate) fn descriptor_limit() -> Option<u64> {
     u64::try_from(limit.rlim_cur).ok()
 }
 
+/// Windows has no per-process limit on sockets to read (only memory bounds
+/// them), so the caller's fallback applies.
+#[cfg(windows)]
+pub(crate) fn descriptor_limit() -> Option<u64> {
+    None
+}
+
+/// Whether SIGHUP is currently ignored (`SIG_IGN`), e.g. under `nohup`.
+/// Reads the disposition without changing it.
+#[cfg(unix)]
+pub(crate) fn hangup_is_ignored() -> io::Result<bool> {
+    signal_is_ignored(libc::SIGHUP)
+}
+
+/// Windows has no SIGHUP (closing the console is a control event, which
+/// `ctrlc` handles), so there is no inherited "ignore" to keep.
+#[cfg(windows)]
+pub(crate) fn hangup_is_ignored() -> io::Result<bool> {
+    Ok(false)
+}
+
+/// Sets SIGHUP's disposition back to "ignore".
+#[cfg(unix)]
+pub(crate) fn ignore_hangup() -> io::Result<()> {
+    ignore_signal(libc::SIGHUP)
+}
+
+/// Nothing to do: Windows has no SIGHUP (see [`hangup_is_ignored`]).
+#[cfg(windows)]
+pub(crate) fn ignore_hangup() -> io::Result<()> {
+    Ok(())
+}
+
 /// Whether `signal` is currently ignored (`SIG_IGN`), e.g. SIGHUP under
 /// `nohup`. Reads the disposition without changing it.
-pub(crate) fn signal_is_ignored(signal: libc::c_int) -> io::Result<bool> {
+#[cfg(unix)]
+fn signal_is_ignored(signal: c_int) -> io::Result<bool> {
     // SAFETY: all-zero is a valid `sigaction` (no handler, empty mask).
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: a null new action only reads the current one into `current`,
@@ -359,7 +580,8 @@ pub(crate) fn signal_is_ignored(signal: libc::c_int) -> io::Result<bool> {
 }
 
 /// Sets `signal`'s disposition back to "ignore".
-pub(crate) fn ignore_signal(signal: libc::c_int) -> io::Result<()> {
+#[cfg(unix)]
+fn ignore_signal(signal: c_int) -> io::Result<()> {
     // SAFETY: all-zero is a valid `sigaction` (empty mask, no flags); with
     // `SIG_IGN` as its handler no code of ours runs in signal context.
     let mut ignore: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -376,6 +598,7 @@ pub(crate) fn ignore_signal(signal: libc::c_int) -> io::Result<()> {
 ///
 /// `fd` is covered by `LISTEN_FDS` for this process, and is adopted at most
 /// once per process.
+#[cfg(unix)]
 pub(crate) fn adopt_inherited(fd: RawFd) -> OwnedFd {
     // SAFETY: `LISTEN_PID` names this process and `LISTEN_FDS` covers `fd`,
     // so by the socket-activation protocol `fd` is an open descriptor handed
@@ -388,8 +611,8 @@ pub(crate) fn adopt_inherited(fd: RawFd) -> OwnedFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wake::socket_pair;
     use std::io::Write;
-    use std::os::unix::net::UnixStream;
 
     #[test]
     fn timeouts_round_up_to_whole_milliseconds() {
@@ -397,7 +620,7 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
         assert_eq!(timeout_ms(Some(Duration::from_micros(300))), 1);
         assert_eq!(timeout_ms(Some(Duration::from_millis(5))), 5);
-        assert_eq!(timeout_ms(Some(Duration::MAX)), libc::c_int::MAX);
+        assert_eq!(timeout_ms(Some(Duration::MAX)), c_int::MAX);
     }
 
     fn backends() -> Vec<Backend> {
@@ -412,8 +635,10 @@ mod tests {
     fn oneshot_reports_once_until_rearmed() {
         for backend in backends() {
             let mut poller = Poller::new(backend).expect("poller");
-            let (mut tx, rx) = UnixStream::pair().expect("pair");
-            poller.add(rx.as_fd(), 7, Interest::Oneshot).expect("add");
+            let (mut tx, rx) = socket_pair().expect("pair");
+            poller
+                .add(rx.as_source(), 7, Interest::Oneshot)
+                .expect("add");
             let mut events = Vec::new();
             tx.write_all(b"x").expect("write");
             poller
@@ -424,7 +649,7 @@ mod tests {
                 .wait(&mut events, Some(Duration::ZERO))
                 .expect("wait");
             assert!(events.is_empty(), "{backend:?}: disarmed after one report");
-            poller.rearm(rx.as_fd(), 7).expect("rearm");
+            poller.rearm(rx.as_source(), 7).expect("rearm");
             poller
                 .wait(&mut events, Some(Duration::from_secs(5)))
                 .expect("wait");
@@ -436,8 +661,8 @@ mod tests {
     fn level_reports_while_readable() {
         for backend in backends() {
             let mut poller = Poller::new(backend).expect("poller");
-            let (mut tx, rx) = UnixStream::pair().expect("pair");
-            poller.add(rx.as_fd(), 1, Interest::Level).expect("add");
+            let (mut tx, rx) = socket_pair().expect("pair");
+            poller.add(rx.as_source(), 1, Interest::Level).expect("add");
             let mut events = Vec::new();
             poller
                 .wait(&mut events, Some(Duration::ZERO))
@@ -450,7 +675,7 @@ mod tests {
                     .expect("wait");
                 assert_eq!(events, [Readable { token: 1 }], "{backend:?}");
             }
-            poller.remove(rx.as_fd()).expect("remove");
+            poller.remove(rx.as_source()).expect("remove");
             poller
                 .wait(&mut events, Some(Duration::ZERO))
                 .expect("wait");
@@ -460,21 +685,35 @@ mod tests {
 
     #[test]
     fn wait_two_sees_either_descriptor() {
-        let (mut a_tx, a_rx) = UnixStream::pair().expect("pair");
-        let (mut w_tx, w_rx) = UnixStream::pair().expect("pair");
-        let none = wait_two(a_rx.as_fd(), Some(w_rx.as_fd()), Some(Duration::ZERO)).expect("poll");
+        let (mut a_tx, a_rx) = socket_pair().expect("pair");
+        let (mut w_tx, w_rx) = socket_pair().expect("pair");
+        let none = wait_two(
+            a_rx.as_source(),
+            Some(w_rx.as_source()),
+            Some(Duration::ZERO),
+        )
+        .expect("poll");
         assert_eq!(none, Ready::default());
         w_tx.write_all(b"k").expect("write");
-        let woke = wait_two(a_rx.as_fd(), Some(w_rx.as_fd()), None).expect("poll");
+        let woke = wait_two(a_rx.as_source(), Some(w_rx.as_source()), None).expect("poll");
         assert_eq!((woke.connection, woke.wake), (false, true));
         a_tx.write_all(b"d").expect("write");
-        let both = wait_two(a_rx.as_fd(), Some(w_rx.as_fd()), None).expect("poll");
+        let both = wait_two(a_rx.as_source(), Some(w_rx.as_source()), None).expect("poll");
         assert_eq!((both.connection, both.wake), (true, true));
     }
 
     #[test]
+    fn wait_two_sees_a_hang_up() {
+        let (tx, rx) = socket_pair().expect("pair");
+        drop(tx);
+        let ready = wait_two(rx.as_source(), None, Some(Duration::from_secs(5))).expect("poll");
+        assert!(ready.connection, "end of file counts as ready");
+    }
+
+    #[test]
     fn the_descriptor_limit_is_read() {
-        // Every test environment has a finite limit of at least a few dozen.
+        // Every unix test environment has a finite limit of at least a few
+        // dozen; Windows has none to read.
         assert!(descriptor_limit().map_or(true, |n| n >= 16));
     }
 }

@@ -6,6 +6,10 @@
 //! Every wait is for an event (a stderr line, a reply, an exit) and has a
 //! bound, so a regression fails the test instead of hanging it.
 
+// Elsewhere the signal tests are unix only (`kill`), and so are the
+// helpers only they use.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
+
 mod support;
 
 use std::io::{self, Read, Write};
@@ -145,6 +149,7 @@ fn assert_closed_by_server(stream: &mut TcpStream) {
 
 /// The README's two-terminal scenario: two clients, a signal, the server keeps serving them
 /// and says so, refuses newcomers, and exits 0 once both hang up.
+#[cfg(unix)] // used by the signal tests only
 fn two_terminal_scenario(signal: &str) {
     let mut server = start(&[]);
     let addr = server.addr;
@@ -186,16 +191,19 @@ fn two_terminal_scenario(signal: &str) {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn sigint_drains_open_connections_then_exits_0() {
     two_terminal_scenario("INT");
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn sigterm_drains_open_connections_then_exits_0() {
     two_terminal_scenario("TERM");
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn sighup_starts_a_graceful_shutdown() {
     let mut server = start(&[]);
     assert_eq!(
@@ -211,6 +219,7 @@ fn sighup_starts_a_graceful_shutdown() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn drain_timeout_forces_and_exits_3() {
     let mut server = start(&["--drain-timeout", "0.3"]);
     let mut stay = client(server.addr);
@@ -235,6 +244,7 @@ fn drain_timeout_forces_and_exits_3() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn second_signal_forces_and_exits_3() {
     let mut server = start(&["--drain-timeout", "none"]);
     let mut stay = client(server.addr);
@@ -253,6 +263,7 @@ fn second_signal_forces_and_exits_3() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn a_signal_right_after_the_listening_line_is_handled() {
     // The line is printed only once the handler is in place; a few rounds
     // make a missed ordering likely to show.
@@ -268,6 +279,7 @@ fn a_signal_right_after_the_listening_line_is_handled() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn queued_and_backlogged_connections_are_served_at_shutdown() {
     let mut server = start(&["--workers", "1"]);
     let addr = server.addr;
@@ -396,6 +408,7 @@ fn version_prints_the_version() {
 /// Starts the echo binary through `sh`, which first sets `signal`'s
 /// disposition to "ignore" (`trap '' SIG`); `exec` keeps it, as `nohup` and
 /// a non-interactive shell's `&` do.
+#[cfg(target_os = "linux")] // used by the /proc tests only
 fn start_with_ignored(signal: &str) -> ServerProcess {
     let mut command = Command::new("sh");
     command
@@ -469,6 +482,7 @@ fn sigint_inherited_as_ignored_is_still_handled() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn verbose_logs_every_connection_end() {
     let mut server = start(&["--verbose"]);
     let mut conn = client(server.addr);

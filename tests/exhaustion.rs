@@ -6,6 +6,10 @@
 //! (`ulimit -n`), so the test process itself keeps its own limit: the echo
 //! binary, and a library server run by this test binary started again.
 
+// Limits descriptors with `ulimit` in `sh`, reads CPU time from /proc and
+// stops servers with `kill`: Linux only.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::fs;

@@ -199,17 +199,20 @@ fn assert_hello(response: &Response) {
 
 /// Sends SIGINT and waits until the server says it is shutting down, so
 /// that what the test does next happens during the drain.
+#[cfg(unix)] // used by the signal tests only
 fn start_shutdown(server: &mut ServerProcess) {
     server.signal("INT");
     server.wait_for_stderr("shutting down", EXIT_TIMEOUT);
 }
 
+#[cfg(unix)] // used by the signal tests only
 fn assert_exit(server: &mut ServerProcess, code: i32) {
     let status = server.wait_exit(EXIT_TIMEOUT);
     assert_eq!(status.code(), Some(code), "stderr: {}", server.stderr());
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn keep_alive_serves_several_requests_on_one_connection() {
     let mut server = start(&[]);
     let mut client = Client::connect(server.addr);
@@ -366,6 +369,7 @@ fn a_silent_client_is_disconnected_after_the_read_timeout() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn panics_cost_one_connection_and_every_worker_keeps_serving() {
     let mut server = start(&["--workers", "4"]);
     for _ in 0..200 {
@@ -445,6 +449,7 @@ fn keep_alive_clients_do_not_starve_the_others() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn shutdown_closes_idle_connections_and_lets_requests_in_flight_finish() {
     let mut server = start(&[]);
     let mut idle = Client::connect(server.addr);
@@ -485,6 +490,7 @@ fn shutdown_closes_idle_connections_and_lets_requests_in_flight_finish() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn healthz_turns_503_once_shutdown_starts() {
     // A wide grace window, so that the request sent after the signal
     // surely arrives within it on a loaded machine.
@@ -509,6 +515,7 @@ fn healthz_turns_503_once_shutdown_starts() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn exit_status_is_0_after_a_clean_drain() {
     let mut server = start(&[]);
     let mut client = Client::connect(server.addr);
@@ -520,6 +527,7 @@ fn exit_status_is_0_after_a_clean_drain() {
 }
 
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn exit_status_is_3_when_the_drain_is_forced() {
     let mut server = start(&["--drain-timeout", "0.3"]);
     let mut busy = Client::connect(server.addr);

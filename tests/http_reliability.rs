@@ -7,6 +7,10 @@
 //! Every client has read and write timeouts and every loop is bounded, so a
 //! misbehaving server fails a test within seconds instead of hanging it.
 
+// Every scenario ends the example with SIGINT (`kill`), and one sets a
+// socket option with libc: unix only.
+#![cfg(unix)]
+
 mod support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};

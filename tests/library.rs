@@ -359,7 +359,12 @@ fn the_deadline_forces() {
     assert!(report.forced, "{report}");
     assert_eq!(report.force_closed, 1, "{report}");
     assert_eq!(report.unserved, 1, "{report}");
-    assert_eq!(report.threads_left_behind, 0, "{report}");
+    // Shutting the socket down wakes the handler blocked reading it on
+    // unix. Windows does not promise that (under Wine it does not), and the
+    // handler is then left behind after the force grace.
+    if cfg!(unix) {
+        assert_eq!(report.threads_left_behind, 0, "{report}");
+    }
     assert!(sees_close(&mut busy), "force-closed connection still open");
     assert!(sees_close(&mut queued), "unserved connection still open");
 }
@@ -647,10 +652,16 @@ fn an_address_in_use_is_an_error() {
         "{message}"
     );
     let source = std::error::Error::source(&error).expect("source");
-    assert!(
-        source.to_string().to_lowercase().contains("in use"),
-        "{source}"
-    );
+    let kind = source.downcast_ref::<io::Error>().map(io::Error::kind);
+    assert_eq!(kind, Some(io::ErrorKind::AddrInUse), "{source}");
+    // Windows words it differently ("Only one usage of each socket
+    // address..."), or not at all under Wine.
+    if cfg!(unix) {
+        assert!(
+            source.to_string().to_lowercase().contains("in use"),
+            "{source}"
+        );
+    }
 }
 
 // Dropping a running server in the middle of traffic never panics and

@@ -2,6 +2,10 @@
 //! burst in the backlog at shutdown served in full, and a server dropped in
 //! the middle of traffic.
 
+// The leak test is Linux only (/proc) and the signal test unix only (`kill`);
+// elsewhere the helpers only they use are unused.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+
 mod support;
 
 use std::fs;
@@ -42,6 +46,7 @@ fn settle(timeout: Duration, want: usize, probe: impl Fn() -> usize) -> usize {
 // After a few thousand connections (echoing, closing at once, resetting),
 // the process's descriptors and threads are back to their starting counts.
 #[test]
+#[cfg(target_os = "linux")] // counts descriptors and threads in /proc
 fn no_descriptor_or_thread_leaks() {
     let mut server =
         ServerProcess::start(echo_binary(), &["--addr", "127.0.0.1:0", "--workers", "8"]);
@@ -211,6 +216,7 @@ fn dropping_a_server_under_traffic_is_bounded() {
 // shutdown still returns, the thread is reported as left behind, and the
 // process exits 3.
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 fn a_stuck_handler_cannot_stop_the_exit() {
     let mut server = ServerProcess::start(
         support::example_path("stuck"),

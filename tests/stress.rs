@@ -23,6 +23,10 @@
 //!
 //! A lost request fails the run; the totals are printed at the end.
 
+// Elsewhere the HTTP runner is unix only (it stops the example with `kill`),
+// and so are the helpers only it uses.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
+
 mod support;
 
 use std::collections::HashMap;
@@ -728,6 +732,7 @@ fn parse_report(stderr: &str) -> (u64, u64, u64, bool) {
 /// Minutes of mixed load on the HTTP example, restarted every 1 to 4 s
 /// (some shutdowns forced by a second SIGINT or a short drain timeout).
 #[test]
+#[cfg(unix)] // stops the server with a signal (`kill`), which Windows lacks
 #[ignore = "stress runner: cargo test --release --test stress -- --ignored --nocapture"]
 fn stress_the_http_example() {
     const CLIENTS: u64 = 8;

@@ -3,9 +3,9 @@
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use crate::sys::AsSource;
 use crate::{Connection, Handler, Next};
 
 use super::handler::HttpHandler;
@@ -64,7 +64,7 @@ const LINGER: Duration = Duration::from_millis(200);
 /// nothing pending, closing at once is already clean.
 fn close_politely(conn: &mut Connection) {
     let pending = conn.has_buffered_input()
-        || crate::sys::wait_two(conn.stream().as_fd(), None, Some(Duration::ZERO))
+        || crate::sys::wait_two(conn.stream().as_source(), None, Some(Duration::ZERO))
             .is_ok_and(|ready| ready.connection);
     if !pending {
         return;

@@ -140,6 +140,7 @@ impl ServerProcess {
     }
 
     /// Sends `signal` (e.g. "INT", "TERM") with the `kill` command.
+    #[cfg(unix)] // Windows has no signals to send (nor a `kill` command)
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
