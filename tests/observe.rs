@@ -103,6 +103,27 @@ fn a_panicking_hook_costs_nothing() {
     assert_eq!(join(running).completed, 3);
 }
 
+/// Waits until `ready` holds for the server's stats, at most 5 s.
+fn wait_for(
+    running: &graceful_server::RunningServer,
+    ready: impl Fn(&graceful_server::Stats) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = running.stats();
+        if ready(&stats) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats never settled: {stats:?}"
+        );
+        // Stats have no change notification; this only bounds how soon the
+        // test looks again.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn stats_tell_open_busy_parked_and_totals_live() {
     let (entered_tx, entered_rx) = mpsc::channel::<()>();
@@ -132,6 +153,9 @@ fn stats_tell_open_busy_parked_and_totals_live() {
         let mut answer = String::new();
         conn.read_line(&mut answer).expect("answer");
     }
+    // A turn counts as busy until it has returned, a moment after its
+    // answer reached the client: wait (bounded) for the three to settle.
+    wait_for(&running, |stats| stats.busy == 0 && stats.parked == 3);
     // One busy in a turn.
     let mut busy = say(addr, "hold\n");
     entered_rx
