@@ -288,15 +288,20 @@ impl Loop {
 
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let timer = self.timers.peek().map(|Reverse((deadline, _, _))| {
-            deadline.checked_add(TIMER_SLACK).unwrap_or(*deadline)
-        });
+        let slack = |at: Instant| at.checked_add(TIMER_SLACK).unwrap_or(at);
+        let timer = self
+            .timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| slack(*deadline));
+        // Connections lingered on by workers time out too; the acceptor
+        // keeps their time, so that workers wait without a timer.
+        let lingering = self.a.pool.expire_lingering(now).map(slack);
         let backoff = self.backoff.map(|(until, _)| until);
-        let next = match (timer, backoff) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|at| at.saturating_duration_since(now))
+        [timer, lingering, backoff]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(now))
     }
 
     /// Accepts until `WouldBlock`, the batch limit, the connection maximum

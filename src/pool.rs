@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -75,12 +75,26 @@ impl Timeouts {
 struct Slot {
     /// Set while the worker lingers on a connection and may be kicked.
     lingering: AtomicBool,
+    /// When the connection it lingers on times out, in nanoseconds since the
+    /// pool's epoch; `NO_DEADLINE` for none. The worker's own wait has no
+    /// timeout (a timer armed per request costs keep-alive throughput): the
+    /// acceptor wakes it when this passes.
+    deadline: AtomicU64,
     waker: Waker,
 }
+
+/// No deadline, in [`Slot::deadline`] and [`Pool::promised`].
+const NO_DEADLINE: u64 = u64::MAX;
 
 /// The state the workers share with the acceptor and the drain.
 pub(crate) struct Pool {
     slots: Vec<Slot>,
+    /// The zero of the slots' deadlines.
+    epoch: Instant,
+    /// The latest time by which the acceptor has promised to look at the
+    /// slots' deadlines (nanoseconds since `epoch`); a worker with an
+    /// earlier deadline wakes it.
+    promised: AtomicU64,
     /// Workers blocked on the job channel.
     free: AtomicUsize,
     /// Workers kicked and on their way to the job channel.
@@ -160,6 +174,38 @@ impl Pool {
         }
     }
 
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(NO_DEADLINE - 1)
+    }
+
+    /// For the acceptor: wakes the lingering workers whose connection's
+    /// timeout has passed (they close it), and returns the next such
+    /// deadline, which the acceptor promises to look at by then.
+    pub(crate) fn expire_lingering(&self, now: Instant) -> Option<Instant> {
+        // Withdraw the promise while scanning: a worker that starts lingering
+        // meanwhile then sees no promise and wakes the acceptor, which scans
+        // again.
+        self.promised.store(0, Ordering::SeqCst);
+        let now_nanos = self.nanos(now);
+        let mut next = NO_DEADLINE;
+        for slot in &self.slots {
+            let deadline = slot.deadline.load(Ordering::SeqCst);
+            if deadline == NO_DEADLINE {
+                continue;
+            }
+            if deadline <= now_nanos {
+                if slot.lingering.load(Ordering::SeqCst) {
+                    slot.waker.wake();
+                }
+            } else {
+                next = next.min(deadline);
+            }
+        }
+        self.promised.store(next, Ordering::SeqCst);
+        (next != NO_DEADLINE).then(|| self.epoch + Duration::from_nanos(next))
+    }
+
     /// Wakes every lingering worker so that it looks at the shutdown state
     /// (idle grace over, forced) without giving up its connection.
     pub(crate) fn wake_lingering(&self) {
@@ -185,12 +231,15 @@ pub(crate) fn new(
         let (waker, receiver) = wake::channel().map_err(Error::Readiness)?;
         slots.push(Slot {
             lingering: AtomicBool::new(false),
+            deadline: AtomicU64::new(NO_DEADLINE),
             waker,
         });
         receivers.push(receiver);
     }
     let pool = Pool {
         slots,
+        epoch: Instant::now(),
+        promised: AtomicU64::new(NO_DEADLINE),
         free: AtomicUsize::new(0),
         kicked: AtomicIsize::new(0),
         alive: AtomicUsize::new(0),
@@ -374,17 +423,24 @@ impl Worker {
             // one of the two sees the other and no job waits unnoticed.
             slot.lingering.store(true, Ordering::SeqCst);
             if self.pool.someone_waits() {
-                self.stop_lingering();
+                self.stop_lingering(false);
                 self.park(conn);
                 return None;
             }
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = sys::wait_two(
-                conn.stream().as_source(),
-                Some(self.wake.as_source()),
-                timeout,
-            );
-            let kicked = self.stop_lingering();
+            if let Some(deadline) = deadline {
+                // The acceptor keeps the time: publish the deadline, then
+                // wake it if it did not promise to look by then.
+                let nanos = self.pool.nanos(deadline);
+                slot.deadline.store(nanos, Ordering::SeqCst);
+                let promised = self.pool.promised.load(Ordering::SeqCst);
+                if promised == 0 || promised > nanos {
+                    self.pool.acceptor.wake();
+                }
+            }
+            let ready = sys::wait_two(conn.stream().as_source(), Some(self.wake.as_source()), None);
+            slot.deadline.store(NO_DEADLINE, Ordering::SeqCst);
+            let woken = ready.as_ref().map_or(true, |ready| ready.wake);
+            let kicked = self.stop_lingering(woken);
             let ready = match ready {
                 Ok(ready) => ready,
                 Err(error) => {
@@ -410,13 +466,20 @@ impl Worker {
 
     /// Clears the lingering mark; returns whether this worker was kicked
     /// meanwhile (the kicker cleared the mark first and counted the kick).
-    fn stop_lingering(&self) -> bool {
+    ///
+    /// `woken` says whether the wait saw a byte on the wake-up socket. Only
+    /// then (or when kicked) is the socket drained: draining an empty socket
+    /// would cost a system call per turn. A byte that arrives after the wait
+    /// stays readable and only makes the next wait look again.
+    fn stop_lingering(&self, woken: bool) -> bool {
         let kicked = !self.slot().lingering.swap(false, Ordering::SeqCst);
         if kicked {
             self.kicked.set(true);
         }
-        // Wake-ups are only hints to look again; consume them all now.
-        self.wake.drain();
+        if woken || kicked {
+            // Wake-ups are only hints to look again; consume them all now.
+            self.wake.drain();
+        }
         kicked
     }
 
