@@ -1,6 +1,6 @@
 //! The HTTP example (`examples/http.rs`), run as a child process and driven
 //! over real sockets: keep-alive, shutdown of each kind of connection, bad
-//! input, panics, pressure, exit codes.
+//! input, panics, more clients than workers, exit codes.
 //!
 //! Every client has read and write timeouts, so a server that misbehaves
 //! fails a test within seconds instead of hanging it.
@@ -416,9 +416,9 @@ fn keep_alive_clients_do_not_starve_the_others() {
             scope.spawn(|| {
                 let mut got_one = false;
                 let mut client = None;
-                // Every client keeps asking (keep-alive, reconnecting when
-                // told to close) until all have an answer, so the pressure
-                // lasts.
+                // Every client keeps asking (keep-alive, reconnecting if
+                // ever told to close) until all have an answer, so the
+                // contention lasts.
                 while answered.load(Ordering::SeqCst) < CLIENTS && Instant::now() < deadline {
                     let conn = client.get_or_insert_with(|| Client::connect(server.addr));
                     conn.send_get("/");
@@ -427,8 +427,8 @@ fn keep_alive_clients_do_not_starve_the_others() {
                         continue;
                     };
                     assert_hello(&response);
-                    // Late answers do not count: without the pressure rule
-                    // the waiting clients are served only when the four
+                    // Late answers do not count: in a thread-per-connection
+                    // pool the waiting clients are served only when the four
                     // lucky ones stop at the deadline.
                     if !got_one && Instant::now() < deadline {
                         got_one = true;

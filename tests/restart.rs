@@ -596,7 +596,7 @@ fn start_supervisor(program: &Path, args: &[&str]) -> ServerProcess {
 /// one request, answered, and the first line of the next, sent in the same
 /// write so that the server reads it with the first. A connection in the
 /// middle of a request is never closed before the drain deadline, neither
-/// as idle nor to free its worker (an idle one may be, under pressure).
+/// as idle nor to free its worker.
 fn hold_the_drain(addr: SocketAddr) -> BufReader<TcpStream> {
     let mut held = BufReader::new(support::client(addr));
     held.get_mut()

@@ -643,7 +643,7 @@ fn http_client(addr: SocketAddr, seed: u64, signalled: &AtomicBool, totals: &Tot
                 thread::sleep(Duration::from_millis(rng.below(30)));
             }
             if closed_by_server(&stream) {
-                break; // closed as idle (or under pressure) before sending
+                break; // closed as idle before sending
             }
             let (path, head) = match rng.below(10) {
                 0 => (format!("/slow?ms={}", rng.below(300)), false),
