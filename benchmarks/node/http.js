@@ -1,8 +1,8 @@
-// Benchmark peer: the seed's `net` echo server, bytes come back as sent,
-// with the seed's graceful exit (server.close() on SIGINT, exit on 'close').
-// node benches/node/echo.js --addr 127.0.0.1:0 [--workers N (ignored)]
+// Benchmark peer: Node's `http` answering GET / with "Hello, world!", with
+// the seed's graceful exit (server.close() on SIGINT, exit on 'close').
+// node benchmarks/node/http.js --addr 127.0.0.1:0 [--workers N (ignored)]
 'use strict';
-const net = require('net');
+const http = require('http');
 
 let addr = '127.0.0.1:7878';
 const args = process.argv.slice(2);
@@ -14,13 +14,15 @@ const colon = addr.lastIndexOf(':');
 const host = addr.slice(0, colon);
 const port = Number(addr.slice(colon + 1));
 
-const server = net.createServer((socket) => {
-  socket.on('error', () => {});
-  socket.pipe(socket);
+const body = 'Hello, world!';
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
+  res.end(body);
 });
 server.listen(port, host, () => {
   process.stdout.write(`listening on ${host}:${server.address().port}\n`);
 });
 process.on('SIGINT', () => {
+  // Node 19+ also closes idle keep-alive connections here.
   server.close(() => process.exit(0));
 });

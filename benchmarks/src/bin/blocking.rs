@@ -1,13 +1,15 @@
-//! Benchmark baseline: the Rust Book's (chapter 21) design, with the same
-//! minimal keep-alive HTTP as `examples/http.rs`.
+//! Peer server "blocking": the Rust Book's (chapter 21) design, with the same
+//! minimal keep-alive HTTP as the root crate's `examples/http.rs`.
 //!
 //! A blocking `accept` loop feeds a fixed pool of workers over an unbounded
 //! `mpsc` channel behind a `Mutex`, exactly as the Book builds it. It pays
-//! no polling cost (the acceptor sleeps inside `accept`), so it is the upper
-//! bound for a std thread-pool design. It has no graceful shutdown: SIGINT
-//! ends the process. Used by `cargo bench --bench compare`.
+//! no polling cost (the acceptor sleeps inside `accept`, a worker inside
+//! `read` on its one connection), so it is the upper bound for a std
+//! thread-pool design; the price is that a keep-alive connection holds its
+//! worker until the client hangs up. It has no graceful shutdown: SIGINT
+//! ends the process.
 //!
-//! `cargo run --release --example baseline_blocking -- --addr 127.0.0.1:0 --workers 4`
+//! `cargo run --release -p graceful-server-benchmarks --bin blocking -- --addr 127.0.0.1:0 --workers 4`
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -93,7 +95,7 @@ fn main() -> io::Result<()> {
         match arg.as_str() {
             "--addr" => addr = args.next().unwrap_or(addr),
             "--workers" => workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(workers),
-            other => eprintln!("baseline_blocking: ignoring {other:?}"),
+            other => eprintln!("blocking: ignoring {other:?}"),
         }
     }
     let listener = TcpListener::bind(&addr)?;

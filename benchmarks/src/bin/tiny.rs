@@ -1,8 +1,9 @@
-//! Benchmark baseline: `tiny_http` answering `GET /` with `Hello, world!`
-//! from a fixed number of request threads. It has no graceful shutdown:
-//! SIGINT ends the process. Used by `cargo bench --bench compare`.
+//! Peer server "tiny": `tiny_http` 0.12 answering `GET /` with
+//! `Hello, world!` from a fixed number of request threads (tiny_http adds
+//! its own threads for reading connections). It has no graceful shutdown:
+//! SIGINT ends the process.
 //!
-//! `cargo run --release --example baseline_tiny_http -- --addr 127.0.0.1:0 --workers 4`
+//! `cargo run --release -p graceful-server-benchmarks --bin tiny -- --addr 127.0.0.1:0 --workers 4`
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         match arg.as_str() {
             "--addr" => addr = args.next().unwrap_or(addr),
             "--workers" => workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(workers),
-            other => eprintln!("baseline_tiny_http: ignoring {other:?}"),
+            other => eprintln!("tiny: ignoring {other:?}"),
         }
     }
     let server = Arc::new(tiny_http::Server::http(&addr)?);

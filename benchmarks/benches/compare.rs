@@ -1,0 +1,14 @@
+//! `cargo bench -p graceful-server-benchmarks [-- --quick | --help]`: the
+//! side-by-side benchmark. The driver is the library of this package; this
+//! target exists so that cargo builds the peer servers of `src/bin/` first
+//! and tells where they are.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    graceful_server_benchmarks::run(graceful_server_benchmarks::PeerBinaries {
+        blocking: PathBuf::from(env!("CARGO_BIN_EXE_blocking")),
+        tiny: PathBuf::from(env!("CARGO_BIN_EXE_tiny")),
+    })
+}

@@ -1,0 +1,161 @@
+//! The run's configuration, from the flags after `--` and the environment.
+
+/// How long and what to measure.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Seconds of load per throughput measurement.
+    pub secs: u64,
+    /// Rounds over every server; tables show medians over rounds.
+    pub rounds: usize,
+    /// Seconds over which an idle server's wake-ups are counted.
+    pub idle_secs: f64,
+    /// Samples of the first request after a quiet spell, per round.
+    pub quiet_samples: usize,
+    /// At most this many sequential connection-per-request samples.
+    pub sequential_max: usize,
+    /// `--quick`: a smoke run.
+    pub quick: bool,
+    /// Measurement ids to run (all when empty).
+    pub only: Vec<String>,
+    /// Server ids to run (all when empty).
+    pub servers: Vec<String>,
+    /// Also write the tracked `benchmarks/results/compare.{md,svg}`.
+    pub update_figures: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Config),
+    Help,
+    List,
+}
+
+pub fn help() -> String {
+    let ids: Vec<&str> = crate::measure::ALL.iter().map(|m| m.id).collect();
+    format!(
+        "\
+usage: cargo bench -p graceful-server-benchmarks -- [--quick] [--secs N] [--rounds N]
+           [--only MEASUREMENT,..] [--servers SERVER,..] [--update-readme-figures] [--list]
+
+  --quick                  1 round of 1 s loads (about 1 minute), for a smoke run
+  --secs N                 seconds of load per measurement [default: 5; BENCH_SECS]
+  --rounds N               rounds; medians are reported [default: 3; BENCH_ROUNDS]
+  --only IDS               run only these measurements: {}
+  --servers IDS            run only these servers: ours, ours-poll, echo, blocking, tiny, node
+  --update-readme-figures  also write benchmarks/results/compare.md and .svg (tracked)
+  --list                   list the measurements and their servers
+
+Needs wrk (apt-get install -y wrk), python3 with requests (pip install requests)
+for the think-time clients, and node for the Node.js peer; what is missing is
+skipped and said so in the results.",
+        ids.join(", ")
+    )
+}
+
+impl Config {
+    /// Reads the flags (`cargo bench` adds `--bench`, which is ignored) and
+    /// `BENCH_SECS` / `BENCH_ROUNDS`.
+    pub fn parse(args: impl Iterator<Item = String>) -> Result<Parsed, String> {
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let mut config = Config {
+            secs: env("BENCH_SECS").unwrap_or(5).max(1),
+            rounds: env("BENCH_ROUNDS").map_or(3, |r| r as usize).max(1),
+            idle_secs: 3.0,
+            quiet_samples: 10,
+            sequential_max: 20_000,
+            quick: false,
+            only: Vec::new(),
+            servers: Vec::new(),
+            update_figures: false,
+        };
+        let mut args = args.filter(|a| a != "--bench");
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--help" | "-h" => return Ok(Parsed::Help),
+                "--list" => return Ok(Parsed::List),
+                "--quick" => {
+                    config.quick = true;
+                    config.secs = 1;
+                    config.rounds = 1;
+                    config.idle_secs = 1.0;
+                    config.quiet_samples = 4;
+                    config.sequential_max = 2_000;
+                }
+                "--secs" | "--rounds" => {
+                    let v = value(&arg)?;
+                    let n: u64 = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("{arg} needs a positive number, not {v:?}"))?;
+                    if arg == "--secs" {
+                        config.secs = n;
+                    } else {
+                        config.rounds = n as usize;
+                    }
+                }
+                "--only" | "--servers" => {
+                    let v = value(&arg)?;
+                    let ids: Vec<String> = v.split(',').map(str::to_string).collect();
+                    if arg == "--only" {
+                        let known: Vec<&str> = crate::measure::ALL.iter().map(|m| m.id).collect();
+                        if let Some(bad) = ids.iter().find(|id| !known.contains(&id.as_str())) {
+                            return Err(format!("no measurement {bad:?} (--list shows them)"));
+                        }
+                        config.only = ids;
+                    } else {
+                        config.servers = ids;
+                    }
+                }
+                "--update-readme-figures" => {
+                    config.update_figures = true;
+                }
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if config.update_figures
+            && (config.quick || !config.only.is_empty() || !config.servers.is_empty())
+        {
+            return Err(
+                "--update-readme-figures writes the tracked figures: only with a full run \
+                 (no --quick, --only or --servers)"
+                    .into(),
+            );
+        }
+        Ok(Parsed::Run(config))
+    }
+
+    /// The command that reproduces this run.
+    pub fn command(&self) -> String {
+        let mut flags = Vec::new();
+        let (secs, rounds) = if self.quick {
+            flags.push("--quick".to_string());
+            (1, 1)
+        } else {
+            (5, 3)
+        };
+        if self.secs != secs {
+            flags.push(format!("--secs {}", self.secs));
+        }
+        if self.rounds != rounds {
+            flags.push(format!("--rounds {}", self.rounds));
+        }
+        if !self.only.is_empty() {
+            flags.push(format!("--only {}", self.only.join(",")));
+        }
+        if !self.servers.is_empty() {
+            flags.push(format!("--servers {}", self.servers.join(",")));
+        }
+        if self.update_figures {
+            flags.push("--update-readme-figures".to_string());
+        }
+        let mut command = "cargo bench -p graceful-server-benchmarks".to_string();
+        if !flags.is_empty() {
+            command.push_str(" -- ");
+            command.push_str(&flags.join(" "));
+        }
+        command
+    }
+}

@@ -1,0 +1,210 @@
+//! The measurements, one file each. A measurement says which servers it
+//! runs on, runs on one of them (a fresh process each time), and knows its
+//! own figures and targets.
+//!
+//! Each has a number, shown in the report; number 9 is not a file but the
+//! `poll(2)` backend: the `ours-poll` server in 1, 2, 7 and 8.
+
+pub mod close;
+pub mod idle;
+pub mod idle_load;
+pub mod keepalive;
+pub mod many_clients;
+pub mod quiet;
+pub mod sequential;
+pub mod thinktime;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::record::Record;
+use crate::report::{Goal, Target, Unit};
+use crate::servers::{shown, Server, Spec};
+use crate::system::{self, Tool, CLIENT_CPU};
+use crate::wrk::{self, Load, WrkResult};
+
+/// Every measurement, in the order they run within a round.
+pub const ALL: &[Measurement] = &[
+    keepalive::MEASUREMENT,
+    close::MEASUREMENT,
+    sequential::MEASUREMENT,
+    many_clients::MEASUREMENT,
+    thinktime::MEASUREMENT,
+    quiet::MEASUREMENT,
+    idle::MEASUREMENT,
+    idle_load::MEASUREMENT,
+];
+
+pub struct Measurement {
+    /// Key for `--only`.
+    pub id: &'static str,
+    /// Heading in the report, with the measurement's number.
+    pub title: &'static str,
+    /// Server ids it runs on, ours first.
+    pub servers: &'static [&'static str],
+    /// Tools without which it is skipped.
+    pub needs: &'static [Tool],
+    /// Measures one server, recording its figures in `bench.record`.
+    pub run: fn(&mut Bench, &Spec) -> Result<(), String>,
+    /// The figures it records, for the table of all figures.
+    pub rows: &'static [Row],
+    /// Its targets, computed from the medians of the rounds.
+    pub targets: fn(&Record) -> Vec<Target>,
+}
+
+/// A line of the table of all figures.
+pub struct Row {
+    pub label: &'static str,
+    pub figure: &'static str,
+    pub unit: Unit,
+}
+
+/// What the measurements share: the configuration, the record, and how to
+/// start servers and load.
+pub struct Bench<'a> {
+    pub config: &'a Config,
+    pub record: Record,
+    /// Whether servers go to CPU 0 (the load is on CPU 1).
+    pub pin: bool,
+    pub log_dir: PathBuf,
+}
+
+impl Bench<'_> {
+    /// Starts a fresh `spec` server with `extra` arguments.
+    pub fn start(&mut self, spec: &Spec, extra: &[&str]) -> Result<Server, String> {
+        Server::start(spec, extra, self.pin, &self.log_dir, &mut self.record)
+    }
+
+    /// Records a client command line, as one would type it (pinned like
+    /// this process).
+    pub fn client_command(&mut self, what: &str, argv: &[String]) {
+        let mut line = shown(argv);
+        if self.pin {
+            line = format!("taskset -c {CLIENT_CPU} {line}");
+        }
+        self.record.command(what, &line);
+    }
+
+    /// Runs `wrk` on `server` and records, under `prefix`: `_rps`, `_p50_us`,
+    /// `_p99_us`, `_errors`, and the server's `_cpu_pct`, `_cpu_us` (CPU time
+    /// per request) and `_switches` (context switches per request) during
+    /// the load.
+    pub fn wrk(
+        &mut self,
+        server: &mut Server,
+        id: &str,
+        prefix: &str,
+        load: Load,
+    ) -> Result<WrkResult, String> {
+        self.client_command("load", &wrk::args(server.addr, load));
+        let before = system::usage(server.pid);
+        let started = std::time::Instant::now();
+        let result = wrk::run(server.addr, load)?;
+        let after = system::usage(server.pid);
+        if !server.running() {
+            return Err("the server exited during the load".into());
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let r = &mut self.record;
+        r.set(id, &format!("{prefix}_rps"), result.rps);
+        r.set(id, &format!("{prefix}_p50_us"), result.p50_us);
+        r.set(id, &format!("{prefix}_p99_us"), result.p99_us);
+        r.set(id, &format!("{prefix}_errors"), result.errors as f64);
+        r.set(
+            id,
+            &format!("{prefix}_cpu_pct"),
+            after.cpu_ns.saturating_sub(before.cpu_ns) as f64 / 1e9 / seconds * 100.0,
+        );
+        if result.requests > 0 {
+            let per_request = |used: u64| used as f64 / result.requests as f64;
+            r.set(
+                id,
+                &format!("{prefix}_switches"),
+                per_request(after.switches.saturating_sub(before.switches)),
+            );
+            // CPU time per request varies less than req/s when other work
+            // shares the server's CPU.
+            r.set(
+                id,
+                &format!("{prefix}_cpu_us"),
+                per_request(after.cpu_ns.saturating_sub(before.cpu_ns)) / 1e3,
+            );
+        }
+        Ok(result)
+    }
+}
+
+/// Waits `secs` and returns the server's context switches per second and
+/// CPU percent over that time.
+pub fn idle_usage(pid: i32, secs: f64) -> (f64, f64) {
+    let before = system::usage(pid);
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    let after = system::usage(pid);
+    (
+        after.switches.saturating_sub(before.switches) as f64 / secs,
+        after.cpu_ns.saturating_sub(before.cpu_ns) as f64 / 1e9 / secs * 100.0,
+    )
+}
+
+/// `http://ADDR/`.
+pub fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/")
+}
+
+// ---------------------------------------------------------------------------
+// Targets
+
+/// `ours / peer`, computed within each round: a throughput ratio.
+pub fn ratio(
+    record: &Record,
+    label: &str,
+    ours: (&str, &str),
+    peer: (&str, &str),
+    unit: Unit,
+    goal: Goal,
+) -> Target {
+    Target {
+        label: label.to_string(),
+        ours: record.median(ours.0, ours.1).map(|v| unit.show(v)),
+        peer: record.median(peer.0, peer.1).map(|v| unit.show(v)),
+        value: record.per_round(ours, peer, |a, b| a / b),
+        unit: Unit::Ratio,
+        goal,
+        chart: unit == Unit::Rps,
+    }
+}
+
+/// `ours - peer`, computed within each round: a latency difference.
+pub fn difference(
+    record: &Record,
+    label: &str,
+    ours: (&str, &str),
+    peer: (&str, &str),
+    unit: Unit,
+    goal: Goal,
+) -> Target {
+    Target {
+        label: label.to_string(),
+        ours: record.median(ours.0, ours.1).map(|v| unit.show(v)),
+        peer: record.median(peer.0, peer.1).map(|v| unit.show(v)),
+        value: record.per_round(ours, peer, |a, b| a - b),
+        unit: unit.signed(),
+        goal,
+        chart: false,
+    }
+}
+
+/// A bound on one of our own figures (no peer).
+pub fn bound(record: &Record, label: &str, ours: (&str, &str), unit: Unit, goal: Goal) -> Target {
+    let value = record.median(ours.0, ours.1);
+    Target {
+        label: label.to_string(),
+        ours: value.map(|v| unit.show(v)),
+        peer: None,
+        value,
+        unit,
+        goal,
+        chart: false,
+    }
+}

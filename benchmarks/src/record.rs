@@ -1,0 +1,121 @@
+//! What a run records: every figure of every round, the exact command lines
+//! used, and notes (what was skipped or failed).
+
+use std::collections::BTreeMap;
+
+use crate::stats::median;
+
+/// One round's figures: (server id, figure) -> value.
+type Round = BTreeMap<(String, String), f64>;
+
+#[derive(Debug, Default)]
+pub struct Record {
+    rounds: Vec<Round>,
+    notes: Vec<String>,
+    /// (what, command line), in the order first used.
+    commands: Vec<(String, String)>,
+}
+
+impl Record {
+    pub fn start_round(&mut self) {
+        self.rounds.push(Round::new());
+    }
+
+    /// Records `value` for `server`'s `figure` in the current round.
+    pub fn set(&mut self, server: &str, figure: &str, value: f64) {
+        if self.rounds.is_empty() {
+            self.start_round();
+        }
+        let round = self.rounds.last_mut().expect("a round was just started");
+        round.insert((server.to_string(), figure.to_string()), value);
+    }
+
+    pub fn note(&mut self, line: impl Into<String>) {
+        let line = line.into();
+        if !self.notes.contains(&line) {
+            self.notes.push(line);
+        }
+    }
+
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Remembers a command line (once), for the report. Ports differ from
+    /// run to run, so `127.0.0.1:PORT` stands for the server's address.
+    pub fn command(&mut self, what: &str, line: &str) {
+        let line = mask_port(line);
+        if !self.commands.iter().any(|(_, l)| *l == line) {
+            self.commands.push((what.to_string(), line));
+        }
+    }
+
+    pub fn commands(&self) -> &[(String, String)] {
+        &self.commands
+    }
+
+    pub fn rounds(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// The median over rounds of one figure, `None` if never measured.
+    pub fn median(&self, server: &str, figure: &str) -> Option<f64> {
+        let mut values: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| r.get(&(server.to_string(), figure.to_string())).copied())
+            .filter(|v| !v.is_nan())
+            .collect();
+        (!values.is_empty()).then(|| median(&mut values))
+    }
+
+    /// The median over rounds of a combination of two figures computed
+    /// within each round (a ratio or a difference), so that a slow round
+    /// slows both sides of it.
+    pub fn per_round(
+        &self,
+        a: (&str, &str),
+        b: (&str, &str),
+        combine: fn(f64, f64) -> f64,
+    ) -> Option<f64> {
+        let key = |(s, f): (&str, &str)| (s.to_string(), f.to_string());
+        let mut values: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| Some(combine(*r.get(&key(a))?, *r.get(&key(b))?)))
+            .filter(|v| v.is_finite())
+            .collect();
+        (!values.is_empty()).then(|| median(&mut values))
+    }
+}
+
+/// `127.0.0.1:43121` -> `127.0.0.1:PORT`, except the `:0` of `--addr`.
+fn mask_port(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("127.0.0.1:") {
+        let (before, after) = rest.split_at(at + "127.0.0.1:".len());
+        out.push_str(before);
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        let port = &after[..digits];
+        out.push_str(if port == "0" || port.is_empty() {
+            port
+        } else {
+            "PORT"
+        });
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_are_masked_but_not_port_zero() {
+        assert_eq!(
+            super::mask_port("wrk http://127.0.0.1:4312/ x --addr 127.0.0.1:0"),
+            "wrk http://127.0.0.1:PORT/ x --addr 127.0.0.1:0"
+        );
+    }
+}
