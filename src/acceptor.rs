@@ -400,8 +400,11 @@ impl Loop {
     }
 
     fn prepare(&self, stream: &TcpStream) -> io::Result<()> {
-        // Accepted sockets inherit the listener's nonblocking mode on macOS
-        // and the BSDs (not on Linux); handlers expect blocking I/O.
+        // Accepted sockets inherit the listener's nonblocking mode on macOS,
+        // the BSDs and Windows; handlers expect blocking I/O. Linux's
+        // `accept4` (which std uses) returns a blocking socket already, so
+        // the system call is saved there.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         stream.set_nonblocking(false)?;
         if self.a.read_timeout.is_some() {
             stream.set_read_timeout(self.a.read_timeout)?;

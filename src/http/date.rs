@@ -20,7 +20,16 @@ thread_local! {
 }
 
 /// The current time as an IMF-fixdate.
+#[cfg(test)]
 pub(crate) fn now() -> String {
+    let mut date = String::new();
+    push_now(&mut date);
+    date
+}
+
+/// Appends the current time as an IMF-fixdate to `out`, without allocating
+/// within the same second.
+pub(crate) fn push_now(out: &mut String) {
     // A clock set before 1970 is wrong, but not worth failing a response
     // over: say 1970.
     let secs = SystemTime::now()
@@ -29,17 +38,19 @@ pub(crate) fn now() -> String {
     let cached = CACHE.try_with(|cache| {
         let mut cache = cache.borrow_mut();
         match &*cache {
-            Some((second, date)) if *second == secs => date.clone(),
+            Some((second, date)) if *second == secs => out.push_str(date),
             _ => {
                 let date = format(secs);
-                *cache = Some((secs, date.clone()));
-                date
+                out.push_str(&date);
+                *cache = Some((secs, date));
             }
         }
     });
     // `try_with` fails only while the thread is being torn down; the cache
     // is an optimisation, so format afresh then.
-    cached.unwrap_or_else(|_| format(secs))
+    if cached.is_err() {
+        out.push_str(&format(secs));
+    }
 }
 
 /// Formats `secs` seconds after the Unix epoch as an IMF-fixdate.

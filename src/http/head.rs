@@ -100,6 +100,9 @@ fn is_timeout(error: &io::Error) -> bool {
 ///
 /// An I/O error other than a timeout: the connection is broken.
 pub(crate) fn read_head(io: &mut dyn Transport, limits: &Limits) -> io::Result<ReadHead> {
+    if let Some(read) = read_buffered_head(io, limits)? {
+        return Ok(read);
+    }
     let mut head = Vec::new();
     // Bytes of empty lines skipped before the request line: they count
     // against the head limit too, or a stream of them would never end.
@@ -159,6 +162,51 @@ pub(crate) fn read_head(io: &mut dyn Transport, limits: &Limits) -> io::Result<R
         Ok(head) => ReadHead::Request(head),
         Err(refusal) => ReadHead::Refused(refusal),
     })
+}
+
+/// The fast path of [`read_head`]: when the whole head is already in the
+/// connection's buffer (a request usually arrives in one packet), it is
+/// checked and parsed in place and consumed in one go, with the same limits
+/// and answers as the line-by-line path. `None` when the buffer holds less
+/// (or something unusual, like empty lines before the request): the
+/// line-by-line path takes over, losing nothing.
+fn read_buffered_head(io: &mut dyn Transport, limits: &Limits) -> io::Result<Option<ReadHead>> {
+    let buffered = match io.fill_buf() {
+        Ok(buffered) => buffered,
+        // Nothing read yet, so this is between requests: as in `read_head`.
+        Err(error) if is_timeout(&error) => return Ok(Some(ReadHead::Closed)),
+        Err(error) => return Err(error),
+    };
+    if buffered.is_empty() {
+        return Ok(Some(ReadHead::Closed));
+    }
+    let window = &buffered[..buffered.len().min(limits.max_head)];
+    let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = &window[..end + 4];
+    let Some(request_line_end) = head.iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    if request_line_end <= 1 {
+        // An empty line first: the careful path skips it.
+        return Ok(None);
+    }
+    if let Err(status) = check_request_line(&head[..=request_line_end], limits) {
+        return Ok(Some(ReadHead::Refused(Refusal::new(status))));
+    }
+    // Every line but the request line and the final empty one is a field.
+    let header_lines = head.iter().filter(|&&b| b == b'\n').count() - 2;
+    if header_lines > limits.max_headers {
+        return Ok(Some(ReadHead::Refused(Refusal::new(431))));
+    }
+    let read = match parse(head, header_lines, limits) {
+        Ok(head) => ReadHead::Request(head),
+        Err(refusal) => ReadHead::Refused(refusal),
+    };
+    let len = head.len();
+    io.consume(len);
+    Ok(Some(read))
 }
 
 /// Checks what `httparse` cannot tell us about the request line: a version

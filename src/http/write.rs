@@ -12,6 +12,7 @@
 //! the connection writes straight to the socket, and a head and body written
 //! separately can wait on the client's delayed acknowledgement.
 
+use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 
 use super::date;
@@ -113,11 +114,12 @@ fn head(
 ) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     out.push_str("HTTP/1.1 ");
-    out.push_str(&status.to_string());
+    // `write!` to a `String` cannot fail.
+    let _ = write!(out, "{status}");
     out.push(' ');
     out.push_str(reason(status));
     out.push_str("\r\nDate: ");
-    out.push_str(&date::now());
+    date::push_now(&mut out);
     out.push_str("\r\n");
     for (name, value) in headers {
         let ours = OWN_FIELDS.iter().any(|own| own.eq_ignore_ascii_case(name));
@@ -131,7 +133,7 @@ fn head(
     match delimit {
         Some(Delimit::Length(length)) => {
             out.push_str("Content-Length: ");
-            out.push_str(&length.to_string());
+            let _ = write!(out, "{length}");
             out.push_str("\r\n");
         }
         Some(Delimit::Chunked) => out.push_str("Transfer-Encoding: chunked\r\n"),
