@@ -15,41 +15,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use graceful_server::{Builder, Connection, Error, Handler, Next, Report, RunningServer, Server};
 
-use support::{client, echo_round_trip, is_refused, join, wait_until_refused, Start, IO_TIMEOUT};
+use support::{
+    client, echo, echo_holding_the_worker, echo_round_trip, is_refused, join, wait_until_refused,
+    Start, IO_TIMEOUT,
+};
 
 /// How long a test waits for something that should take milliseconds.
 const EVENT: Duration = Duration::from_secs(5);
 
 fn builder() -> Builder {
     Server::builder("127.0.0.1:0")
-}
-
-/// Echo, one read per turn (like the binary): what arrived goes back. The
-/// client may send more at any time, so between turns the connection waits
-/// mid-conversation: shutdown waits for the client to hang up.
-fn echo(conn: &mut Connection) -> io::Result<Next> {
-    let mut buf = [0; 4096];
-    let n = conn.read(&mut buf)?;
-    if n == 0 {
-        return Ok(Next::Close); // the client hung up
-    }
-    conn.write_all(&buf[..n])?;
-    Ok(Next::Wait)
-}
-
-/// Echo in one long turn, until the client hangs up, as a
-/// thread-per-connection handler would: the connection holds its worker the
-/// whole time. For the tests that need the only worker busy, so that later
-/// connections pile up in the queue and the kernel backlog.
-fn echo_holding_the_worker(conn: &mut Connection) -> io::Result<Next> {
-    let mut buf = [0; 4096];
-    loop {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            return Ok(Next::Close);
-        }
-        conn.write_all(&buf[..n])?;
-    }
 }
 
 /// Echoes one line per turn, then waits idle for the next one (a safe

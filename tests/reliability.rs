@@ -9,17 +9,18 @@
 mod support;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use graceful_server::{Connection, Next, Server};
+use graceful_server::Server;
 
 use support::{
-    client, echo_binary, echo_round_trip, join, wait_until_refused, ServerProcess, Start,
+    client, echo, echo_binary, echo_holding_the_worker, echo_round_trip, join, wait_until_refused,
+    ServerProcess, Start,
 };
 
 const EVENT: Duration = Duration::from_secs(5);
@@ -91,31 +92,6 @@ fn no_descriptor_or_thread_leaks() {
     let stderr = server.stderr();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("3000 accepted"), "{stderr}");
-}
-
-/// Echo, one read per turn (like the binary); between turns the connection
-/// waits mid-conversation.
-fn echo(conn: &mut Connection) -> io::Result<Next> {
-    let mut buf = [0; 4096];
-    let n = conn.read(&mut buf)?;
-    if n == 0 {
-        return Ok(Next::Close);
-    }
-    conn.write_all(&buf[..n])?;
-    Ok(Next::Wait)
-}
-
-/// Echo in one long turn until the client hangs up: the connection holds
-/// its worker the whole time, as with a thread per connection.
-fn echo_holding_the_worker(conn: &mut Connection) -> io::Result<Next> {
-    let mut buf = [0; 4096];
-    loop {
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            return Ok(Next::Close);
-        }
-        conn.write_all(&buf[..n])?;
-    }
 }
 
 // 100 connections waiting in the queue and the kernel backlog at shutdown,

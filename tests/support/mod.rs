@@ -275,3 +275,33 @@ pub fn wait_until_refused(addr: SocketAddr) -> u64 {
     }
     racers
 }
+
+/// The echo handler of the library tests: one read per turn, written back;
+/// between turns the connection waits mid-conversation, so shutdown waits
+/// for the client to hang up.
+pub fn echo(conn: &mut graceful_server::Connection) -> io::Result<graceful_server::Next> {
+    let mut buf = [0; 4096];
+    let n = conn.read(&mut buf)?;
+    if n == 0 {
+        return Ok(graceful_server::Next::Close); // the client hung up
+    }
+    conn.write_all(&buf[..n])?;
+    Ok(graceful_server::Next::Wait)
+}
+
+/// Echo in one long turn, until the client hangs up, as a
+/// thread-per-connection handler would: the connection holds its worker the
+/// whole time. For tests that need the workers busy, so that later
+/// connections pile up in the queue and the kernel backlog.
+pub fn echo_holding_the_worker(
+    conn: &mut graceful_server::Connection,
+) -> io::Result<graceful_server::Next> {
+    let mut buf = [0; 4096];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(graceful_server::Next::Close);
+        }
+        conn.write_all(&buf[..n])?;
+    }
+}
