@@ -267,9 +267,10 @@ impl Loop {
         }
         let mut wanted = self.ready.is_empty() && self.backoff.is_none();
         if wanted && self.a.registry.open() >= self.a.max_connections {
+            // Ask to be woken by the next connection's end, then look again:
+            // one that ended in between is seen either way.
             self.a.registry.wake_acceptor_on_finish();
-            wanted = self.a.registry.open() >= self.a.max_connections;
-            wanted = !wanted;
+            wanted = self.a.registry.open() < self.a.max_connections;
         }
         if wanted == self.listening {
             return;
@@ -498,30 +499,20 @@ impl Loop {
 
     /// Moves ready connections into the job channel until it is full.
     fn flush(&mut self) {
+        let mut asked = false;
         while let Some(conn) = self.ready.pop_front() {
             match self.a.jobs.try_send(conn) {
                 Ok(()) => {}
                 Err(TrySendError::Full(conn)) => {
                     self.ready.push_front(conn);
+                    if asked {
+                        break;
+                    }
                     // Ask the next worker that takes a job to wake us, then
                     // try once more: a job taken in between would otherwise
                     // go unnoticed.
                     self.a.pool.wake_acceptor_on_space();
-                    match self
-                        .a
-                        .jobs
-                        .try_send(self.ready.pop_front().expect("pushed above"))
-                    {
-                        Ok(()) => continue,
-                        Err(TrySendError::Full(conn)) => {
-                            self.ready.push_front(conn);
-                            break;
-                        }
-                        Err(TrySendError::Disconnected(conn)) => {
-                            conn.close_forced();
-                            break;
-                        }
-                    }
+                    asked = true;
                 }
                 // Only if every worker is gone, which cannot happen while
                 // the acceptor runs; close rather than lose track.

@@ -202,8 +202,10 @@ impl Read for Socket {
 /// How a connection waits between turns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Waiting {
+    /// At a safe boundary ([`Next::Idle`]).
     Idle,
-    Busy,
+    /// In the middle of a conversation ([`Next::Wait`]).
+    Conversation,
 }
 
 /// One client connection, served one turn at a time.

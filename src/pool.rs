@@ -57,7 +57,7 @@ impl Timeouts {
     pub(crate) fn deadline(&self, waiting: Waiting, since: Instant) -> Option<Instant> {
         let timeout = match waiting {
             Waiting::Idle => self.idle,
-            Waiting::Busy => self.read,
+            Waiting::Conversation => self.read,
         };
         timeout.and_then(|t| since.checked_add(t))
     }
@@ -66,7 +66,7 @@ impl Timeouts {
     pub(crate) fn outcome(waiting: Waiting) -> Outcome {
         match waiting {
             Waiting::Idle => Outcome::ClosedIdle,
-            Waiting::Busy => Outcome::Failed,
+            Waiting::Conversation => Outcome::Failed,
         }
     }
 }
@@ -376,7 +376,7 @@ impl Worker {
         self.pool.busy.fetch_sub(1, Ordering::Relaxed);
         let waiting = match result {
             Ok(Ok(Next::Idle)) => Waiting::Idle,
-            Ok(Ok(Next::Wait)) => Waiting::Busy,
+            Ok(Ok(Next::Wait)) => Waiting::Conversation,
             Ok(Ok(Next::Close)) => {
                 conn.close(Outcome::Completed);
                 return None;

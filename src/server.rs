@@ -834,7 +834,7 @@ impl Server {
         let new_waiting = if handler.new_connections_are_idle() {
             Waiting::Idle
         } else {
-            Waiting::Busy
+            Waiting::Conversation
         };
         let listener_closed = Arc::new(OnceLock::new());
         // If anything below fails, `jobs_tx` is dropped on return: the

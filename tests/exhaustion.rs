@@ -13,16 +13,16 @@
 mod support;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use graceful_server::{Connection, Next, Server};
+use graceful_server::Server;
 
-use support::{client, echo_binary, ServerProcess, IO_TIMEOUT};
+use support::{client, echo, echo_binary, ServerProcess, IO_TIMEOUT};
 
 /// Descriptor limit for the servers: a handful for stdio, the listener, the
 /// readiness wait and the wake-up sockets (two per worker, so the servers
@@ -98,17 +98,6 @@ fn under_a_low_descriptor_limit_the_binary_serves_everyone_in_turn() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains(&format!("{CLIENTS} accepted")), "{stderr}");
     assert!(stderr.contains("0 unserved"), "{stderr}");
-}
-
-/// Echo, one read per turn.
-fn echo(conn: &mut Connection) -> io::Result<Next> {
-    let mut buf = [0; 64];
-    let n = conn.read(&mut buf)?;
-    if n == 0 {
-        return Ok(Next::Close);
-    }
-    conn.write_all(&buf[..n])?;
-    Ok(Next::Wait)
 }
 
 /// The server process of
