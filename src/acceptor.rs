@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::connection::{Connection, Waiting};
 use crate::error::Error;
 use crate::event::Event;
-use crate::pool::{Job, Pool, Timeouts};
+use crate::pool::{Due, Job, Pool, Timeouts};
 use crate::registry::{Outcome, Registry};
 use crate::shutdown::Signal;
 use crate::sys::{self, AsSource, Interest, Poller, Readable};
@@ -425,7 +425,7 @@ impl Loop {
         }
         // Buffered input first: a request read ahead is served, even from a
         // connection that said it waits idle.
-        if conn.has_buffered_input() {
+        if conn.has_ready_input() {
             conn.set_waiting(false);
             self.ready.push_back(conn);
             return;
@@ -433,6 +433,20 @@ impl Loop {
         if conn.waiting == Waiting::Idle && self.a.signal.is_closing_idle() {
             return conn.close(Outcome::ClosedIdle);
         }
+        match self.a.pool.timeouts.due(&conn, Instant::now()) {
+            Due::Turn => {
+                conn.set_waiting(false);
+                self.ready.push_back(conn);
+                return;
+            }
+            Due::Close => {
+                let outcome = Timeouts::outcome(conn.waiting);
+                return conn.close(outcome);
+            }
+            Due::Nothing => {}
+        }
+        // It may wait long: an empty read buffer is freed meanwhile.
+        conn.release_buffer();
         let id = conn.id();
         let watched = if conn.registered {
             self.a.poller.rearm(conn.stream().as_source(), id)
@@ -450,13 +464,14 @@ impl Loop {
         }
         conn.registered = true;
         conn.generation += 1;
-        if let Some(deadline) = self.a.pool.timeouts.deadline(conn.waiting, conn.since) {
+        if let Some(deadline) = self.a.pool.timeouts.next(&conn) {
             self.timers.push(Reverse((deadline, id, conn.generation)));
         }
         self.parked.insert(id, conn);
     }
 
-    /// Closes parked connections whose timeout has passed.
+    /// Closes parked connections whose timeout has passed, and queues those
+    /// whose own deadline has, for a turn.
     fn expire_timers(&mut self) {
         let now = Instant::now();
         while let Some(Reverse((deadline, id, generation))) = self.timers.peek().copied() {
@@ -472,10 +487,27 @@ impl Loop {
                 // Woke up or was closed since; the timer is stale.
                 continue;
             }
-            if let Some(conn) = self.parked.remove(&id) {
-                self.a.poller.forget(conn.stream().raw_source());
-                let outcome = Timeouts::outcome(conn.waiting);
-                conn.close(outcome);
+            let due = match self.parked.get(&id) {
+                Some(conn) => self.a.pool.timeouts.due(conn, now),
+                None => continue,
+            };
+            match due {
+                Due::Nothing => {}
+                Due::Turn => {
+                    if let Some(mut conn) = self.parked.remove(&id) {
+                        // Still registered, so that parking it again rearms.
+                        self.a.poller.disarm(conn.stream().raw_source());
+                        conn.set_waiting(false);
+                        self.ready.push_back(conn);
+                    }
+                }
+                Due::Close => {
+                    if let Some(conn) = self.parked.remove(&id) {
+                        self.a.poller.forget(conn.stream().raw_source());
+                        let outcome = Timeouts::outcome(conn.waiting);
+                        conn.close(outcome);
+                    }
+                }
             }
         }
     }

@@ -7,13 +7,15 @@
 //! requests) are never lost.
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
+use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::input::{self, Input};
 use crate::registry::{Ending, Outcome, Registry};
 use crate::shutdown::Signal;
+use crate::sys::{self, AsSource};
 
 /// What a handler says at the end of a turn: what happens to the connection
 /// next.
@@ -188,17 +190,6 @@ where
     }
 }
 
-/// A shared socket that reads and writes through `&TcpStream`, so that the
-/// registry can hold the same socket to cut it at the deadline without a
-/// second descriptor.
-struct Socket(Arc<TcpStream>);
-
-impl Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
-    }
-}
-
 /// How a connection waits between turns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Waiting {
@@ -260,7 +251,12 @@ pub(crate) enum Waiting {
 /// # }
 /// ```
 pub struct Connection {
-    reader: BufReader<Socket>,
+    input: Input,
+    /// See [`Connection::set_deadline`].
+    deadline: Option<Instant>,
+    /// Set after a turn that left buffered input without consuming any of
+    /// it (a partial request): that input waits for more from the socket.
+    pub(crate) stalled: bool,
     id: u64,
     peer: SocketAddr,
     registry: Arc<Registry>,
@@ -296,7 +292,9 @@ impl Connection {
         waiting: Waiting,
     ) -> Connection {
         Connection {
-            reader: BufReader::new(Socket(socket)),
+            input: Input::new(socket),
+            deadline: None,
+            stalled: false,
             id,
             peer,
             registry,
@@ -364,14 +362,141 @@ impl Connection {
     /// Read through the [`Connection`], not through the socket: bytes already
     /// in the connection's buffer would be skipped.
     pub fn stream(&self) -> &TcpStream {
-        &self.reader.get_ref().0
+        self.input.socket()
     }
 
     /// Whether input is already buffered, so that the next read does not
-    /// touch the socket. After a turn that leaves input buffered (pipelined
-    /// requests), the next turn follows at once.
+    /// touch the socket. After a turn that consumes some input and leaves
+    /// more buffered (pipelined requests), the next turn follows at once;
+    /// after a turn that consumes none of it (a partial request, see
+    /// [`receive`](Self::receive)), the connection waits for more.
     pub fn has_buffered_input(&self) -> bool {
-        !self.reader.buffer().is_empty()
+        !self.input.buffer().is_empty()
+    }
+
+    /// What is buffered, without reading: the input a turn has not consumed
+    /// yet. Consume it with [`BufRead::consume`].
+    pub fn buffered(&self) -> &[u8] {
+        self.input.buffer()
+    }
+
+    /// Reads what the socket already holds into the connection's buffer,
+    /// without blocking, growing the buffer so that it holds at most
+    /// `limit` bytes. Returns, as a nonblocking `read` does, the number of
+    /// bytes added, `Ok(0)` at end of file, or an error of kind
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) when nothing has arrived.
+    ///
+    /// This is how a protocol gathers a request without holding a worker:
+    /// take what has arrived, look at [`buffered`](Self::buffered), and if
+    /// the request is not all there, end the turn with [`Next::Wait`]
+    /// (and a [deadline](Self::set_deadline)), consuming nothing. The bytes
+    /// stay buffered, and the next turn comes when more arrive.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error, `WouldBlock` as said, or
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) when `limit` bytes are
+    /// buffered already.
+    ///
+    /// # Example
+    ///
+    /// A line protocol that never waits for a line inside a turn:
+    ///
+    /// ```
+    /// use std::io::{self, BufRead, Write};
+    ///
+    /// use graceful_server::{Connection, Next};
+    ///
+    /// const MAX_LINE: usize = 1024;
+    ///
+    /// fn shout(conn: &mut Connection) -> io::Result<Next> {
+    ///     loop {
+    ///         if let Some(end) = conn.buffered().iter().position(|&b| b == b'\n') {
+    ///             let line = conn.buffered()[..=end].to_ascii_uppercase();
+    ///             conn.consume(end + 1);
+    ///             conn.write_all(&line)?;
+    ///             return Ok(Next::Idle);
+    ///         }
+    ///         if conn.buffered().len() >= MAX_LINE {
+    ///             return Ok(Next::Close); // a line too long
+    ///         }
+    ///         match conn.receive(MAX_LINE) {
+    ///             Ok(0) => return Ok(Next::Close), // the client hung up
+    ///             Ok(_) => {}                      // look again
+    ///             // Half a line: wait for the rest without holding a worker.
+    ///             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Wait),
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     }
+    /// }
+    /// # use std::io::Read;
+    /// # use std::net::TcpStream;
+    /// # use std::time::Duration;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let running = graceful_server::Server::builder("127.0.0.1:0").build()?.spawn(shout)?;
+    /// # let mut client = TcpStream::connect(running.local_addr())?;
+    /// # client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// # client.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// # client.write_all(b"hel")?;
+    /// # std::thread::sleep(Duration::from_millis(50));
+    /// # client.write_all(b"lo\n")?;
+    /// # let mut reply = [0; 6];
+    /// # client.read_exact(&mut reply)?;
+    /// # assert_eq!(&reply, b"HELLO\n");
+    /// # running.shutdown_handle().shutdown();
+    /// # running.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn receive(&mut self, limit: usize) -> io::Result<usize> {
+        self.input.receive(limit)
+    }
+
+    /// Sets the connection's deadline, or clears it (`None`). By default
+    /// there is none.
+    ///
+    /// While it is set:
+    ///
+    /// - every read or write of the connection that would wait past it fails
+    ///   with an error of kind [`TimedOut`](io::ErrorKind::TimedOut) (without
+    ///   a deadline, the socket's [read](crate::Builder::read_timeout) and
+    ///   [write](crate::Builder::write_timeout) timeouts bound each call);
+    /// - a connection waiting between turns gets a turn when it passes, even
+    ///   if no input has arrived, so that the handler can answer (HTTP's
+    ///   `408 Request Timeout`) and close. Check
+    ///   [`is_past_deadline`](Self::is_past_deadline) first in a turn.
+    ///
+    /// It stays set, across turns, until changed. A turn ending in an error
+    /// of kind `TimedOut` counts the connection as
+    /// [`timed_out`](crate::Report::timed_out).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// The deadline set with [`set_deadline`](Self::set_deadline).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the deadline is set and has passed.
+    pub fn is_past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Whether buffered input waits for a turn: some is buffered, and the
+    /// last turn did not leave it unconsumed for want of more.
+    pub(crate) fn has_ready_input(&self) -> bool {
+        self.has_buffered_input() && !self.stalled
+    }
+
+    /// Input consumed so far, to tell after a turn whether it used any.
+    pub(crate) fn consumed(&self) -> u64 {
+        self.input.consumed()
+    }
+
+    /// Frees an empty read buffer, for a long wait.
+    pub(crate) fn release_buffer(&mut self) {
+        self.input.release_if_empty();
     }
 
     /// Whether the server is shutting down. A handler speaking a protocol
@@ -393,26 +518,46 @@ impl Connection {
 
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf)
+        self.input.read(buf, self.deadline)
     }
 }
 
 impl BufRead for Connection {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.reader.fill_buf()
+        self.input.fill(self.deadline)
     }
 
     fn consume(&mut self, amount: usize) {
-        self.reader.consume(amount);
+        self.input.consume(amount);
     }
 }
 
 impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream().write(buf)
+        let Some(deadline) = self.deadline else {
+            return self.stream().write(buf);
+        };
+        loop {
+            match sys::send_nonblocking(self.stream(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(input::past_deadline());
+                    }
+                    sys::wait_writable(self.stream().as_source(), left)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.deadline.is_some() {
+            // One slice at a time, each bounded by the deadline.
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            return self.write(first);
+        }
         self.stream().write_vectored(bufs)
     }
 
@@ -424,7 +569,7 @@ impl Write for Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.set_waiting(false);
-        // Deregister first; the socket closes right after, when the reader
+        // Deregister first; the socket closes right after, when the input
         // (the last owner of the descriptor) is dropped with `self`.
         let ending = Ending {
             peer: self.peer,
@@ -440,7 +585,8 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("id", &self.id)
             .field("peer", &self.peer)
-            .field("buffered", &self.reader.buffer().len())
+            .field("buffered", &self.input.buffer().len())
+            .field("deadline", &self.deadline)
             .field("shutting_down", &self.is_shutting_down())
             .finish_non_exhaustive()
     }

@@ -122,6 +122,7 @@ impl Drain {
             accepted: tally.accepted,
             completed: tally.completed,
             failed: tally.failed,
+            timed_out: tally.timed_out,
             closed_idle: tally.closed_idle,
             // Still open now means stuck in a handler after being cut.
             force_closed: tally.force_closed + tally.open,

@@ -228,6 +228,7 @@ mod error;
 mod event;
 #[cfg(feature = "http")]
 pub mod http;
+mod input;
 mod pool;
 mod registry;
 mod report;

@@ -17,6 +17,7 @@
 //! channel disconnects the moment the last worker is gone.
 
 use std::cell::Cell;
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -48,25 +49,57 @@ pub(crate) struct Timeouts {
     /// For [`Next::Idle`] waits.
     pub(crate) idle: Option<Duration>,
     /// For [`Next::Wait`] waits.
-    pub(crate) read: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
+}
+
+/// What a waiting connection's time says to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Nothing yet.
+    Nothing,
+    /// Its own [deadline](Connection::set_deadline) passed: give it a turn.
+    Turn,
+    /// Its wait timed out: close it.
+    Close,
 }
 
 impl Timeouts {
-    /// The deadline of a connection that started waiting at `since`; `None`
-    /// for none (or one too far to represent).
-    pub(crate) fn deadline(&self, waiting: Waiting, since: Instant) -> Option<Instant> {
-        let timeout = match waiting {
+    /// When the wait of `conn` needs looking at: its own deadline, or the
+    /// end of its idle or wait timeout, whichever comes first; `None` for
+    /// never (or too far to represent).
+    pub(crate) fn next(&self, conn: &Connection) -> Option<Instant> {
+        let close = self.close_at(conn);
+        match (conn.deadline(), close) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// What is due for `conn` at `now`. Its own deadline comes first: the
+    /// handler may still have something to say (a `408`).
+    pub(crate) fn due(&self, conn: &Connection, now: Instant) -> Due {
+        if conn.deadline().is_some_and(|d| now >= d) {
+            Due::Turn
+        } else if self.close_at(conn).is_some_and(|d| now >= d) {
+            Due::Close
+        } else {
+            Due::Nothing
+        }
+    }
+
+    fn close_at(&self, conn: &Connection) -> Option<Instant> {
+        let timeout = match conn.waiting {
             Waiting::Idle => self.idle,
-            Waiting::Conversation => self.read,
+            Waiting::Conversation => self.wait,
         };
-        timeout.and_then(|t| since.checked_add(t))
+        timeout.and_then(|t| conn.since.checked_add(t))
     }
 
     /// The outcome of a connection whose wait timed out.
     pub(crate) fn outcome(waiting: Waiting) -> Outcome {
         match waiting {
             Waiting::Idle => Outcome::ClosedIdle,
-            Waiting::Conversation => Outcome::Failed,
+            Waiting::Conversation => Outcome::TimedOut,
         }
     }
 }
@@ -357,7 +390,7 @@ impl Worker {
             if self.pool.someone_waits() {
                 return self.park(conn);
             }
-            if !conn.has_buffered_input() {
+            if !conn.has_ready_input() {
                 conn = match self.linger(conn) {
                     Some(conn) => conn,
                     None => return,
@@ -369,11 +402,15 @@ impl Worker {
     /// Runs one turn; `None` if the connection was closed.
     fn turn(&self, mut conn: Connection) -> Option<Connection> {
         conn.served = true;
+        let consumed = conn.consumed();
         // AssertUnwindSafe: after a panic the connection is closed without
         // being read from again, so no broken state is observed.
         self.pool.busy.fetch_add(1, Ordering::Relaxed);
         let result = panic::catch_unwind(AssertUnwindSafe(|| self.handler.turn(&mut conn)));
         self.pool.busy.fetch_sub(1, Ordering::Relaxed);
+        // Input left buffered by a turn that used none of it waits for more
+        // from the socket; calling the handler again at once would spin.
+        conn.stalled = conn.consumed() == consumed;
         let waiting = match result {
             Ok(Ok(Next::Idle)) => Waiting::Idle,
             Ok(Ok(Next::Wait)) => Waiting::Conversation,
@@ -382,7 +419,11 @@ impl Worker {
                 return None;
             }
             Ok(Err(error)) => {
-                conn.close_with_error(Outcome::Failed, error);
+                let outcome = match error.kind() {
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Outcome::TimedOut,
+                    _ => Outcome::Failed,
+                };
+                conn.close_with_error(outcome, error);
                 return None;
             }
             Err(_panic) => {
@@ -393,8 +434,7 @@ impl Worker {
         conn.waiting = waiting;
         conn.since = Instant::now();
         conn.set_waiting(true);
-        if waiting == Waiting::Idle && conn.signal().is_closing_idle() && !conn.has_buffered_input()
-        {
+        if waiting == Waiting::Idle && conn.signal().is_closing_idle() && !conn.has_ready_input() {
             // Turned idle after the grace: closed at once. Not with input
             // already buffered: that is a request read ahead, to serve.
             conn.close(Outcome::ClosedIdle);
@@ -417,7 +457,16 @@ impl Worker {
                 conn.close(Outcome::ClosedIdle);
                 return None;
             }
-            let deadline = self.pool.timeouts.deadline(conn.waiting, conn.since);
+            match self.pool.timeouts.due(&conn, Instant::now()) {
+                Due::Turn => return Some(conn),
+                Due::Close => {
+                    let outcome = Timeouts::outcome(conn.waiting);
+                    conn.close(outcome);
+                    return None;
+                }
+                Due::Nothing => {}
+            }
+            let deadline = self.pool.timeouts.next(&conn);
             // Announce the linger, then look for waiting jobs: the acceptor
             // queues, then looks for lingering workers. Both are SeqCst, so
             // one of the two sees the other and no job waits unnoticed.
@@ -455,12 +504,7 @@ impl Worker {
             if ready.connection {
                 return Some(conn);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                let outcome = Timeouts::outcome(conn.waiting);
-                conn.close(outcome);
-                return None;
-            }
-            // Woken to look at the shutdown state: loop.
+            // Woken to look at the time or the shutdown state: loop.
         }
     }
 

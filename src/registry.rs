@@ -56,15 +56,21 @@ pub enum Outcome {
     /// The handler said [`Next::Close`](crate::Next::Close), or the client
     /// hung up while the connection waited.
     Completed,
-    /// The handler returned an error, or a mid-conversation wait outlasted
-    /// the read timeout.
+    /// The handler returned an error (other than a timeout).
     Failed,
+    /// Cut for slowness: a turn failed with a timeout (an error of kind
+    /// `TimedOut` or `WouldBlock`: a read or write timeout, a
+    /// [deadline](crate::Connection::set_deadline), or the HTTP layer's
+    /// header timeout and minimum data rates), or a mid-conversation wait
+    /// outlasted the [wait timeout](crate::Builder::wait_timeout).
+    TimedOut,
     /// Closed while waiting idle: at shutdown, or after the idle timeout.
     ClosedIdle,
     /// Cut by a forced shutdown after it had been served at least once.
     ForceClosed,
-    /// Closed without a single turn: still queued when shutdown was forced,
-    /// or the socket could not be prepared.
+    /// Closed without a single turn: still queued or waiting for its first
+    /// input when shutdown was forced (e.g. a client that connected and
+    /// sent nothing), or the socket could not be prepared.
     Unserved,
     /// The handler panicked.
     Panicked,
@@ -76,6 +82,7 @@ struct Counters {
     accepted: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
+    timed_out: AtomicU64,
     closed_idle: AtomicU64,
     force_closed: AtomicU64,
     unserved: AtomicU64,
@@ -88,6 +95,7 @@ pub(crate) struct Tally {
     pub(crate) accepted: u64,
     pub(crate) completed: u64,
     pub(crate) failed: u64,
+    pub(crate) timed_out: u64,
     pub(crate) closed_idle: u64,
     pub(crate) force_closed: u64,
     pub(crate) unserved: u64,
@@ -170,7 +178,7 @@ impl Registry {
         }
         let outcome = match outcome {
             // The deadline cut it: whatever the handler made of that.
-            Outcome::Completed | Outcome::Failed | Outcome::ClosedIdle
+            Outcome::Completed | Outcome::Failed | Outcome::TimedOut | Outcome::ClosedIdle
                 if self.cut.load(Ordering::SeqCst) =>
             {
                 Outcome::ForceClosed
@@ -181,6 +189,7 @@ impl Registry {
         let counter = match outcome {
             Outcome::Completed => &c.completed,
             Outcome::Failed => &c.failed,
+            Outcome::TimedOut => &c.timed_out,
             Outcome::ClosedIdle => &c.closed_idle,
             Outcome::ForceClosed => &c.force_closed,
             Outcome::Unserved => &c.unserved,
@@ -255,6 +264,7 @@ impl Registry {
             accepted: get(&c.accepted),
             completed: get(&c.completed),
             failed: get(&c.failed),
+            timed_out: get(&c.timed_out),
             closed_idle: get(&c.closed_idle),
             force_closed: get(&c.force_closed),
             unserved: get(&c.unserved),

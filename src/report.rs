@@ -7,13 +7,13 @@ use std::time::Duration;
 /// What a server did, returned when it has shut down.
 ///
 /// Every accepted connection ends in exactly one outcome, so
-/// `accepted == completed + failed + closed_idle + force_closed + unserved +
-/// panicked` (see [`Report::outcomes`]).
+/// `accepted == completed + failed + timed_out + closed_idle + force_closed +
+/// unserved + panicked` (see [`Report::outcomes`]).
 ///
 /// `Display` writes one line for humans:
 ///
 /// ```text
-/// drained in 1.2ms: 3 accepted, 2 completed, 0 failed, 1 closed idle, 0 force-closed, 0 unserved, 0 panicked
+/// drained in 1.2ms: 3 accepted, 2 completed, 0 failed, 0 timed out, 1 closed idle, 0 force-closed, 0 unserved, 0 panicked
 /// ```
 ///
 /// # Example
@@ -49,14 +49,20 @@ pub struct Report {
     /// Connections whose handler returned an error (usually the client went
     /// away mid-exchange).
     pub failed: u64,
+    /// Connections cut for slowness: a read, write or wait that timed out,
+    /// a missed [deadline](crate::Connection::set_deadline), or (HTTP) a
+    /// request head late past its header timeout or data slower than its
+    /// minimum rate. See [`Outcome::TimedOut`](crate::Outcome::TimedOut).
+    pub timed_out: u64,
     /// Connections closed while marked idle at shutdown.
     pub closed_idle: u64,
     /// Connections shut down at the deadline or by a forced shutdown,
     /// including those whose handlers were left behind.
     pub force_closed: u64,
-    /// Connections closed without being served: still queued when shutdown
-    /// was forced, or that could not be prepared (the operating system refused
-    /// to set its blocking mode or timeouts).
+    /// Connections closed without a single turn: still queued, or waiting
+    /// for their first input (a client that connected and sent nothing),
+    /// when shutdown was forced; or that could not be prepared (the
+    /// operating system refused to set their blocking mode or timeouts).
     pub unserved: u64,
     /// Connections whose handler panicked. The worker survived each one.
     pub panicked: u64,
@@ -99,6 +105,7 @@ impl Report {
     pub fn outcomes(&self) -> u64 {
         self.completed
             + self.failed
+            + self.timed_out
             + self.closed_idle
             + self.force_closed
             + self.unserved
@@ -111,12 +118,13 @@ impl fmt::Display for Report {
         let how = if self.forced { "forced" } else { "drained" };
         write!(
             f,
-            "{how} in {:.1?}: {} accepted, {} completed, {} failed, {} closed idle, \
+            "{how} in {:.1?}: {} accepted, {} completed, {} failed, {} timed out, {} closed idle, \
              {} force-closed, {} unserved, {} panicked",
             self.shutdown,
             self.accepted,
             self.completed,
             self.failed,
+            self.timed_out,
             self.closed_idle,
             self.force_closed,
             self.unserved,
@@ -169,6 +177,8 @@ pub struct Stats {
     pub completed: u64,
     /// See [`Report::failed`].
     pub failed: u64,
+    /// See [`Report::timed_out`].
+    pub timed_out: u64,
     /// See [`Report::closed_idle`].
     pub closed_idle: u64,
     /// See [`Report::force_closed`].

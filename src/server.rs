@@ -41,6 +41,16 @@ const DEFAULT_FORCE_GRACE: Duration = Duration::from_secs(1);
 /// idle connection (Node's `keepAliveTimeout` is 5 s, nginx's 75 s), short
 /// enough that abandoned connections do not pile up.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default read and write timeouts: how long one read or write inside a
+/// turn may wait for the client. nginx bounds each read of a request
+/// (`client_header_timeout`, `client_body_timeout`) and each write of a
+/// response (`send_timeout`) by 60 s; a worker blocked for a minute on a
+/// silent client is the most a handler that reads or writes past what has
+/// arrived should risk. They bound each call, not a turn: a protocol
+/// bounds whole requests with deadlines
+/// ([`Connection::set_deadline`](crate::Connection::set_deadline); the HTTP
+/// layer's header timeout and minimum rates).
+const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default listen backlog. std listens with 128, which a burst of clients
 /// overflows (the kernel then drops SYNs, costing clients a 1 s retransmit).
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -105,6 +115,7 @@ struct Config {
     force_grace: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    wait_timeout: Option<Duration>,
     backend: Backend,
     inherit: Inherit,
     notify: bool,
@@ -123,8 +134,9 @@ impl Default for Config {
             idle_grace: Duration::ZERO,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             force_grace: DEFAULT_FORCE_GRACE,
-            read_timeout: None,
-            write_timeout: None,
+            read_timeout: Some(DEFAULT_IO_TIMEOUT),
+            write_timeout: Some(DEFAULT_IO_TIMEOUT),
+            wait_timeout: None,
             backend: Backend::native(),
             inherit: Inherit::No,
             notify: false,
@@ -180,6 +192,9 @@ impl Config {
         if self.idle_timeout == Some(Duration::ZERO) {
             return invalid("idle_timeout", "must be above zero, or None");
         }
+        if self.wait_timeout == Some(Duration::ZERO) {
+            return invalid("wait_timeout", "must be above zero, or None");
+        }
         Ok(())
     }
 }
@@ -197,6 +212,10 @@ impl Builder {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = DEFAULT_IDLE_TIMEOUT;
     /// The default of [`force_grace`](Self::force_grace).
     pub const DEFAULT_FORCE_GRACE: Duration = DEFAULT_FORCE_GRACE;
+    /// The default of [`read_timeout`](Self::read_timeout): 60 s.
+    pub const DEFAULT_READ_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
+    /// The default of [`write_timeout`](Self::write_timeout): 60 s.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
 
     fn new(source: Source) -> Builder {
         Builder {
@@ -348,24 +367,48 @@ impl Builder {
         self
     }
 
-    /// The read timeout set on every accepted stream. By default, none.
+    /// The read timeout set on every accepted stream, bounding each read
+    /// inside a turn. By default, 60 s ([`DEFAULT_READ_TIMEOUT`](Self::DEFAULT_READ_TIMEOUT)).
     ///
-    /// Inside a turn, a silent client then makes the handler's `read` fail
-    /// with `WouldBlock` or `TimedOut` instead of holding a worker for ever.
-    /// Between turns it bounds a mid-conversation wait
-    /// ([`Next::Wait`](crate::Next::Wait)): the connection is closed and
-    /// counted as [`failed`](Report::failed). Must not be zero.
+    /// A handler that reads past what has arrived then fails with
+    /// `WouldBlock` or `TimedOut` (counted as
+    /// [`timed_out`](Report::timed_out)) when the client stays silent this
+    /// long, instead of holding its worker for ever; 60 s is nginx's bound
+    /// on each read of a request. It bounds one read, not a turn: a client
+    /// trickling a byte at a time keeps each read short. Bound whole
+    /// requests with a [deadline](crate::Connection::set_deadline), as the
+    /// HTTP layer does. It does not apply between turns: see
+    /// [`wait_timeout`](Self::wait_timeout) and
+    /// [`idle_timeout`](Self::idle_timeout). `None` waits for ever. Must not
+    /// be zero.
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Builder {
         self.config.read_timeout = timeout;
         self
     }
 
-    /// The write timeout set on every accepted stream. By default, none.
+    /// The write timeout set on every accepted stream, bounding each write
+    /// inside a turn. By default, 60 s ([`DEFAULT_WRITE_TIMEOUT`](Self::DEFAULT_WRITE_TIMEOUT)),
+    /// nginx's `send_timeout`.
     ///
     /// A client that stops reading then makes the handler's `write` fail
-    /// instead of holding a worker for ever. Must not be zero.
+    /// (counted as [`timed_out`](Report::timed_out)) instead of holding a
+    /// worker for ever. `None` waits for ever. Must not be zero.
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Builder {
         self.config.write_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may wait mid-conversation
+    /// ([`Next::Wait`](crate::Next::Wait)) between turns. By default, for
+    /// ever (`None`).
+    ///
+    /// A waiting connection holds no worker, only its socket, so the default
+    /// lets a client stay connected and silent as long as it likes (the echo
+    /// server's `nc` clients), as a thread-per-connection server would. When
+    /// it passes, the connection is closed and counted as
+    /// [`timed_out`](Report::timed_out). Must not be zero.
+    pub fn wait_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.wait_timeout = timeout;
         self
     }
 
@@ -822,7 +865,7 @@ impl Server {
         let registry = Arc::new(Registry::new(acceptor_waker.clone(), config.hook.clone()));
         let timeouts = Timeouts {
             idle: config.idle_timeout,
-            read: config.read_timeout,
+            wait: config.wait_timeout,
         };
         let (pool, worker_wakes) = pool::new(
             config.workers,
@@ -1167,6 +1210,7 @@ impl StatsHandle {
             accepted: tally.accepted,
             completed: tally.completed,
             failed: tally.failed,
+            timed_out: tally.timed_out,
             closed_idle: tally.closed_idle,
             force_closed: tally.force_closed,
             unserved: tally.unserved,

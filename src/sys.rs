@@ -19,6 +19,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 #[cfg(windows)]
 use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// A descriptor (unix) or socket (Windows) borrowed for the call.
@@ -198,6 +199,26 @@ impl Poller {
             Poller::Poll(set) => {
                 set.entries.remove(&raw(fd));
                 Ok(())
+            }
+        }
+    }
+
+    /// Stops reporting `fd` until it is [rearmed](Self::rearm), without
+    /// forgetting it: for a one-shot descriptor taken away from the wait
+    /// before it was reported (a parked connection whose deadline passed).
+    pub(crate) fn disarm(&mut self, fd: Raw) {
+        match self {
+            // A stray report of a descriptor no longer parked is ignored by
+            // the acceptor, and it disarms the one-shot registration by
+            // itself: no system call needed.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Poller::Epoll(_) => {}
+            // The poll set must never poll a descriptor that may be closed
+            // meanwhile, so its entry is disarmed now.
+            Poller::Poll(set) => {
+                if let Some((_, _, armed)) = set.entries.get_mut(&fd) {
+                    *armed = false;
+                }
             }
         }
     }
@@ -497,6 +518,83 @@ pub(crate) fn wait_two(
         Err(e) => Err(e),
     }
 }
+
+/// Reads what `stream` already holds into `buf`, without blocking:
+/// `WouldBlock` when nothing has arrived. The stream stays blocking for
+/// everyone else: on unix this is one `recv` with `MSG_DONTWAIT`.
+#[cfg(unix)]
+pub(crate) fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes, and the
+    // descriptor is borrowed from an open stream for the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    // A negative count is -1 with `errno` set.
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Reads what `stream` already holds into `buf`, without blocking. Winsock
+/// has no per-call flag for it, so the socket is switched to nonblocking
+/// mode for the read.
+#[cfg(windows)]
+pub(crate) fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    stream.set_nonblocking(true)?;
+    let result = (&*stream).read(buf);
+    stream.set_nonblocking(false)?;
+    result
+}
+
+/// Writes what `stream`'s send buffer takes of `buf` now, without blocking:
+/// `WouldBlock` when it is full.
+#[cfg(unix)]
+pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    // A peer that has gone must give an error, not a SIGPIPE.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // Elsewhere std sets `SO_NOSIGPIPE` on its sockets instead.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = libc::MSG_DONTWAIT;
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes, and the
+    // descriptor is borrowed from an open stream for the call.
+    let n = unsafe { libc::send(stream.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Writes what `stream`'s send buffer takes of `buf` now, without blocking.
+#[cfg(windows)]
+pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    use std::io::Write;
+    stream.set_nonblocking(true)?;
+    let result = (&*stream).write(buf);
+    stream.set_nonblocking(false)?;
+    result
+}
+
+/// Waits until `stream` can take more output (or has failed) or `timeout`
+/// passes; returns whether it can.
+pub(crate) fn wait_writable(stream: Borrowed<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut fds = [poll_entry(raw(stream))];
+    fds[0].events = POLL_OUT;
+    match poll(&mut fds, Some(timeout)) {
+        Ok(()) => Ok(fds[0].revents != 0),
+        // Interrupted: the caller looks at its deadline and waits again.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `poll` event for "output possible".
+#[cfg(unix)]
+const POLL_OUT: std::ffi::c_short = libc::POLLOUT;
+/// `POLLWRNORM` (winsock2.h): normal data can be written without blocking.
+#[cfg(windows)]
+const POLL_OUT: std::ffi::c_short = 0x0010;
 
 /// Sets the accept backlog of a listening socket. Calling `listen` again on
 /// a listening socket only changes its backlog; the kernel caps the value at

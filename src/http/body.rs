@@ -11,8 +11,9 @@
 
 use std::fmt;
 use std::io::{self, BufRead, Read};
+use std::time::Instant;
 
-use super::limits::Limits;
+use super::limits::{Limits, MinRate};
 use super::transport::Transport;
 
 /// A chunk size has at most this many hex digits: 16 fill a `u64`. More
@@ -38,7 +39,8 @@ pub(crate) enum Failure {
     Malformed,
     /// More than the body limit arrived.
     TooLarge,
-    /// The client went silent past the connection's read timeout.
+    /// The client went silent past the connection's read timeout, or fell
+    /// behind the minimum body rate.
     TimedOut,
     /// The client closed the connection before the end of the body.
     Truncated,
@@ -64,7 +66,7 @@ impl Failure {
             Failure::TooLarge => (io::ErrorKind::InvalidData, "request body over the limit"),
             Failure::TimedOut => (
                 io::ErrorKind::TimedOut,
-                "timed out reading the request body",
+                "request body slower than the read timeout or the minimum body rate",
             ),
             Failure::Truncated => (
                 io::ErrorKind::UnexpectedEof,
@@ -133,6 +135,10 @@ pub struct Body<'a> {
     wire: u64,
     /// A `100 Continue` is owed before the first read.
     continue_pending: bool,
+    /// The slowest the body may arrive, timed from `start`.
+    rate: Option<MinRate>,
+    /// When the body began to be read (or the client was told to send it).
+    start: Instant,
     failure: Option<Failure>,
 }
 
@@ -157,7 +163,17 @@ impl<'a> Body<'a> {
             wire: 0,
             // Nothing to continue to without a body.
             continue_pending: expect_continue && state != State::Done,
+            rate: limits.min_body_rate,
+            start: Instant::now(),
             failure: None,
+        }
+    }
+
+    /// Bounds the next wait for input by the minimum rate: the body must
+    /// have reached `wire` bytes by the rate's deadline for them.
+    fn pace(&mut self) {
+        if let Some(rate) = self.rate {
+            self.io.set_deadline(rate.deadline(self.start, self.wire));
         }
     }
 
@@ -347,11 +363,14 @@ impl Read for Body<'_> {
             if let Err(error) = sent {
                 return Err(self.fail_io(error));
             }
+            // The client starts sending now.
+            self.start = Instant::now();
         }
         if buf.is_empty() {
             return Ok(0);
         }
         loop {
+            self.pace();
             match self.state {
                 State::Done => return Ok(0),
                 State::Length { remaining } => {

@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
 
-use super::transport::testing::Mock;
+use super::transport::testing::{turn, Mock};
 use super::*;
 
 /// How many cases the test runs.
@@ -255,24 +255,30 @@ fn run_case(case: u64) {
             max_headers: rng.below(5),
             max_target: rng.below(20),
             max_body: rng.below(10) as u64,
+            gathered_body: rng.below(12) as u64,
+            ..Limits::default()
         }
     } else {
         Limits::default()
     };
     let handler = handler(app(rng.next())).limits(limits);
-    // Every call that keeps the connection consumes at least one byte, so
-    // this many calls are enough unless something loops.
+    let serve = |mock: &mut Mock| handler.serve_one(mock);
+    // Every turn that keeps the connection consumes at least one byte, so
+    // this many turns are enough unless something loops.
     for _ in 0..=input.len() + 1 {
-        let served = panic::catch_unwind(AssertUnwindSafe(|| handler.serve_one(&mut mock)));
-        let keep_alive = match served {
-            Ok(Ok(keep_alive)) => keep_alive,
-            Ok(Err(error)) => panic!("case {case}: in-memory I/O cannot fail, got {error}"),
+        let served = panic::catch_unwind(AssertUnwindSafe(|| turn(&mut mock, &serve)));
+        let (output, keep_alive) = match served {
+            Ok((output, Ok(keep_alive))) => (output, keep_alive),
+            // A silent client: answered `408`.
+            Ok((output, Err(error))) if error.kind() == std::io::ErrorKind::TimedOut => {
+                (output, false)
+            }
+            Ok((_, Err(error))) => panic!("case {case}: in-memory I/O cannot fail, got {error}"),
             Err(_) => panic!(
                 "case {case}: serving panicked on {:?}",
                 String::from_utf8_lossy(&input)
             ),
         };
-        let output = mock.take_output();
         if !output.is_empty() {
             check_output(&output, case);
         }

@@ -7,7 +7,7 @@ use std::io;
 use super::limits::Limits;
 use super::request::Request;
 use super::response::Response;
-use super::serve::serve_request;
+use super::serve::{serve_request, Served};
 use super::transport::Transport;
 
 /// An HTTP handler for a [`Server`](crate::Server): made by [`handler`]
@@ -93,9 +93,9 @@ where
         self
     }
 
-    /// Serves one request on `io`; returns whether the connection may stay
-    /// open. See [`serve_request`].
-    pub(crate) fn serve_one(&self, io: &mut dyn Transport) -> io::Result<bool> {
+    /// Serves one request on `io`, if it has arrived; returns what the
+    /// connection does next. See [`serve_request`].
+    pub(crate) fn serve_one(&self, io: &mut dyn Transport) -> io::Result<Served> {
         serve_request(io, &self.limits, &self.app)
     }
 }

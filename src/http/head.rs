@@ -1,20 +1,23 @@
-//! Reading a request head off the connection and checking it: everything
-//! that can be refused before the handler runs.
+//! Checking a request head: everything that can be refused before the
+//! handler runs.
 //!
-//! The head is read one line at a time, so that nothing after it (the body,
-//! a pipelined request) is taken from the connection's buffer, and so that
-//! each limit is checked as soon as it can be: a request line that is too
-//! long is refused before the headers arrive, a head with too many headers
-//! before the rest of them. The complete head is then parsed by `httparse`
-//! and checked against RFC 9112's framing rules, the ones whose violation
-//! lets a request be smuggled past a proxy.
+//! [`parse_head`] looks at the bytes that have arrived so far, without
+//! reading: it says whether they hold a complete head (and parses it with
+//! `httparse`), only part of one, or something to refuse. Each limit is
+//! checked as soon as it can be, so a request line that is too long is
+//! refused before the headers arrive, a head with too many headers before
+//! the rest of them. The complete head is checked against RFC 9112's framing
+//! rules, the ones whose violation lets a request be smuggled past a proxy.
+//!
+//! Lines may end in CRLF or in a bare LF (RFC 9112, section 2.2), the same
+//! way wherever the head ends: a bare-LF request followed by a CRLF one in
+//! the same read is two requests.
 
-use std::io::{self, BufRead, Read};
+use std::borrow::Cow;
 
 use super::body::Framing;
 use super::limits::Limits;
 use super::request::{Headers, Version};
-use super::transport::Transport;
 
 /// A request head that passed every check.
 #[derive(Debug)]
@@ -39,7 +42,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16) -> Refusal {
+    pub(crate) fn new(status: u16) -> Refusal {
         Refusal {
             status,
             head_only: false,
@@ -47,182 +50,108 @@ impl Refusal {
     }
 }
 
-/// What reading a head gave.
+/// What the bytes that have arrived hold.
 #[derive(Debug)]
-pub(crate) enum ReadHead {
-    /// A request to serve.
-    Request(Head),
+pub(crate) enum Parsed {
+    /// A complete head, and its length in bytes (with the empty lines
+    /// skipped before it).
+    Complete(Head, usize),
+    /// The start of a head: more must arrive.
+    Partial,
+    /// Nothing, or only empty lines: no request has begun.
+    Blank,
     /// Bad input, to answer before closing.
     Refused(Refusal),
-    /// The client closed the connection, or went silent past the read
-    /// timeout, before sending anything: nothing to answer.
-    Closed,
 }
 
-/// How reading one line ended.
-enum Line {
-    /// It ended with LF.
-    Complete,
-    /// The connection ended first.
-    Eof,
-    /// The line did not end within the limit.
-    OverLimit,
-}
-
-/// Reads a line (up to and including LF) onto the end of `buf`, taking at
-/// most `limit` bytes.
-fn read_line(io: &mut dyn Transport, buf: &mut Vec<u8>, limit: usize) -> io::Result<Line> {
-    let n = io.take(limit as u64).read_until(b'\n', buf)?;
-    Ok(if buf.ends_with(b"\n") && n > 0 {
-        Line::Complete
-    } else if n == limit {
-        Line::OverLimit
-    } else {
-        Line::Eof
-    })
-}
-
-fn is_blank(line: &[u8]) -> bool {
-    line == b"\r\n" || line == b"\n"
-}
-
-fn is_timeout(error: &io::Error) -> bool {
-    // A read timeout surfaces as `WouldBlock` on Unix, `TimedOut` on Windows.
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Reads the next request head from `io` and checks it.
-///
-/// # Errors
-///
-/// An I/O error other than a timeout: the connection is broken.
-pub(crate) fn read_head(io: &mut dyn Transport, limits: &Limits) -> io::Result<ReadHead> {
-    if let Some(read) = read_buffered_head(io, limits)? {
-        return Ok(read);
-    }
-    let mut head = Vec::new();
-    // Bytes of empty lines skipped before the request line: they count
-    // against the head limit too, or a stream of them would never end.
-    let mut skipped = 0;
-    let mut header_lines = 0;
-    let mut in_request_line = true;
-    loop {
-        let line_start = head.len();
-        let budget = limits.max_head.saturating_sub(skipped + head.len());
-        let line = match read_line(io, &mut head, budget) {
-            Ok(line) => line,
-            // Silent between requests: the client is done with us. Silent in
-            // the middle of one: tell it why we give up.
-            Err(error) if is_timeout(&error) => {
-                return Ok(if head.is_empty() {
-                    ReadHead::Closed
-                } else {
-                    ReadHead::Refused(Refusal::new(408))
-                });
-            }
-            Err(error) => return Err(error),
+/// Looks for a request head at the start of `buf`, and checks it.
+pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Parsed {
+    // RFC 9112 section 2.2: ignore empty lines before a request (old
+    // clients send a CRLF after a POST body). They count against the head
+    // limit, or a stream of them would never end.
+    let skipped = blank_lines(buf);
+    let window = &buf[..buf.len().min(limits.max_head)];
+    let over_limit = buf.len() >= limits.max_head;
+    if skipped >= window.len() {
+        return if over_limit {
+            Parsed::Refused(Refusal::new(400))
+        } else {
+            Parsed::Blank
         };
-        match line {
-            // A hang-up between requests is the normal end of a connection;
-            // in the middle of a head the client may still read the answer.
-            Line::Eof if head.is_empty() => return Ok(ReadHead::Closed),
-            Line::Eof => return Ok(ReadHead::Refused(Refusal::new(400))),
-            Line::OverLimit if in_request_line => {
-                // A request line this long is a long target, unless there is
-                // not even a space in it: then it is garbage.
-                let status = if head.contains(&b' ') { 414 } else { 400 };
-                return Ok(ReadHead::Refused(Refusal::new(status)));
-            }
-            Line::OverLimit => return Ok(ReadHead::Refused(Refusal::new(431))),
-            Line::Complete if in_request_line && is_blank(&head) => {
-                // RFC 9112 section 2.2: ignore empty lines before a request
-                // (old clients send a CRLF after a POST body).
-                skipped += head.len();
-                head.clear();
-            }
-            Line::Complete if in_request_line => {
-                if let Err(status) = check_request_line(&head, limits) {
-                    return Ok(ReadHead::Refused(Refusal::new(status)));
-                }
-                in_request_line = false;
-            }
-            Line::Complete if is_blank(&head[line_start..]) => break,
-            Line::Complete => {
-                header_lines += 1;
-                if header_lines > limits.max_headers {
-                    return Ok(ReadHead::Refused(Refusal::new(431)));
-                }
-            }
+    }
+    let window = &window[skipped..];
+    let Some(line_end) = window.iter().position(|&b| b == b'\n') else {
+        if !over_limit {
+            return Parsed::Partial;
         }
-    }
-    Ok(match parse(&head, header_lines, limits) {
-        Ok(head) => ReadHead::Request(head),
-        Err(refusal) => ReadHead::Refused(refusal),
-    })
-}
-
-/// The fast path of [`read_head`]: when the whole head is already in the
-/// connection's buffer (a request usually arrives in one packet), it is
-/// checked and parsed in place and consumed in one go, with the same limits
-/// and answers as the line-by-line path. `None` when the buffer holds less
-/// (or something unusual, like empty lines before the request): the
-/// line-by-line path takes over, losing nothing.
-fn read_buffered_head(io: &mut dyn Transport, limits: &Limits) -> io::Result<Option<ReadHead>> {
-    let buffered = match io.fill_buf() {
-        Ok(buffered) => buffered,
-        // Nothing read yet, so this is between requests: as in `read_head`.
-        Err(error) if is_timeout(&error) => return Ok(Some(ReadHead::Closed)),
-        Err(error) => return Err(error),
+        // A request line this long is a long target, unless there is not
+        // even a space in it: then it is garbage.
+        let status = if window.contains(&b' ') { 414 } else { 400 };
+        return Parsed::Refused(Refusal::new(status));
     };
-    if buffered.is_empty() {
-        return Ok(Some(ReadHead::Closed));
+    if let Err(status) = check_request_line(&window[..=line_end], limits) {
+        return Parsed::Refused(Refusal::new(status));
     }
-    let window = &buffered[..buffered.len().min(limits.max_head)];
-    let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
+    let Some(end) = head_end(window, line_end) else {
+        // Every line after the request line is a field so far.
+        let header_lines = window.iter().filter(|&&b| b == b'\n').count() - 1;
+        if header_lines > limits.max_headers {
+            return Parsed::Refused(Refusal::new(431));
+        }
+        return if over_limit {
+            Parsed::Refused(Refusal::new(431))
+        } else {
+            Parsed::Partial
+        };
     };
-    let head = &window[..end + 4];
-    let Some(request_line_end) = head.iter().position(|&b| b == b'\n') else {
-        return Ok(None);
-    };
-    if request_line_end <= 1 {
-        // An empty line first: the careful path skips it.
-        return Ok(None);
-    }
-    if let Err(status) = check_request_line(&head[..=request_line_end], limits) {
-        return Ok(Some(ReadHead::Refused(Refusal::new(status))));
-    }
+    let head = &window[..end];
     // Every line but the request line and the final empty one is a field.
     let header_lines = head.iter().filter(|&&b| b == b'\n').count() - 2;
     if header_lines > limits.max_headers {
-        return Ok(Some(ReadHead::Refused(Refusal::new(431))));
+        return Parsed::Refused(Refusal::new(431));
     }
-    let read = match parse(head, header_lines, limits) {
-        Ok(head) => ReadHead::Request(head),
-        Err(refusal) => ReadHead::Refused(refusal),
-    };
-    let len = head.len();
-    io.consume(len);
-    Ok(Some(read))
+    match parse(head, header_lines, limits) {
+        Ok(parsed) => Parsed::Complete(parsed, skipped + end),
+        Err(refusal) => Parsed::Refused(refusal),
+    }
+}
+
+/// The length of the empty lines (CRLF or LF) at the start of `buf`.
+fn blank_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        match &buf[at..] {
+            [b'\n', ..] => at += 1,
+            [b'\r', b'\n', ..] => at += 2,
+            _ => return at,
+        }
+    }
+}
+
+/// Where the head that starts `window` ends: just after the first empty
+/// line (LF LF or LF CR LF) at or after the request line's LF at
+/// `line_end`.
+fn head_end(window: &[u8], line_end: usize) -> Option<usize> {
+    let mut at = line_end;
+    loop {
+        match &window[at + 1..] {
+            [b'\n', ..] => return Some(at + 2),
+            [b'\r', b'\n', ..] => return Some(at + 3),
+            _ => {}
+        }
+        at += 1 + window[at + 1..].iter().position(|&b| b == b'\n')?;
+    }
 }
 
 /// Checks what `httparse` cannot tell us about the request line: a version
 /// it does not parse (`HTTP/2.0`) is `505`, not malformed, and the target's
 /// length has its own limit and status.
 fn check_request_line(line: &[u8], limits: &Limits) -> Result<(), u16> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(_method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some((_method, target, version)) = request_line_parts(line) else {
         // Not three parts: `httparse` will say it is malformed.
         return Ok(());
     };
-    if is_unsupported_version(version) {
+    if matches!(classify_version(version), VersionClass::Unsupported) {
         return Err(505);
     }
     if target.len() > limits.max_target {
@@ -231,23 +160,72 @@ fn check_request_line(line: &[u8], limits: &Limits) -> Result<(), u16> {
     Ok(())
 }
 
-/// Whether `version` is a well-formed HTTP version other than 1.0 and 1.1
-/// (`HTTP/2.0`, `HTTP/3`, `HTTP/1.2`..).
-fn is_unsupported_version(version: &[u8]) -> bool {
+/// The three parts of a request line (with or without its line end), if it
+/// has three.
+fn request_line_parts(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), Some(version), None) => Some((method, target, version)),
+        _ => None,
+    }
+}
+
+/// What a well-formed version says about serving the request.
+enum VersionClass {
+    /// `HTTP/1.0` and `HTTP/1.1`, or not a well-formed version at all
+    /// (`httparse` refuses it as malformed).
+    AsIs,
+    /// `HTTP/1.2` and later 1.x: the same major version, served as the
+    /// highest minor version we speak, 1.1 (RFC 9110, section 2.5).
+    LaterMinor,
+    /// Another major version (`HTTP/2.0`, `HTTP/3`): `505`.
+    Unsupported,
+}
+
+fn classify_version(version: &[u8]) -> VersionClass {
     let Some(number) = version.strip_prefix(b"HTTP/") else {
-        return false;
+        return VersionClass::AsIs;
     };
     let (major, minor) = match number.iter().position(|&b| b == b'.') {
         Some(dot) => (&number[..dot], &number[dot + 1..]),
         None => (number, &b"0"[..]),
     };
     let digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
-    digits(major) && digits(minor) && number != b"1.0" && number != b"1.1"
+    if !digits(major) || !digits(minor) || number == b"1.0" || number == b"1.1" {
+        VersionClass::AsIs
+    } else if major == b"1" && number.contains(&b'.') {
+        VersionClass::LaterMinor
+    } else {
+        VersionClass::Unsupported
+    }
+}
+
+/// The head with a later 1.x version rewritten as `HTTP/1.1`, which
+/// `httparse` parses; the head itself otherwise.
+fn with_served_version(head: &[u8]) -> Cow<'_, [u8]> {
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = &head[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match request_line_parts(line) {
+        Some((_, _, version)) if matches!(classify_version(version), VersionClass::LaterMinor) => {
+            let version_start = line.len() - version.len();
+            let mut rewritten = Vec::with_capacity(head.len());
+            rewritten.extend_from_slice(&line[..version_start]);
+            rewritten.extend_from_slice(b"HTTP/1.1");
+            rewritten.extend_from_slice(&head[line.len()..]);
+            Cow::Owned(rewritten)
+        }
+        _ => Cow::Borrowed(head),
+    }
 }
 
 /// Parses a complete head (ending with its empty line) of `header_lines`
 /// header lines and checks its framing.
 fn parse(bytes: &[u8], header_lines: usize, limits: &Limits) -> Result<Head, Refusal> {
+    let bytes = with_served_version(bytes);
+    let bytes = &bytes[..];
     let mut fields = vec![httparse::EMPTY_HEADER; header_lines];
     let mut parsed = httparse::Request::new(&mut fields);
     match parsed.parse(bytes) {
@@ -301,13 +279,75 @@ fn parse(bytes: &[u8], header_lines: usize, limits: &Limits) -> Result<Head, Ref
 }
 
 /// An HTTP/1.1 request needs exactly one `Host`, any request at most one
-/// (RFC 9112 section 3.2).
+/// (RFC 9112 section 3.2), and its value must be a valid `uri-host [ ":" port ]` (section 3.2):
+/// a server that routed by a `Host` another party reads differently could
+/// be steered by it.
 fn check_host(headers: &Headers, version: Version) -> Result<(), u16> {
-    match headers.get_all_bytes("host").count() {
-        0 if version == Version::Http11 => Err(400),
-        0 | 1 => Ok(()),
+    let mut hosts = headers.get_all_bytes("host");
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == Version::Http11 => Err(400),
+        (None, _) => Ok(()),
+        (Some(host), None) if is_host(host) => Ok(()),
         _ => Err(400),
     }
+}
+
+/// Whether `value` is `uri-host [ ":" port ]` (RFC 3986, section 3.2.2):
+/// an IP literal in brackets, or a name of unreserved characters,
+/// percent-escapes and sub-delimiters; then an optional port of digits. An
+/// empty value is allowed (a target without an authority).
+fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(literal) => {
+            let Some(close) = literal.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let inside = &literal[..close];
+            let literal_ok = !inside.is_empty()
+                && inside
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b) || is_unreserved(b));
+            if !literal_ok {
+                return false;
+            }
+            (&b""[..], &literal[close + 1..])
+        }
+        None => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    port_ok && is_reg_name(host)
+}
+
+/// `reg-name`: unreserved characters, `%` escapes and sub-delimiters.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        let b = name[at];
+        if b == b'%' {
+            let escape = name.get(at + 1..at + 3);
+            if !escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            at += 3;
+            continue;
+        }
+        if !(is_unreserved(b) || b"!$&'()*+,;=".contains(&b)) {
+            return false;
+        }
+        at += 1;
+    }
+    true
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
 }
 
 /// How the body is delimited (RFC 9112 section 6.3), or the status that
@@ -330,8 +370,10 @@ fn framing(headers: &Headers, version: Version) -> Result<Framing, u16> {
     Ok(Framing::Empty)
 }
 
-/// `Transfer-Encoding` must be exactly `chunked`: another coding is `501`,
-/// `chunked` twice (or not last) is `400`.
+/// `Transfer-Encoding` must end with `chunked`, or the body's length cannot
+/// be known (RFC 9112 section 6.3): `400`, as is `chunked` twice. `chunked`
+/// after another coding (`gzip, chunked`) is well framed but a coding we do
+/// not decode: `501`.
 fn transfer_coding(headers: &Headers) -> Result<Framing, u16> {
     let mut codings = Vec::new();
     for value in headers.get_all_bytes("transfer-encoding") {
@@ -343,16 +385,16 @@ fn transfer_coding(headers: &Headers) -> Result<Framing, u16> {
                 .filter(|coding| !coding.is_empty()),
         );
     }
-    if codings
-        .iter()
-        .any(|coding| !coding.eq_ignore_ascii_case("chunked"))
-    {
-        return Err(501);
-    }
-    if codings.len() == 1 {
-        Ok(Framing::Chunked)
-    } else {
-        Err(400)
+    let is_chunked = |coding: &&str| coding.eq_ignore_ascii_case("chunked");
+    match codings.split_last() {
+        Some((last, before)) if is_chunked(last) && !before.iter().any(is_chunked) => {
+            if before.is_empty() {
+                Ok(Framing::Chunked)
+            } else {
+                Err(501)
+            }
+        }
+        _ => Err(400),
     }
 }
 
@@ -380,19 +422,18 @@ fn content_length(headers: &Headers) -> Result<u64, u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::transport::testing::Mock;
 
-    fn read(input: &str) -> ReadHead {
+    fn read(input: &str) -> Parsed {
         read_with(input, &Limits::default())
     }
 
-    fn read_with(input: &str, limits: &Limits) -> ReadHead {
-        read_head(&mut Mock::new(input), limits).expect("a Vec cannot fail")
+    fn read_with(input: &str, limits: &Limits) -> Parsed {
+        parse_head(input.as_bytes(), limits)
     }
 
     fn head(input: &str) -> Head {
         match read(input) {
-            ReadHead::Request(head) => head,
+            Parsed::Complete(head, _) => head,
             other => panic!("{input:?} must parse, got {other:?}"),
         }
     }
@@ -403,7 +444,7 @@ mod tests {
 
     fn refused_with(input: &str, limits: &Limits) -> u16 {
         match read_with(input, limits) {
-            ReadHead::Refused(refusal) => refusal.status,
+            Parsed::Refused(refusal) => refusal.status,
             other => panic!("{input:?} must be refused, got {other:?}"),
         }
     }
@@ -422,6 +463,28 @@ mod tests {
         let head = self::head("GET / HTTP/1.0\nConnection: keep-alive\n\n");
         assert_eq!(head.version, Version::Http10);
         assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn a_head_ends_at_its_first_empty_line_whatever_the_line_ends() {
+        let length = |input: &str| match read(input) {
+            Parsed::Complete(_, length) => length,
+            other => panic!("{input:?} must parse, got {other:?}"),
+        };
+        let bare = "GET / HTTP/1.1\nHost: x\n\n";
+        let crlf = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        // Followed by a CRLF request in the same read: still its own head.
+        assert_eq!(length(&format!("{bare}{crlf}")), bare.len());
+        assert_eq!(length(&format!("{crlf}{bare}")), crlf.len());
+        // A body holding CRLFCRLF after a bare-LF head does not extend it.
+        let post = "POST / HTTP/1.1\nHost: x\nContent-Length: 4\n\n\r\n\r\n";
+        assert_eq!(length(post), post.len() - 4);
+        // Mixed within one head, and empty lines before it.
+        let mixed = "GET / HTTP/1.1\r\nHost: x\n\r\n";
+        assert_eq!(length(&format!("\r\n\n{mixed}")), 3 + mixed.len());
+        // Not complete until the empty line.
+        assert!(matches!(read("GET / HTTP/1.1\nHost: x\n"), Parsed::Partial));
+        assert!(matches!(read("GET / HTTP/1.1\r\nHost: x\r\n\r"), Parsed::Partial));
     }
 
     #[test]
@@ -465,9 +528,16 @@ mod tests {
         assert_eq!(status("Content-Length: 0x10\r\n"), 400);
         assert_eq!(status("Content-Length: \r\n"), 400);
         assert_eq!(status("Content-Length: 99999999999999999999999\r\n"), 400);
-        assert_eq!(status("Transfer-Encoding: gzip\r\n"), 501);
+        // Chunked must be the final coding, or the length is unknown.
+        assert_eq!(status("Transfer-Encoding: gzip\r\n"), 400);
+        assert_eq!(status("Transfer-Encoding: identity\r\n"), 400);
+        assert_eq!(status("Transfer-Encoding: chunked, identity\r\n"), 400);
+        assert_eq!(
+            status("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"),
+            400
+        );
+        // Framed, but with a coding we do not decode.
         assert_eq!(status("Transfer-Encoding: gzip, chunked\r\n"), 501);
-        assert_eq!(status("Transfer-Encoding: identity\r\n"), 501);
         assert_eq!(status("Transfer-Encoding: chunked, chunked\r\n"), 400);
         assert_eq!(
             status("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
@@ -487,13 +557,45 @@ mod tests {
         assert_eq!(refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
         assert_eq!(refused("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
         head("GET / HTTP/1.0\r\n\r\n");
+        for bad in [
+            "exa mple.com",
+            "a/b@c",
+            "x:abc",
+            "x:80:80",
+            "a@b",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "%zz",
+            "a\"b",
+        ] {
+            let input = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(refused(&input), 400, "{bad:?}");
+        }
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]:80",
+            "[::1]",
+            "x:",
+            "a%20b",
+            "sub_domain.example~",
+            "",
+        ] {
+            head(&format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n"));
+        }
     }
 
     #[test]
     fn versions() {
         assert_eq!(refused("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(refused("GET / HTTP/3\r\n\r\n"), 505);
-        assert_eq!(refused("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), 505);
+        // A later minor version is served as the highest we speak.
+        let later = head("GET / HTTP/1.2\r\nHost: x\r\n\r\n");
+        assert_eq!(later.version, Version::Http11);
+        assert_eq!(head("GET /a HTTP/1.9\nHost: x\n\n").target, "/a");
+        assert_eq!(refused("GET / HTTP/2.1\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(refused("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505);
         assert_eq!(refused("GET / HTTP/x.y\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(refused("GET / http/1.1\r\nHost: x\r\n\r\n"), 400);
@@ -541,28 +643,20 @@ mod tests {
             "a".repeat(100 - 32)
         );
         assert_eq!(exact.len(), 100);
-        assert!(matches!(read_with(&exact, &limits), ReadHead::Request(_)));
+        assert!(matches!(read_with(&exact, &limits), Parsed::Complete(..)));
         // Empty lines before the request count too.
         let crlfs = "\r\n".repeat(60);
         assert_eq!(refused_with(&crlfs, &limits), 400);
     }
 
     #[test]
-    fn ends_without_a_request() {
-        assert!(matches!(read(""), ReadHead::Closed));
-        assert!(matches!(read("\r\n\r\n"), ReadHead::Closed));
-        assert_eq!(refused("GET / HTTP/1.1\r\nHost"), 400);
-        let mut silent = Mock::pieces(vec![], true);
-        let limits = Limits::default();
-        assert!(matches!(
-            read_head(&mut silent, &limits),
-            Ok(ReadHead::Closed)
-        ));
-        let mut stalled = Mock::pieces(vec![b"GET / HT".to_vec()], true);
-        assert!(matches!(
-            read_head(&mut stalled, &limits),
-            Ok(ReadHead::Refused(Refusal { status: 408, .. }))
-        ));
+    fn blank_and_partial_input() {
+        assert!(matches!(read(""), Parsed::Blank));
+        assert!(matches!(read("\r\n\r\n"), Parsed::Blank));
+        assert!(matches!(read("\n"), Parsed::Blank));
+        assert!(matches!(read("GET / HT"), Parsed::Partial));
+        assert!(matches!(read("GET / HTTP/1.1\r\nHost"), Parsed::Partial));
+        assert!(matches!(read("\r\nGET"), Parsed::Partial));
     }
 
     #[test]
@@ -581,7 +675,7 @@ mod tests {
         let input = "HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n";
         assert!(matches!(
             read(input),
-            ReadHead::Refused(Refusal {
+            Parsed::Refused(Refusal {
                 status: 413,
                 head_only: true
             })

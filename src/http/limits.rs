@@ -1,10 +1,15 @@
 //! The limits that bound what one request may cost: the size of its head,
-//! its number of headers, the length of its target and the size of its body.
+//! its number of headers, the length of its target and the size of its
+//! body, and how long its head and body may take to arrive and its response
+//! to leave.
 //!
 //! Every buffer the HTTP layer fills is bounded by one of these, so a client
 //! cannot make a connection hold more memory, or read more bytes, than they
-//! allow. A request over a limit is answered with the status that names the
-//! problem and the connection is closed.
+//! allow; and every wait is bounded by one, so a slow client cannot hold a
+//! worker for longer. A request over a limit is answered with the status
+//! that names the problem and the connection is closed.
+
+use std::time::{Duration, Instant};
 
 /// How large a request may be. Set them with
 /// [`HttpHandler::limits`](super::HttpHandler::limits).
@@ -18,6 +23,25 @@
 /// let limits = Limits { max_body: 16 * 1024 * 1024, ..Limits::default() };
 /// assert_eq!(limits.max_headers, 100);
 /// ```
+///
+/// # Slow clients
+///
+/// No worker waits for a client's request: the head, and a body of at most
+/// [`gathered_body`](Self::gathered_body) bytes, are gathered while the
+/// connection waits between turns, and the handler runs once they are in.
+/// What a slow client can still hold is bounded:
+///
+/// | client | what it holds | until |
+/// |---|---|---|
+/// | silent, or stalled in a head | its connection, no worker | `header_timeout` from the head's first byte (`408`), or the server's idle timeout if it sent nothing |
+/// | trickling a head | its connection, no worker | `header_timeout` (`408`) |
+/// | trickling a small body | its connection, no worker | the body is slower than `min_body_rate` (`408`) |
+/// | trickling a larger (or chunked) body the handler reads | a worker | the body is slower than `min_body_rate` (`408`) |
+/// | not reading the response | a worker, once the socket buffers are full | the response is slower than `min_response_rate` (cut) |
+///
+/// A cut counts in [`Report::timed_out`](crate::Report::timed_out), and the
+/// [event hook](crate::Builder::on_event) hears it with the reason as its
+/// error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request head in bytes, by default 16 KiB (Node's
@@ -45,6 +69,85 @@ pub struct Limits {
     /// that grows past it makes the body's `read` fail, and the response is
     /// `413` too.
     pub max_body: u64,
+    /// How long a request head may take to arrive, from its first byte, by
+    /// default 30 s (ASP.NET Kestrel's `RequestHeadersTimeout`; Node's
+    /// `headersTimeout` and nginx's `client_header_timeout` are 60 s). The
+    /// connection holds no worker meanwhile; past it the client gets
+    /// `408 Request Timeout` and the connection is closed.
+    pub header_timeout: Duration,
+    /// The largest body gathered before the handler runs, by default
+    /// 64 KiB: a body with a `Content-Length` up to this size is taken
+    /// while the connection waits between turns (holding no worker), so
+    /// that [`Request::read_body`](super::Request::read_body) returns at
+    /// once. 64 KiB holds the forms and JSON documents of most APIs, and it
+    /// is the same bound as the body left unread that is drained to keep
+    /// the connection; a connection gathering one holds at most
+    /// `max_head + gathered_body` bytes of buffer (80 KiB by default), less
+    /// than the kernel's default receive buffer for a TCP socket (128 KiB
+    /// on Linux).
+    ///
+    /// Larger bodies, chunked ones, and bodies the client waits to send
+    /// until told (`Expect: 100-continue`) stream to the handler as it
+    /// reads them. Zero gathers none.
+    pub gathered_body: u64,
+    /// The slowest a request body may arrive, by default 240 bytes a second
+    /// after a 5 s grace (Kestrel's `MinRequestBodyDataRate`). A body that
+    /// falls behind is answered `408 Request Timeout` and the connection is
+    /// closed. A gathered body is timed from the end of its head. `None`
+    /// removes the bound, leaving only the server's read timeout on each
+    /// read.
+    pub min_body_rate: Option<MinRate>,
+    /// The slowest a client may read a response, by default 240 bytes a
+    /// second after a 5 s grace (Kestrel's `MinResponseDataRate`). A client
+    /// that falls behind is cut: the connection is closed without the rest
+    /// of the response, so that a client that does not read cannot hold a
+    /// worker. `None` removes the bound, leaving only the server's write
+    /// timeout on each write.
+    pub min_response_rate: Option<MinRate>,
+}
+
+/// A minimum data rate: after `grace`, at least `bytes_per_second` on
+/// average since the start. See [`Limits::min_body_rate`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use graceful_server::http::{Limits, MinRate};
+///
+/// // Uploads from clients on slow links: 100 bytes a second after 10 s.
+/// let slow = MinRate { bytes_per_second: 100, grace: Duration::from_secs(10) };
+/// let limits = Limits { min_body_rate: Some(slow), ..Limits::default() };
+/// # let _ = limits;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRate {
+    /// The rate. Zero means no minimum beyond the grace: everything must
+    /// have moved within it.
+    pub bytes_per_second: u64,
+    /// How long before the rate applies (a first byte may take a while).
+    pub grace: Duration,
+}
+
+/// Kestrel's defaults for both of its minimum data rates.
+const DEFAULT_MIN_RATE: MinRate = MinRate {
+    bytes_per_second: 240,
+    grace: Duration::from_secs(5),
+};
+
+impl MinRate {
+    /// When a transfer that started at `start` and has moved `bytes` falls
+    /// behind the rate: `start + grace + bytes / rate`. `None` if that is
+    /// too far to represent (no bound in practice).
+    pub(crate) fn deadline(&self, start: Instant, bytes: u64) -> Option<Instant> {
+        let allowed = match self.bytes_per_second {
+            0 => Duration::ZERO,
+            rate => {
+                let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(rate);
+                Duration::from_nanos(u64::try_from(nanos).ok()?)
+            }
+        };
+        start.checked_add(self.grace)?.checked_add(allowed)
+    }
 }
 
 impl Default for Limits {
@@ -54,6 +157,39 @@ impl Default for Limits {
             max_headers: 100,
             max_target: 8 * 1024,
             max_body: 1024 * 1024,
+            header_timeout: Duration::from_secs(30),
+            gathered_body: 64 * 1024,
+            min_body_rate: Some(DEFAULT_MIN_RATE),
+            min_response_rate: Some(DEFAULT_MIN_RATE),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_deadline_grows_with_the_bytes() {
+        let start = Instant::now();
+        let rate = MinRate {
+            bytes_per_second: 1000,
+            grace: Duration::from_secs(2),
+        };
+        assert_eq!(rate.deadline(start, 0), Some(start + Duration::from_secs(2)));
+        assert_eq!(
+            rate.deadline(start, 500),
+            Some(start + Duration::from_millis(2500))
+        );
+        let zero = MinRate {
+            bytes_per_second: 0,
+            ..rate
+        };
+        assert_eq!(zero.deadline(start, 1 << 40), Some(start + Duration::from_secs(2)));
+        let huge = MinRate {
+            bytes_per_second: 1,
+            grace: Duration::MAX,
+        };
+        assert_eq!(huge.deadline(start, u64::MAX), None);
     }
 }

@@ -153,6 +153,7 @@
 
 mod body;
 mod date;
+mod gather;
 mod handler;
 mod head;
 mod limits;
@@ -172,7 +173,7 @@ mod fuzz;
 
 pub use body::Body;
 pub use handler::{handler, HttpHandler};
-pub use limits::Limits;
+pub use limits::{Limits, MinRate};
 pub use readiness::readiness;
 pub use request::{Headers, Request, Version};
 pub use response::Response;

@@ -1,17 +1,20 @@
-//! Serving one request: read its head, call the handler, write the
-//! response, and decide whether the connection can carry another request.
+//! Serving one request: gather it, call the handler, write the response,
+//! and decide what the connection does next.
 //!
-//! One call serves exactly one request, and leaves whatever follows it (a
+//! One call serves at most one request, and leaves whatever follows it (a
 //! pipelined request) in the connection's buffer: the server calls again
 //! when there is more input, and pipelined requests are answered in order
-//! without anything special being done for them.
+//! without anything special being done for them. A request not all there
+//! yet ends the call early, its bytes kept for the next one.
 
-use std::io;
+use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
+use std::time::Instant;
 
-use super::body::Body;
-use super::head::{read_head, ReadHead};
-use super::limits::Limits;
+use super::body::{Body, Failure};
+use super::gather::{gather, Gathered};
+use super::head::Refusal;
+use super::limits::{Limits, MinRate};
 use super::request::{Request, Version};
 use super::response::Response;
 use super::transport::Transport;
@@ -22,41 +25,60 @@ use super::write::{write_response, Answering};
 /// rest costs less as a new connection than as bytes read for nothing.
 pub(crate) const DRAIN_MAX: u64 = 64 * 1024;
 
-/// Serves one request from `io` with `app`. Returns whether the connection
-/// may stay open for another request.
+/// What the connection does after a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// Wait idle for the next request: a response went out and the
+    /// connection stays open, or nothing of a request has arrived.
+    Idle,
+    /// Part of a request has arrived: wait for the rest, until the
+    /// connection's deadline.
+    Partial,
+    /// Close the connection.
+    Close,
+}
+
+/// Serves one request from `io` with `app`, once it has all arrived.
 ///
-/// `Ok(false)` covers every way a conversation ends normally: the client
-/// closed or went silent before sending anything (nothing is written), a bad
+/// `Ok(Served::Close)` covers every way a conversation ends normally: the
+/// client closed before sending anything (nothing is written), a bad
 /// request (answered, e.g. `400`), a request or response that closes the
 /// connection, and a shutdown in progress.
 ///
 /// # Errors
 ///
-/// The connection failed (reset, or a write error), or the response's body
-/// reader failed; the connection must be closed.
+/// The connection failed (reset, or a write error), the response's body
+/// reader failed, or the client was too slow (kind `TimedOut`: the request
+/// did not arrive in time, and was answered `408`, or the client read the
+/// response too slowly); the connection must be closed.
 ///
 /// # Panics
 ///
 /// If `app` panics, the client gets `500 Internal Server Error` and the
 /// panic goes on, for the server to contain and count.
-pub(crate) fn serve_request<F>(io: &mut dyn Transport, limits: &Limits, app: &F) -> io::Result<bool>
+pub(crate) fn serve_request<F>(
+    io: &mut dyn Transport,
+    limits: &Limits,
+    app: &F,
+) -> io::Result<Served>
 where
     F: Fn(&mut Request<'_>) -> Response + ?Sized,
 {
-    let head = match read_head(io, limits)? {
-        ReadHead::Closed => return Ok(false),
-        ReadHead::Refused(refusal) => {
+    let head = match gather(io, limits)? {
+        Gathered::Request(head) => head,
+        Gathered::Partial => return Ok(Served::Partial),
+        Gathered::Nothing => return Ok(Served::Idle),
+        Gathered::Closed => return Ok(Served::Close),
+        Gathered::Refused(refusal) => {
             // After bad input we cannot tell where the next request would
             // start, so every refusal ends the connection.
-            let answering = Answering {
-                version: Version::Http11,
-                head_only: refusal.head_only,
-                keep_alive: false,
-            };
-            write_response(io, Response::error(refusal.status), answering)?;
-            return Ok(false);
+            refuse(io, refusal, limits)?;
+            return Ok(Served::Close);
         }
-        ReadHead::Request(head) => head,
+        Gathered::Late(why) => {
+            refuse(io, Refusal::new(408), limits)?;
+            return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+        }
     };
     let peer = io.peer_addr();
     let mut answering = Answering {
@@ -84,13 +106,14 @@ where
             // Nothing of the response has been sent (the handler cannot
             // write), so the client can still be told. Best effort: the
             // connection closes either way.
-            let _ = write_response(io, Response::error(500), answering);
+            let _ = write_response(&mut Paced::new(io, limits), Response::error(500), answering);
             // Let the panic go on to the server, which closes the connection
             // and counts it in its report.
             panic::resume_unwind(panic);
         }
     };
 
+    let mut late = None;
     let response = match request.body().failure() {
         // The body broke its framing or its limit, or the client stalled or
         // left in it: whatever the handler made of that, the answer is the
@@ -98,6 +121,9 @@ where
         Some(failure) => match failure.status() {
             Some(status) => {
                 answering.keep_alive = false;
+                if failure == Failure::TimedOut {
+                    late = Some(failure.to_error());
+                }
                 Response::error(status)
             }
             // The connection is broken: nobody to answer.
@@ -105,8 +131,8 @@ where
         },
         None => {
             // The next request starts after this body: skip what the
-            // handler left of it, if that is cheap. No point when closing.
-            if answering.keep_alive && !request.is_shutting_down() {
+            // handler left of it, if that is cheap.
+            if answering.keep_alive {
                 answering.keep_alive = request.body().drain(DRAIN_MAX);
             }
             response
@@ -115,9 +141,88 @@ where
     drop(request);
 
     // Asked after the handler: a shutdown that started during a slow
-    // request must show in its response.
-    if io.is_shutting_down() {
-        answering.keep_alive = false;
+    // request must show in its response. Requests the client has already
+    // sent behind this one are answered too, the last with the close.
+    if io.is_shutting_down() && answering.keep_alive {
+        answering.keep_alive = more_input(io, limits);
     }
-    write_response(io, response, answering)
+    let keep_alive = write_response(&mut Paced::new(io, limits), response, answering);
+    io.set_deadline(None);
+    if let Some(late) = late {
+        return Err(late);
+    }
+    Ok(if keep_alive? {
+        Served::Idle
+    } else {
+        Served::Close
+    })
+}
+
+/// Answers a request refused before the handler ran.
+fn refuse(io: &mut dyn Transport, refusal: Refusal, limits: &Limits) -> io::Result<()> {
+    let answering = Answering {
+        version: Version::Http11,
+        head_only: refusal.head_only,
+        keep_alive: false,
+    };
+    write_response(
+        &mut Paced::new(io, limits),
+        Response::error(refusal.status),
+        answering,
+    )?;
+    io.set_deadline(None);
+    Ok(())
+}
+
+/// Whether the client has sent more than this request already: buffered,
+/// or waiting in the socket now.
+fn more_input(io: &mut dyn Transport, limits: &Limits) -> bool {
+    !io.buffered().is_empty() || io.receive(limits.max_head).is_ok_and(|n| n > 0)
+}
+
+/// The connection as the response's writer: each write bounded by the
+/// minimum response rate, so that a client that does not read cannot hold
+/// the worker.
+struct Paced<'a> {
+    io: &'a mut dyn Transport,
+    rate: Option<MinRate>,
+    start: Instant,
+    sent: u64,
+}
+
+impl<'a> Paced<'a> {
+    fn new(io: &'a mut dyn Transport, limits: &Limits) -> Paced<'a> {
+        // Whatever bounded the request does not bound its response.
+        io.set_deadline(None);
+        Paced {
+            io,
+            rate: limits.min_response_rate,
+            start: Instant::now(),
+            sent: 0,
+        }
+    }
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(rate) = self.rate {
+            self.io.set_deadline(rate.deadline(self.start, self.sent));
+        }
+        let n = self.io.write(buf).map_err(|error| {
+            if error.kind() == io::ErrorKind::TimedOut {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client read the response slower than the minimum response rate",
+                )
+            } else {
+                error
+            }
+        })?;
+        self.sent += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.io.flush()
+    }
 }

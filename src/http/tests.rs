@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::date::is_imf_fixdate;
-use super::transport::testing::{Mock, PEER};
+use super::serve::Served;
+use super::transport::testing::{turn, Mock, PEER};
 use super::*;
 
 /// A response as the client reads it.
@@ -151,14 +152,19 @@ fn converse(input: impl Into<Vec<u8>>) -> Vec<(Vec<u8>, bool)> {
 
 fn converse_with(mut mock: Mock, limits: Limits) -> Vec<(Vec<u8>, bool)> {
     let handler = handler(app(mock.shutting_down.clone())).limits(limits);
+    let serve = |mock: &mut Mock| handler.serve_one(mock);
     let mut turns = Vec::new();
     // A bound, so that a bug that loops fails the test instead of hanging.
     for _ in 0..100 {
-        let keep_alive = handler
-            .serve_one(&mut mock)
-            .expect("in-memory I/O cannot fail");
-        turns.push((mock.take_output(), keep_alive));
-        if !keep_alive {
+        let (output, open) = turn(&mut mock, &serve);
+        let open = match open {
+            Ok(open) => open,
+            // Too slow: answered `408` (or cut), then closed.
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => false,
+            Err(error) => panic!("in-memory I/O cannot fail: {error}"),
+        };
+        turns.push((output, open));
+        if !open {
             return turns;
         }
     }
@@ -305,21 +311,29 @@ fn connection_close_is_honoured() {
 
 #[test]
 fn shutdown_closes_after_the_response() {
-    // Started before the request.
+    // Started before the request: it is answered, and so is the one the
+    // client had already sent behind it, which carries the close.
     let mock =
         Mock::new("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
     mock.shutting_down.store(true, Ordering::SeqCst);
-    let replies = collect(converse_with(mock, Limits::default()), 1, false);
+    let replies = collect(converse_with(mock, Limits::default()), 2, false);
     assert_eq!(replies[0].status, 503);
     assert_eq!(replies[0].text(), "shutting down");
-    assert!(replies[0].closes());
+    assert!(!replies[0].closes());
+    assert_eq!(replies[1].text(), "Hello, world!");
+    assert!(replies[1].closes());
     // Started while the request was served.
-    let replies = replies_to(
-        "GET /slow-shutdown HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        1,
-    );
+    let replies = replies_to("GET /slow-shutdown HTTP/1.1\r\nHost: x\r\n\r\n", 1);
     assert_eq!(replies[0].text(), "done");
     assert!(replies[0].closes());
+    // Pipelined behind one in flight: every one answered, only the last
+    // closes.
+    let batch = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(50);
+    let mock = Mock::new(batch);
+    mock.shutting_down.store(true, Ordering::SeqCst);
+    let replies = collect(converse_with(mock, Limits::default()), 50, false);
+    assert!(replies[..49].iter().all(|reply| !reply.closes()));
+    assert!(replies[49].closes());
     // Not started: ready.
     let replies = replies_to(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -591,7 +605,7 @@ fn public_types_debug_and_are_send_and_sync() {
         Response::new(200)
     });
     let mut mock = Mock::new("GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert!(handler.serve_one(&mut mock).expect("in memory"));
+    assert_eq!(handler.serve_one(&mut mock).expect("in memory"), Served::Idle);
     let debug = debug.lock().map(|d| d.clone()).unwrap_or_default();
     assert!(
         debug.starts_with("Request { method: \"GET\", target: \"/x\""),
@@ -607,6 +621,8 @@ fn huge_limits_do_not_overflow() {
         max_headers: usize::MAX,
         max_target: usize::MAX,
         max_body: u64::MAX,
+        gathered_body: u64::MAX,
+        ..Limits::default()
     };
     let input = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
                  3;a=b\r\nabc\r\n0\r\nT: 1\r\n\r\n\

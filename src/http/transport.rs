@@ -4,15 +4,17 @@
 //! server's connection type, so that it can be tested on bytes in memory and
 //! so that the seam to the server is one small impl (see `turn.rs`).
 
-use std::io::{BufRead, Write};
+use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
+use std::time::Instant;
 
-/// A connection as the HTTP layer sees it: buffered input, unbuffered
-/// output, and two facts about it.
+/// A connection as the HTTP layer sees it: buffered input that can also be
+/// taken without blocking, unbuffered output, a deadline, and two facts
+/// about it.
 ///
-/// The input must be one buffered reader that lives as long as the
-/// connection: requests pipelined behind the current one stay in its buffer
-/// for the next call.
+/// The input must be one buffer that lives as long as the connection: a
+/// partial request, and requests pipelined behind the current one, stay in
+/// it for the next call.
 pub(crate) trait Transport: BufRead + Write {
     /// The client's address.
     fn peer_addr(&self) -> SocketAddr;
@@ -21,50 +23,58 @@ pub(crate) trait Transport: BufRead + Write {
     /// handler has run, so a shutdown that started during a slow request
     /// still shows in its response.
     fn is_shutting_down(&self) -> bool;
+
+    /// The input buffered so far, without reading.
+    fn buffered(&self) -> &[u8];
+
+    /// Takes what has arrived into the buffer without blocking, so that at
+    /// most `limit` bytes are buffered: the number of bytes added, `Ok(0)`
+    /// at end of file, `WouldBlock` when nothing has arrived.
+    fn receive(&mut self, limit: usize) -> io::Result<usize>;
+
+    /// The deadline: reads and writes fail with `TimedOut` past it, and a
+    /// waiting connection gets a call when it passes.
+    fn deadline(&self) -> Option<Instant>;
+
+    fn set_deadline(&mut self, deadline: Option<Instant>);
+
+    /// Whether the deadline is set and has passed.
+    fn is_past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
 }
 
-/// An in-memory connection for tests: input from a buffer, output into a
-/// `Vec`, and a shutdown flag the test (or its handler) can set.
+/// An in-memory connection for tests: input from a script of pieces, output
+/// into a `Vec`, and a shutdown flag the test (or its handler) can set.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::io::{self, BufRead, BufReader, Read, Write};
+    use std::collections::VecDeque;
+    use std::io::{self, BufRead, Read, Write};
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::Instant;
 
     use super::Transport;
+    use crate::http::serve::Served;
 
     /// The address every test connection comes from.
     pub(crate) const PEER: &str = "192.0.2.7:40000";
 
-    /// Input that yields its pieces one `read` at a time, then either end of
-    /// file or a timeout, as a socket with a read timeout would.
-    pub(crate) struct Script {
-        pieces: Vec<Vec<u8>>,
-        then_timeout: bool,
-    }
+    /// A blocking read takes at most this much of a piece, so that heads
+    /// and bodies span refills as they do on a socket.
+    const READ_SIZE: usize = 64;
 
-    impl Read for Script {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let Some(piece) = self.pieces.first_mut() else {
-                return if self.then_timeout {
-                    Err(io::ErrorKind::WouldBlock.into())
-                } else {
-                    Ok(0)
-                };
-            };
-            let n = piece.len().min(buf.len());
-            buf[..n].copy_from_slice(&piece[..n]);
-            piece.drain(..n);
-            if piece.is_empty() {
-                self.pieces.remove(0);
-            }
-            Ok(n)
-        }
-    }
-
+    /// A connection on which the client sends its pieces (one per
+    /// `receive`, at most [`READ_SIZE`] bytes per blocking read), then
+    /// either closes or goes silent.
     pub(crate) struct Mock {
-        input: BufReader<Script>,
+        pieces: VecDeque<Vec<u8>>,
+        /// After the pieces: silent (reads time out, `receive` finds
+        /// nothing) rather than closed.
+        then_silent: bool,
+        buf: Vec<u8>,
+        deadline: Option<Instant>,
         pub(crate) output: Vec<u8>,
         pub(crate) shutting_down: Arc<AtomicBool>,
     }
@@ -75,16 +85,14 @@ pub(crate) mod testing {
             Mock::pieces(vec![input.into()], false)
         }
 
-        /// A connection on which the client sends `pieces`, one per read,
-        /// then closes or (`then_timeout`) goes silent past the timeout.
-        pub(crate) fn pieces(pieces: Vec<Vec<u8>>, then_timeout: bool) -> Mock {
-            let script = Script {
-                pieces,
-                then_timeout,
-            };
+        /// A connection on which the client sends `pieces`, then closes or
+        /// (`then_silent`) goes silent.
+        pub(crate) fn pieces(pieces: Vec<Vec<u8>>, then_silent: bool) -> Mock {
             Mock {
-                // A small buffer, so that heads and bodies span refills.
-                input: BufReader::with_capacity(64, script),
+                pieces: pieces.into_iter().filter(|p| !p.is_empty()).collect(),
+                then_silent,
+                buf: Vec::new(),
+                deadline: None,
                 output: Vec::new(),
                 shutting_down: Arc::new(AtomicBool::new(false)),
             }
@@ -94,21 +102,93 @@ pub(crate) mod testing {
         pub(crate) fn take_output(&mut self) -> Vec<u8> {
             std::mem::take(&mut self.output)
         }
+
+        /// Whether everything the client sends has been taken, and it is
+        /// now silent: a wait for more would end only at the deadline.
+        pub(crate) fn is_silent(&self) -> bool {
+            self.pieces.is_empty() && self.then_silent
+        }
+
+        /// Lets time run to the deadline, as a silent client's would.
+        pub(crate) fn pass_deadline(&mut self) {
+            if self.deadline.is_some() {
+                self.deadline = Some(Instant::now());
+            }
+        }
+
+        /// Takes up to `max` bytes of the next piece into the buffer.
+        fn take(&mut self, max: usize) -> usize {
+            let Some(piece) = self.pieces.front_mut() else {
+                return 0;
+            };
+            let n = piece.len().min(max);
+            self.buf.extend(piece.drain(..n));
+            if piece.is_empty() {
+                self.pieces.pop_front();
+            }
+            n
+        }
+
+        fn silence(&self) -> io::Error {
+            // A socket's read timeout is `WouldBlock`; a deadline `TimedOut`.
+            if self.deadline.is_some() {
+                io::ErrorKind::TimedOut.into()
+            } else {
+                io::ErrorKind::WouldBlock.into()
+            }
+        }
+    }
+
+    /// One turn of the server on `mock`: calls `serve` until a request is
+    /// answered or the conversation ends, letting a silent client's
+    /// deadline pass as time would. Returns what was written, and whether
+    /// the connection stays open or the error that ended it. An idle wait
+    /// on a silent client ends the conversation, as the idle timeout would.
+    pub(crate) fn turn(
+        mock: &mut Mock,
+        serve: &dyn Fn(&mut Mock) -> io::Result<Served>,
+    ) -> (Vec<u8>, io::Result<bool>) {
+        // A bound, so that a bug that loops fails the test instead of
+        // hanging: each call takes a piece, or ends at the deadline.
+        for _ in 0..100_000 {
+            match serve(mock) {
+                Ok(Served::Partial) => {
+                    if mock.is_silent() {
+                        mock.pass_deadline();
+                    }
+                }
+                Ok(Served::Idle) => {
+                    let output = mock.take_output();
+                    let open = !(output.is_empty() && mock.is_silent());
+                    return (output, Ok(open));
+                }
+                Ok(Served::Close) => return (mock.take_output(), Ok(false)),
+                Err(error) => return (mock.take_output(), Err(error)),
+            }
+        }
+        panic!("a request never completed");
     }
 
     impl Read for Mock {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.input.read(buf)
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            self.consume(n);
+            Ok(n)
         }
     }
 
     impl BufRead for Mock {
         fn fill_buf(&mut self) -> io::Result<&[u8]> {
-            self.input.fill_buf()
+            if self.buf.is_empty() && self.take(READ_SIZE) == 0 && self.then_silent {
+                return Err(self.silence());
+            }
+            Ok(&self.buf)
         }
 
         fn consume(&mut self, amt: usize) {
-            self.input.consume(amt);
+            self.buf.drain(..amt.min(self.buf.len()));
         }
     }
 
@@ -129,6 +209,29 @@ pub(crate) mod testing {
 
         fn is_shutting_down(&self) -> bool {
             self.shutting_down.load(Ordering::SeqCst)
+        }
+
+        fn buffered(&self) -> &[u8] {
+            &self.buf
+        }
+
+        fn receive(&mut self, limit: usize) -> io::Result<usize> {
+            let room = limit.saturating_sub(self.buf.len());
+            if room == 0 {
+                return Err(io::ErrorKind::InvalidInput.into());
+            }
+            match self.take(room) {
+                0 if self.then_silent => Err(io::ErrorKind::WouldBlock.into()),
+                n => Ok(n),
+            }
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            self.deadline
+        }
+
+        fn set_deadline(&mut self, deadline: Option<Instant>) {
+            self.deadline = deadline;
         }
     }
 }

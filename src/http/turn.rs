@@ -5,6 +5,8 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::serve::Served;
+
 use crate::sys::AsSource;
 use crate::{Connection, Handler, Next};
 
@@ -23,22 +25,41 @@ impl Transport for Connection {
     fn is_shutting_down(&self) -> bool {
         Connection::is_shutting_down(self)
     }
+
+    fn buffered(&self) -> &[u8] {
+        Connection::buffered(self)
+    }
+
+    fn receive(&mut self, limit: usize) -> io::Result<usize> {
+        Connection::receive(self, limit)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Connection::deadline(self)
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        Connection::set_deadline(self, deadline);
+    }
 }
 
 /// Between requests the connection waits idle ([`Next::Idle`]): it holds no
 /// worker, and shutdown may close it. A request that has started arriving
-/// is served to its end within its turn, so no connection is ever cut in
-/// the middle of a request.
+/// waits mid-conversation ([`Next::Wait`]), also holding no worker, until
+/// it is all there or its deadline passes: shutdown does not cut it.
 impl<F> Handler for HttpHandler<F>
 where
     F: Fn(&mut Request<'_>) -> Response + Send + Sync + 'static,
 {
     fn turn(&self, conn: &mut Connection) -> io::Result<Next> {
-        if self.serve_one(conn)? {
-            return Ok(Next::Idle);
+        match self.serve_one(conn)? {
+            Served::Idle => Ok(Next::Idle),
+            Served::Partial => Ok(Next::Wait),
+            Served::Close => {
+                close_politely(conn);
+                Ok(Next::Close)
+            }
         }
-        close_politely(conn);
-        Ok(Next::Close)
     }
 
     /// A connection that has not sent a request yet is as safe to close at

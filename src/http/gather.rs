@@ -1,0 +1,140 @@
+//! Gathering a request while the connection waits: its head, and a small
+//! body, taken from what has arrived without blocking, across as many turns
+//! as the client needs.
+//!
+//! Each turn takes what the socket holds and looks at the buffer. If the
+//! request is not all there, the turn ends with the connection waiting
+//! (holding no worker) and the bytes left in its buffer; the server calls
+//! again when more arrive, or when the request's deadline passes. The
+//! deadline is the connection's own: the header timeout from the first
+//! byte of the head, then, for a gathered body, the minimum body rate from
+//! the end of the head.
+
+use std::io;
+use std::time::Instant;
+
+use super::body::Framing;
+use super::head::{parse_head, Head, Parsed, Refusal};
+use super::limits::Limits;
+use super::transport::Transport;
+
+/// What the input holds so far.
+#[derive(Debug)]
+pub(crate) enum Gathered {
+    /// A request to serve: its head is consumed; its body follows in the
+    /// buffer (all of it, if small) or on the socket.
+    Request(Head),
+    /// Part of a request: wait for more, until the connection's deadline.
+    Partial,
+    /// Nothing of a request (between requests): wait idle.
+    Nothing,
+    /// The client closed the connection before sending a request.
+    Closed,
+    /// Bad input, to answer before closing.
+    Refused(Refusal),
+    /// The request did not arrive within its deadline: answer `408`, close.
+    Late(&'static str),
+}
+
+/// What taking more input gave.
+enum Took {
+    More,
+    Eof,
+    Nothing,
+}
+
+/// Takes what has arrived, so that at most `limit` bytes are buffered.
+fn take(io: &mut dyn Transport, limit: usize) -> io::Result<Took> {
+    loop {
+        return match io.receive(limit) {
+            Ok(0) => Ok(Took::Eof),
+            Ok(_) => Ok(Took::More),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Took::Nothing),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
+/// The bytes of the body to gather before the handler runs, if any.
+fn body_to_gather(head: &Head, limits: &Limits) -> Option<usize> {
+    match head.framing {
+        // A client waiting for `100 Continue` sends nothing until the
+        // handler reads.
+        Framing::Length(length) if length <= limits.gathered_body && !head.expect_continue => {
+            usize::try_from(length).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Looks at what has arrived, taking more as long as the socket has it.
+///
+/// # Errors
+///
+/// The connection failed.
+pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gathered> {
+    // What an earlier turn already looked at: a head complete beyond it
+    // was completed by this turn's input.
+    let seen = io.buffered().len();
+    loop {
+        match parse_head(io.buffered(), limits) {
+            Parsed::Refused(refusal) => return Ok(Gathered::Refused(refusal)),
+            Parsed::Blank => match take(io, limits.max_head)? {
+                Took::More => {}
+                Took::Eof => return Ok(Gathered::Closed),
+                Took::Nothing => {
+                    // Only empty lines: nothing to keep.
+                    let blank = io.buffered().len();
+                    io.consume(blank);
+                    return Ok(Gathered::Nothing);
+                }
+            },
+            Parsed::Partial => {
+                if io.deadline().is_none() {
+                    // The head's first byte is here: its time starts.
+                    io.set_deadline(Instant::now().checked_add(limits.header_timeout));
+                }
+                match take(io, limits.max_head)? {
+                    Took::More => {}
+                    // Hung up in the head; the client may still read why.
+                    Took::Eof => return Ok(Gathered::Refused(Refusal::new(400))),
+                    Took::Nothing if io.is_past_deadline() => {
+                        return Ok(Gathered::Late("request head not received within the header timeout"));
+                    }
+                    Took::Nothing => return Ok(Gathered::Partial),
+                }
+            }
+            Parsed::Complete(head, length) => {
+                let Some(body) = body_to_gather(&head, limits) else {
+                    io.set_deadline(None);
+                    io.consume(length);
+                    return Ok(Gathered::Request(head));
+                };
+                let whole = length.saturating_add(body);
+                if io.buffered().len() >= whole {
+                    io.set_deadline(None);
+                    io.consume(length);
+                    return Ok(Gathered::Request(head));
+                }
+                if length > seen || io.deadline().is_none() {
+                    // The head has just completed: the body's time starts.
+                    let deadline = limits
+                        .min_body_rate
+                        .and_then(|rate| rate.deadline(Instant::now(), body as u64));
+                    io.set_deadline(deadline);
+                }
+                match take(io, whole)? {
+                    Took::More => {}
+                    Took::Eof => return Ok(Gathered::Refused(Refusal::new(400))),
+                    Took::Nothing if io.is_past_deadline() => {
+                        return Ok(Gathered::Late(
+                            "request body slower than the minimum body rate",
+                        ));
+                    }
+                    Took::Nothing => return Ok(Gathered::Partial),
+                }
+            }
+        }
+    }
+}

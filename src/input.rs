@@ -1,0 +1,176 @@
+//! A connection's input: what its client has sent that no turn has used yet.
+//!
+//! It is a `BufReader` that can also be filled *without blocking*
+//! ([`Input::receive`]), growing up to a limit the caller gives, so that a
+//! protocol can gather a whole request while the connection waits between
+//! turns (holding no worker) and keep the partial bytes for the next turn.
+//! Reads that must wait honour the connection's deadline, if it has one:
+//! they fail with `TimedOut` instead of waiting past it.
+//!
+//! The buffer is allocated on first use and freed when the connection is
+//! parked with nothing in it, so an idle parked connection holds no buffer.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::sys::{self, AsSource};
+
+/// The buffer's usual size, as std's `BufReader`. It grows beyond this only
+/// when [`Input::receive`] is asked to gather more.
+pub(crate) const CAPACITY: usize = 8 * 1024;
+
+pub(crate) struct Input {
+    /// Shared with the registry, which shuts it down at the deadline.
+    socket: Arc<TcpStream>,
+    /// `buf[start..end]` is the unread input; `buf.len()` is the capacity.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes consumed over the connection's life: tells whether a turn used
+    /// any of its input.
+    consumed: u64,
+}
+
+impl Input {
+    pub(crate) fn new(socket: Arc<TcpStream>) -> Input {
+        Input {
+            socket,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            consumed: 0,
+        }
+    }
+
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
+    /// The unread input.
+    pub(crate) fn buffer(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(crate) fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    pub(crate) fn consume(&mut self, amount: usize) {
+        let amount = amount.min(self.end - self.start);
+        self.start += amount;
+        self.consumed += amount as u64;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Frees the buffer if it holds nothing: called when the connection is
+    /// parked, where it may wait for a long time.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.start == self.end {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Reads what the socket holds, without blocking, so that at most
+    /// `limit` bytes are buffered. `Ok(0)` is end of file; `WouldBlock` means
+    /// nothing has arrived.
+    pub(crate) fn receive(&mut self, limit: usize) -> io::Result<usize> {
+        let buffered = self.end - self.start;
+        if buffered >= limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the input buffer already holds the limit",
+            ));
+        }
+        self.make_room(limit);
+        let room = (self.buf.len() - self.end).min(limit - buffered);
+        let n = sys::recv_nonblocking(&self.socket, &mut self.buf[self.end..self.end + room])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Makes room after the unread input for up to `limit` unread bytes in
+    /// all: allocates, moves the input to the front, or grows.
+    fn make_room(&mut self, limit: usize) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; CAPACITY];
+        }
+        if self.end < self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            return;
+        }
+        // Full from the front: grow, doubling, up to the limit.
+        let grown = (self.buf.len() * 2).min(limit).max(self.buf.len());
+        self.buf.resize(grown, 0);
+    }
+
+    /// Fills an empty buffer from the socket, waiting for input (until
+    /// `deadline`, if any), and returns the unread input; empty at end of
+    /// file.
+    pub(crate) fn fill(&mut self, deadline: Option<Instant>) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            if self.buf.is_empty() {
+                self.buf = vec![0; CAPACITY];
+            }
+            self.start = 0;
+            self.end = 0;
+            let n = read_socket(&self.socket, &mut self.buf, deadline)?;
+            self.end = n;
+        }
+        Ok(self.buffer())
+    }
+
+    /// Reads into `out`: from the buffer if it holds anything, else from
+    /// the socket (straight into `out` when that is at least a buffer's
+    /// size, as `BufReader` does).
+    pub(crate) fn read(&mut self, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        if self.start == self.end && out.len() >= CAPACITY {
+            return read_socket(&self.socket, out, deadline);
+        }
+        let available = self.fill(deadline)?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// A blocking read of `stream` (bounded by its read timeout), or, with a
+/// deadline, a read that fails with `TimedOut` once the deadline has passed
+/// without input.
+fn read_socket(stream: &TcpStream, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+    let Some(deadline) = deadline else {
+        return (&*stream).read(out);
+    };
+    loop {
+        match sys::recv_nonblocking(stream, out) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(past_deadline());
+                }
+                sys::wait_two(stream.as_source(), None, Some(left))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// The error of a read or write that would have waited past the
+/// connection's deadline.
+pub(crate) fn past_deadline() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the connection's deadline has passed",
+    )
+}
