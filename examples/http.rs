@@ -17,12 +17,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::http::{self, Request, Response};
+use graceful_server::http::{self, Limits, Request, Response};
 use graceful_server::{Builder, Event, Report, Server};
 
 const USAGE: &str = "usage: http [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
-     [--drain-delay SECS] [--idle-grace SECS] [--read-timeout SECS|none] \
-     [--write-timeout SECS|none] [--poll] [--verbose] [--help]";
+     [--drain-delay SECS] [--idle-grace SECS] [--header-timeout SECS] \
+     [--read-timeout SECS|none] [--write-timeout SECS|none] [--poll] [--verbose] [--help]";
 
 /// The example's own defaults; the others are the library's.
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -65,8 +65,11 @@ options:
                           clients only after the signal [default: 0]
   --idle-grace SECS       how long idle keep-alive connections stay open after
                           the signal [default: {grace}]
-  --read-timeout SECS     disconnect a client silent this long, between or
-                          within requests, or 'none' [default: {timeout}]
+  --header-timeout SECS   answer 408 and disconnect a client whose request
+                          head takes longer than this [default: {timeout}]
+  --read-timeout SECS     disconnect a client silent this long between
+                          requests, or in one read of a request body, or
+                          'none' [default: {timeout}]
   --write-timeout SECS    disconnect a client that stops reading for this
                           long, or 'none' [default: {timeout}]
   --poll                  watch waiting connections with poll(2) instead of
@@ -178,7 +181,11 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
     // Before the `listening on` line: a signal sent right after it must find
     // the handler in place.
     handle.install_ctrl_c()?;
-    let running = server.spawn(http::handler(route))?;
+    let limits = Limits {
+        header_timeout: options.header_timeout,
+        ..Limits::default()
+    };
+    let running = server.spawn(http::handler(route).limits(limits))?;
     // Flushed at once (stdout is line-buffered only on a terminal); a closed
     // stdout must not stop the server.
     {
@@ -246,6 +253,7 @@ struct Options {
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
     idle_grace: Duration,
+    header_timeout: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     poll: bool,
@@ -262,6 +270,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
         idle_grace: DEFAULT_IDLE_GRACE,
+        header_timeout: DEFAULT_TIMEOUT,
         read_timeout: Some(DEFAULT_TIMEOUT),
         write_timeout: Some(DEFAULT_TIMEOUT),
         poll: false,
@@ -301,6 +310,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--drain-timeout" => options.drain_timeout = seconds_or_none(&flag, &value()?)?,
             "--drain-delay" => options.drain_delay = seconds(&flag, &value()?)?,
             "--idle-grace" => options.idle_grace = seconds(&flag, &value()?)?,
+            "--header-timeout" => options.header_timeout = seconds(&flag, &value()?)?,
             "--read-timeout" => options.read_timeout = timeout(&flag, &value()?)?,
             "--write-timeout" => options.write_timeout = timeout(&flag, &value()?)?,
             "--poll" => options.poll = true,
@@ -359,6 +369,8 @@ mod tests {
             "none",
             "--idle-grace",
             "0.5",
+            "--header-timeout",
+            "2.5",
             "--poll",
         ]) else {
             panic!("valid arguments");
@@ -366,6 +378,7 @@ mod tests {
         assert_eq!(options.workers, 4);
         assert_eq!(options.read_timeout, None);
         assert_eq!(options.idle_grace, Duration::from_millis(500));
+        assert_eq!(options.header_timeout, Duration::from_millis(2500));
         assert!(options.poll);
         assert_eq!(args(&["--help"]), Ok(None));
     }
@@ -376,6 +389,7 @@ mod tests {
             &["--workers", "0"][..],
             &["--read-timeout", "0"],
             &["--idle-grace", "none"],
+            &["--header-timeout", "none"],
             &["--drain-timeout", "-1"],
             &["--addr", "localhost"],
             &["--addr"],

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::connection::{Connection, Waiting};
+use crate::connection::{Connection, IoTimeouts, Waiting};
 use crate::error::Error;
 use crate::event::Event;
 use crate::pool::{Due, Job, Pool, Timeouts};
@@ -396,6 +396,10 @@ impl Loop {
             Arc::clone(&self.a.registry),
             Arc::clone(&self.a.signal),
             self.a.new_waiting,
+            IoTimeouts {
+                read: self.a.read_timeout,
+                write: self.a.write_timeout,
+            },
         );
         self.ready.push_back(conn);
     }

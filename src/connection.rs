@@ -10,7 +10,7 @@ use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::input::{self, Input};
 use crate::registry::{Ending, Outcome, Registry};
@@ -190,6 +190,26 @@ where
     }
 }
 
+/// The read and write timeouts set on the socket, kept to bound each wait
+/// of a read or write under a deadline too (which waits in `poll`, where
+/// the socket's own timeouts do not apply).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IoTimeouts {
+    pub(crate) read: Option<Duration>,
+    pub(crate) write: Option<Duration>,
+}
+
+impl IoTimeouts {
+    /// The earlier of `deadline` and `timeout` from now.
+    fn bound(deadline: Option<Instant>, timeout: Option<Duration>) -> Option<Instant> {
+        let deadline = deadline?;
+        Some(match timeout.and_then(|t| Instant::now().checked_add(t)) {
+            Some(limit) => deadline.min(limit),
+            None => deadline,
+        })
+    }
+}
+
 /// How a connection waits between turns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Waiting {
@@ -254,6 +274,7 @@ pub struct Connection {
     input: Input,
     /// See [`Connection::set_deadline`].
     deadline: Option<Instant>,
+    io_timeouts: IoTimeouts,
     /// Set after a turn that left buffered input without consuming any of
     /// it (a partial request): that input waits for more from the socket.
     pub(crate) stalled: bool,
@@ -290,10 +311,12 @@ impl Connection {
         registry: Arc<Registry>,
         signal: Arc<Signal>,
         waiting: Waiting,
+        io_timeouts: IoTimeouts,
     ) -> Connection {
         Connection {
             input: Input::new(socket),
             deadline: None,
+            io_timeouts,
             stalled: false,
             id,
             peer,
@@ -458,9 +481,10 @@ impl Connection {
     /// While it is set:
     ///
     /// - every read or write of the connection that would wait past it fails
-    ///   with an error of kind [`TimedOut`](io::ErrorKind::TimedOut) (without
-    ///   a deadline, the socket's [read](crate::Builder::read_timeout) and
-    ///   [write](crate::Builder::write_timeout) timeouts bound each call);
+    ///   with an error of kind [`TimedOut`](io::ErrorKind::TimedOut) (the
+    ///   server's [read](crate::Builder::read_timeout) and
+    ///   [write](crate::Builder::write_timeout) timeouts still bound each
+    ///   call);
     /// - a connection waiting between turns gets a turn when it passes, even
     ///   if no input has arrived, so that the handler can answer (HTTP's
     ///   `408 Request Timeout`) and close. Check
@@ -481,6 +505,12 @@ impl Connection {
     /// Whether the deadline is set and has passed.
     pub fn is_past_deadline(&self) -> bool {
         self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Bytes written that the client has not acknowledged yet, if the
+    /// system tells.
+    pub(crate) fn unsent_output(&self) -> Option<u64> {
+        sys::unsent_output(self.stream())
     }
 
     /// Whether buffered input waits for a turn: some is buffered, and the
@@ -518,13 +548,15 @@ impl Connection {
 
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.input.read(buf, self.deadline)
+        let bound = IoTimeouts::bound(self.deadline, self.io_timeouts.read);
+        self.input.read(buf, bound)
     }
 }
 
 impl BufRead for Connection {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.input.fill(self.deadline)
+        let bound = IoTimeouts::bound(self.deadline, self.io_timeouts.read);
+        self.input.fill(bound)
     }
 
     fn consume(&mut self, amount: usize) {
@@ -534,7 +566,7 @@ impl BufRead for Connection {
 
 impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let Some(deadline) = self.deadline else {
+        let Some(deadline) = IoTimeouts::bound(self.deadline, self.io_timeouts.write) else {
             return self.stream().write(buf);
         };
         loop {

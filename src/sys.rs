@@ -576,6 +576,58 @@ pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usi
     result
 }
 
+/// How many bytes written to `stream` its peer has not acknowledged yet:
+/// the part of the send queue still on this side. What a client has really
+/// taken is what was written minus this. `None` where the system does not
+/// tell (then only the write timeout bounds a client that does not read).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
+    let mut unsent: c_int = 0;
+    // SAFETY: `TIOCOUTQ` (`SIOCOUTQ` for TCP) writes one `int` through the
+    // pointer, which points at one; the descriptor is borrowed, open.
+    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut unsent) };
+    if result == -1 {
+        return None;
+    }
+    u64::try_from(unsent).ok()
+}
+
+/// How many bytes written to `stream` are still in its send queue
+/// (`SO_NWRITE`).
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
+    let mut unsent: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `SO_NWRITE` writes one `int` and its length through the
+    // pointers, which point at an `int` and its size; the descriptor is
+    // borrowed, open.
+    let result = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NWRITE,
+            (&mut unsent as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    if result == -1 {
+        return None;
+    }
+    u64::try_from(unsent).ok()
+}
+
+/// Not told on this system.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios"
+)))]
+pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
+    let _ = stream;
+    None
+}
+
 /// Waits until `stream` can take more output (or has failed) or `timeout`
 /// passes; returns whether it can.
 pub(crate) fn wait_writable(stream: Borrowed<'_>, timeout: Duration) -> io::Result<bool> {

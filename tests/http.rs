@@ -299,7 +299,7 @@ fn bad_input_gets_its_status_and_the_connection_closes() {
         "a".repeat(9 * 1024)
     );
     // Rejected by the HTTP layer: the answer is the connection's last.
-    let rejected: [(&str, &[u8], u16); 9] = [
+    let rejected: [(&str, &[u8], u16); 10] = [
         ("malformed request line", b"HELLO\r\n\r\n", 400),
         (
             "malformed header",
@@ -321,8 +321,13 @@ fn bad_input_gets_its_status_and_the_connection_closes() {
         ),
         (
             "unknown transfer coding",
-            b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             501,
+        ),
+        (
+            "chunked not the final coding",
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            400,
         ),
         ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: test\r\n\r\n", 505),
     ];
@@ -350,14 +355,15 @@ fn bad_input_gets_its_status_and_the_connection_closes() {
 }
 
 #[test]
-fn a_silent_client_is_disconnected_after_the_read_timeout() {
-    let server = start(&["--read-timeout", "0.2"]);
+fn a_silent_client_is_disconnected_after_the_header_and_read_timeouts() {
+    let server = start(&["--read-timeout", "0.2", "--header-timeout", "0.3"]);
     // Silent from the start, and silent in the middle of a request.
     let mut silent = Client::connect(server.addr);
     let mut stalled = Client::connect(server.addr);
     stalled.send(b"GET / HTTP/1.1\r\nHost: te");
     silent.assert_closed();
-    // A request cut short by the timeout is answered 408, then closed.
+    // A request head cut short by the header timeout is answered 408,
+    // then closed.
     let timed_out = stalled.response().expect("a 408");
     assert_eq!(timed_out.status, 408);
     assert!(timed_out.closes());

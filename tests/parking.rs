@@ -249,7 +249,7 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[test]
-fn a_mid_conversation_wait_is_bounded_by_the_read_timeout_only() {
+fn a_mid_conversation_wait_is_bounded_by_the_wait_timeout_only() {
     fn echo_wait(conn: &mut Connection) -> io::Result<Next> {
         let mut line = String::new();
         if conn.read_line(&mut line)? == 0 {
@@ -262,7 +262,7 @@ fn a_mid_conversation_wait_is_bounded_by_the_read_timeout_only() {
         let running = builder(use_poll)
             // The idle timeout does not apply to a mid-conversation wait.
             .idle_timeout(Some(Duration::from_millis(50)))
-            .read_timeout(Some(Duration::from_millis(400)))
+            .wait_timeout(Some(Duration::from_millis(400)))
             .start(echo_wait);
         let mut conn = open(running.local_addr());
         conn.get_mut().write_all(b"hi\n").expect("write");
@@ -280,8 +280,8 @@ fn a_mid_conversation_wait_is_bounded_by_the_read_timeout_only() {
         running.shutdown_handle().shutdown();
         let report = join(running);
         assert_eq!(
-            report.failed, 1,
-            "a read timeout counts as failed: {report:?}"
+            report.timed_out, 1,
+            "a wait timeout counts as timed out: {report:?}"
         );
     }
 }

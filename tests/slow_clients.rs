@@ -509,8 +509,9 @@ fn non_readers_leave_a_client_answered() {
 
 /// Non-readers of answers larger than the socket buffers: 20 of the 200
 /// block a write each. Ignored: the layer writes a response on a worker,
-/// which such a client holds until the minimum response rate or the write
-/// timeout cuts it (see `Limits`' table of slow clients), so 20 of them
+/// which such a client holds until the minimum response rate cuts it (see
+/// `Limits`' table of slow clients), and the rate credits the bytes the
+/// socket buffers took (5 s + 4 MiB / 240 B/s by default), so 20 of them
 /// keep all 4 workers busy for much longer than a client's 5 s. Run it with
 /// `--ignored` to see whether that still holds.
 #[test]

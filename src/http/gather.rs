@@ -68,6 +68,25 @@ fn body_to_gather(head: &Head, limits: &Limits) -> Option<usize> {
     }
 }
 
+/// Sets the deadline of a body being gathered, from the minimum body rate:
+/// the body's time starts when its head completes (`started`: during this
+/// turn, or it was buffered whole), and every byte that arrives buys
+/// `1 / rate` more, as a streamed body's does. `length` is the head's, and
+/// `seen` what the buffer held when the turn began (all counted then).
+fn pace_body(io: &mut dyn Transport, limits: &Limits, started: bool, length: usize, seen: usize) {
+    let Some(rate) = limits.min_body_rate else {
+        return io.set_deadline(None);
+    };
+    let buffered = io.buffered().len();
+    let deadline = if started {
+        rate.deadline(Instant::now(), (buffered - length) as u64)
+    } else {
+        let more = rate.allowance(buffered.saturating_sub(seen) as u64);
+        io.deadline().zip(more).and_then(|(at, more)| at.checked_add(more))
+    };
+    io.set_deadline(deadline);
+}
+
 /// Looks at what has arrived, taking more as long as the socket has it.
 ///
 /// # Errors
@@ -117,22 +136,19 @@ pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gath
                     io.consume(length);
                     return Ok(Gathered::Request(head));
                 }
-                if length > seen || io.deadline().is_none() {
-                    // The head has just completed: the body's time starts.
-                    let deadline = limits
-                        .min_body_rate
-                        .and_then(|rate| rate.deadline(Instant::now(), body as u64));
-                    io.set_deadline(deadline);
-                }
                 match take(io, whole)? {
                     Took::More => {}
                     Took::Eof => return Ok(Gathered::Refused(Refusal::new(400))),
-                    Took::Nothing if io.is_past_deadline() => {
-                        return Ok(Gathered::Late(
-                            "request body slower than the minimum body rate",
-                        ));
+                    Took::Nothing => {
+                        let started = length > seen || io.deadline().is_none();
+                        pace_body(io, limits, started, length, seen);
+                        if io.is_past_deadline() {
+                            return Ok(Gathered::Late(
+                                "request body slower than the minimum body rate",
+                            ));
+                        }
+                        return Ok(Gathered::Partial);
                     }
-                    Took::Nothing => return Ok(Gathered::Partial),
                 }
             }
         }

@@ -139,14 +139,19 @@ impl MinRate {
     /// behind the rate: `start + grace + bytes / rate`. `None` if that is
     /// too far to represent (no bound in practice).
     pub(crate) fn deadline(&self, start: Instant, bytes: u64) -> Option<Instant> {
-        let allowed = match self.bytes_per_second {
-            0 => Duration::ZERO,
+        start.checked_add(self.grace)?.checked_add(self.allowance(bytes)?)
+    }
+
+    /// How long `bytes` may take at the rate; `None` if too long to
+    /// represent.
+    pub(crate) fn allowance(&self, bytes: u64) -> Option<Duration> {
+        match self.bytes_per_second {
+            0 => Some(Duration::ZERO),
             rate => {
                 let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(rate);
-                Duration::from_nanos(u64::try_from(nanos).ok()?)
+                u64::try_from(nanos).ok().map(Duration::from_nanos)
             }
-        };
-        start.checked_add(self.grace)?.checked_add(allowed)
+        }
     }
 }
 

@@ -180,14 +180,24 @@ fn more_input(io: &mut dyn Transport, limits: &Limits) -> bool {
     !io.buffered().is_empty() || io.receive(limits.max_head).is_ok_and(|n| n > 0)
 }
 
-/// The connection as the response's writer: each write bounded by the
-/// minimum response rate, so that a client that does not read cannot hold
-/// the worker.
+/// The connection as the response's writer: once the socket's buffers are
+/// full, the client must take the response at the minimum rate, or it is
+/// cut, so that a client that does not read cannot hold the worker.
+///
+/// The rate is measured on what the client has *acknowledged* (written
+/// minus what is still queued in the kernel), from the moment the send
+/// buffer first fills: the kernel takes the first few hundred KiB to
+/// megabytes at once, whether the client reads or not, and counting those
+/// would let a client that never reads hold the worker for hours. Where the
+/// system does not say what is queued, the server's write timeout bounds
+/// each write instead.
 struct Paced<'a> {
     io: &'a mut dyn Transport,
     rate: Option<MinRate>,
-    start: Instant,
     sent: u64,
+    /// When the send buffer first filled, and what the client had
+    /// acknowledged then.
+    full_since: Option<(Instant, u64)>,
 }
 
 impl<'a> Paced<'a> {
@@ -197,29 +207,73 @@ impl<'a> Paced<'a> {
         Paced {
             io,
             rate: limits.min_response_rate,
-            start: Instant::now(),
             sent: 0,
+            full_since: None,
         }
     }
+
+    /// What the client has acknowledged so far, if the system tells.
+    fn delivered(&self) -> Option<u64> {
+        Some(self.sent.saturating_sub(self.io.unsent_output()?))
+    }
+
+    /// When the client falls behind the rate, from what it has taken since
+    /// the buffer filled.
+    fn behind_at(&self, rate: MinRate, since: Instant, delivered_then: u64) -> Option<Instant> {
+        let delivered = self.delivered()?;
+        rate.deadline(since, delivered.saturating_sub(delivered_then))
+    }
+}
+
+fn too_slow() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client read the response slower than the minimum response rate",
+    )
 }
 
 impl Write for Paced<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(rate) = self.rate {
-            self.io.set_deadline(rate.deadline(self.start, self.sent));
-        }
-        let n = self.io.write(buf).map_err(|error| {
-            if error.kind() == io::ErrorKind::TimedOut {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client read the response slower than the minimum response rate",
-                )
-            } else {
-                error
+        let Some(rate) = self.rate else {
+            return self.io.write(buf);
+        };
+        loop {
+            // Until the buffer fills, a write that would wait fails at once
+            // (one system call either way); then it may wait until the
+            // client falls behind.
+            let deadline = match self.full_since {
+                None => Some(Instant::now()),
+                Some((since, then)) => self.behind_at(rate, since, then),
+            };
+            self.io.set_deadline(deadline);
+            match self.io.write(buf) {
+                Ok(n) => {
+                    self.sent += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(e),
             }
-        })?;
-        self.sent += n as u64;
-        Ok(n)
+            match (self.full_since, self.delivered()) {
+                // The system does not say what the client took: the write
+                // timeout alone bounds the wait.
+                (_, None) => {
+                    self.io.set_deadline(None);
+                    let n = self.io.write(buf)?;
+                    self.sent += n as u64;
+                    return Ok(n);
+                }
+                (None, Some(delivered)) => self.full_since = Some((Instant::now(), delivered)),
+                (Some((since, then)), Some(_)) => {
+                    // A wait ended: past the deadline recomputed from what
+                    // the client has taken since, it is too slow.
+                    let behind = self.behind_at(rate, since, then);
+                    if behind.map_or(false, |at| Instant::now() >= at) {
+                        return Err(too_slow());
+                    }
+                }
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

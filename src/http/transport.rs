@@ -38,6 +38,10 @@ pub(crate) trait Transport: BufRead + Write {
 
     fn set_deadline(&mut self, deadline: Option<Instant>);
 
+    /// Bytes written that the client has not acknowledged yet; `None` if
+    /// the system does not tell.
+    fn unsent_output(&self) -> Option<u64>;
+
     /// Whether the deadline is set and has passed.
     fn is_past_deadline(&self) -> bool {
         self.deadline().is_some_and(|d| Instant::now() >= d)
@@ -232,6 +236,10 @@ pub(crate) mod testing {
 
         fn set_deadline(&mut self, deadline: Option<Instant>) {
             self.deadline = deadline;
+        }
+
+        fn unsent_output(&self) -> Option<u64> {
+            Some(0)
         }
     }
 }

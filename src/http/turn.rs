@@ -41,6 +41,10 @@ impl Transport for Connection {
     fn set_deadline(&mut self, deadline: Option<Instant>) {
         Connection::set_deadline(self, deadline);
     }
+
+    fn unsent_output(&self) -> Option<u64> {
+        Connection::unsent_output(self)
+    }
 }
 
 /// Between requests the connection waits idle ([`Next::Idle`]): it holds no
