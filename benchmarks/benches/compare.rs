@@ -10,5 +10,6 @@ fn main() -> ExitCode {
     graceful_server_benchmarks::run(graceful_server_benchmarks::PeerBinaries {
         blocking: PathBuf::from(env!("CARGO_BIN_EXE_blocking")),
         tiny: PathBuf::from(env!("CARGO_BIN_EXE_tiny")),
+        quickstart: PathBuf::from(env!("CARGO_BIN_EXE_quickstart")),
     })
 }

@@ -1,5 +1,6 @@
-// Benchmark peer: Node's `http` answering GET / with "Hello, world!", with
-// the seed's graceful exit (server.close() on SIGINT, exit on 'close').
+// Benchmark peer: Node's `http` with its defaults, answering GET / (and every
+// other request) with "Hello, world!" and POST /echo with the request body,
+// with the seed's graceful exit (server.close() on SIGINT, exit on 'close').
 // node benchmarks/node/http.js --addr 127.0.0.1:0 [--workers N (ignored)]
 'use strict';
 const http = require('http');
@@ -16,6 +17,16 @@ const port = Number(addr.slice(colon + 1));
 
 const body = 'Hello, world!';
 const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/echo') {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const echoed = Buffer.concat(chunks);
+      res.writeHead(200, { 'Content-Length': echoed.length });
+      res.end(echoed);
+    });
+    return;
+  }
   res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
   res.end(body);
 });

@@ -42,7 +42,8 @@ usage: cargo bench -p graceful-server-benchmarks -- [--quick] [--secs N] [--roun
   --secs N                 seconds of load per measurement [default: 5; BENCH_SECS]
   --rounds N               rounds; medians are reported [default: 3; BENCH_ROUNDS]
   --only IDS               run only these measurements: {}
-  --servers IDS            run only these servers: ours, ours-poll, echo, blocking, tiny, node
+  --servers IDS            run only these servers: ours, ours-defaults, ours-poll, echo,
+                           blocking, tiny, node
   --update-readme-figures  also write benchmarks/results/compare.md and .svg (tracked)
   --list                   list the measurements and their servers
 

@@ -61,6 +61,9 @@ pub struct PeerBinaries {
     pub blocking: PathBuf,
     /// tiny_http on a fixed number of threads (`src/bin/tiny.rs`).
     pub tiny: PathBuf,
+    /// The crate's HTTP quick start with the library's defaults but 4
+    /// workers (`src/bin/quickstart.rs`): `ours-defaults`.
+    pub quickstart: PathBuf,
 }
 
 /// This package's folder (`benchmarks/`).

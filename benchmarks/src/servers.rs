@@ -140,6 +140,12 @@ pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool) -> Vec<Spec> {
             args: vec![],
         },
         Spec {
+            id: "ours-defaults",
+            name: "ours (library defaults)",
+            program: path(&peers.quickstart),
+            args: vec![],
+        },
+        Spec {
             id: "ours-poll",
             name: "ours --poll",
             program: path(&ours.http),

@@ -1,7 +1,8 @@
-//! Peer server "tiny": `tiny_http` 0.12 answering `GET /` with
-//! `Hello, world!` from a fixed number of request threads (tiny_http adds
-//! its own threads for reading connections). It has no graceful shutdown:
-//! SIGINT ends the process.
+//! Peer server "tiny": `tiny_http` 0.12 answering `GET /` (and every other
+//! request) with `Hello, world!`, and `POST /echo` with the request body,
+//! from a fixed number of request threads (tiny_http adds its own threads
+//! for reading connections). It has no graceful shutdown: SIGINT ends the
+//! process.
 //!
 //! `cargo run --release -p graceful-server-benchmarks --bin tiny -- --addr 127.0.0.1:0 --workers 4`
 
@@ -36,7 +37,19 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             thread::Builder::new()
                 .name(format!("worker-{id}"))
                 .spawn(move || {
-                    for request in server.incoming_requests() {
+                    for mut request in server.incoming_requests() {
+                        if *request.method() == tiny_http::Method::Post && request.url() == "/echo"
+                        {
+                            let mut body = Vec::new();
+                            let response = match request.as_reader().read_to_end(&mut body) {
+                                Ok(_) => tiny_http::Response::from_data(body),
+                                Err(_) => {
+                                    tiny_http::Response::from_data(Vec::new()).with_status_code(400)
+                                }
+                            };
+                            let _ = request.respond(response);
+                            continue;
+                        }
                         let response = tiny_http::Response::from_string("Hello, world!")
                             .with_header(header.clone());
                         let _ = request.respond(response);

@@ -12,6 +12,7 @@ pub mod keepalive;
 pub mod many_clients;
 pub mod quiet;
 pub mod sequential;
+pub mod slow_clients;
 pub mod thinktime;
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ pub const ALL: &[Measurement] = &[
     quiet::MEASUREMENT,
     idle::MEASUREMENT,
     idle_load::MEASUREMENT,
+    slow_clients::MEASUREMENT,
 ];
 
 pub struct Measurement {
