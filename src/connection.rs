@@ -504,13 +504,8 @@ impl Connection {
 
     /// Whether the deadline is set and has passed.
     pub fn is_past_deadline(&self) -> bool {
-        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
-    }
-
-    /// Bytes written that the client has not acknowledged yet, if the
-    /// system tells.
-    pub(crate) fn unsent_output(&self) -> Option<u64> {
-        sys::unsent_output(self.stream())
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     /// Whether buffered input waits for a turn: some is buffered, and the

@@ -15,11 +15,11 @@
 
 use std::ffi::c_int;
 use std::io;
+use std::net::TcpStream;
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 #[cfg(windows)]
 use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// A descriptor (unix) or socket (Windows) borrowed for the call.
@@ -581,6 +581,7 @@ pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usi
 /// taken is what was written minus this. `None` where the system does not
 /// tell (then only the write timeout bounds a client that does not read).
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
 pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
     let mut unsent: c_int = 0;
     // SAFETY: `TIOCOUTQ` (`SIOCOUTQ` for TCP) writes one `int` through the
@@ -595,6 +596,7 @@ pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
 /// How many bytes written to `stream` are still in its send queue
 /// (`SO_NWRITE`).
 #[cfg(any(target_os = "macos", target_os = "ios"))]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
 pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
     let mut unsent: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
@@ -623,6 +625,7 @@ pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
     target_os = "macos",
     target_os = "ios"
 )))]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
 pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
     let _ = stream;
     None

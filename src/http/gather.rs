@@ -82,7 +82,9 @@ fn pace_body(io: &mut dyn Transport, limits: &Limits, started: bool, length: usi
         rate.deadline(Instant::now(), (buffered - length) as u64)
     } else {
         let more = rate.allowance(buffered.saturating_sub(seen) as u64);
-        io.deadline().zip(more).and_then(|(at, more)| at.checked_add(more))
+        io.deadline()
+            .zip(more)
+            .and_then(|(at, more)| at.checked_add(more))
     };
     io.set_deadline(deadline);
 }
@@ -119,7 +121,9 @@ pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gath
                     // Hung up in the head; the client may still read why.
                     Took::Eof => return Ok(Gathered::Refused(Refusal::new(400))),
                     Took::Nothing if io.is_past_deadline() => {
-                        return Ok(Gathered::Late("request head not received within the header timeout"));
+                        return Ok(Gathered::Late(
+                            "request head not received within the header timeout",
+                        ));
                     }
                     Took::Nothing => return Ok(Gathered::Partial),
                 }

@@ -484,7 +484,10 @@ mod tests {
         assert_eq!(length(&format!("\r\n\n{mixed}")), 3 + mixed.len());
         // Not complete until the empty line.
         assert!(matches!(read("GET / HTTP/1.1\nHost: x\n"), Parsed::Partial));
-        assert!(matches!(read("GET / HTTP/1.1\r\nHost: x\r\n\r"), Parsed::Partial));
+        assert!(matches!(
+            read("GET / HTTP/1.1\r\nHost: x\r\n\r"),
+            Parsed::Partial
+        ));
     }
 
     #[test]

@@ -139,7 +139,9 @@ impl MinRate {
     /// behind the rate: `start + grace + bytes / rate`. `None` if that is
     /// too far to represent (no bound in practice).
     pub(crate) fn deadline(&self, start: Instant, bytes: u64) -> Option<Instant> {
-        start.checked_add(self.grace)?.checked_add(self.allowance(bytes)?)
+        start
+            .checked_add(self.grace)?
+            .checked_add(self.allowance(bytes)?)
     }
 
     /// How long `bytes` may take at the rate; `None` if too long to
@@ -181,7 +183,10 @@ mod tests {
             bytes_per_second: 1000,
             grace: Duration::from_secs(2),
         };
-        assert_eq!(rate.deadline(start, 0), Some(start + Duration::from_secs(2)));
+        assert_eq!(
+            rate.deadline(start, 0),
+            Some(start + Duration::from_secs(2))
+        );
         assert_eq!(
             rate.deadline(start, 500),
             Some(start + Duration::from_millis(2500))
@@ -190,7 +195,10 @@ mod tests {
             bytes_per_second: 0,
             ..rate
         };
-        assert_eq!(zero.deadline(start, 1 << 40), Some(start + Duration::from_secs(2)));
+        assert_eq!(
+            zero.deadline(start, 1 << 40),
+            Some(start + Duration::from_secs(2))
+        );
         let huge = MinRate {
             bytes_per_second: 1,
             grace: Duration::MAX,

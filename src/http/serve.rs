@@ -268,7 +268,7 @@ impl Write for Paced<'_> {
                     // A wait ended: past the deadline recomputed from what
                     // the client has taken since, it is too slow.
                     let behind = self.behind_at(rate, since, then);
-                    if behind.map_or(false, |at| Instant::now() >= at) {
+                    if behind.is_some_and(|at| Instant::now() >= at) {
                         return Err(too_slow());
                     }
                 }

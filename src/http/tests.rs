@@ -605,7 +605,10 @@ fn public_types_debug_and_are_send_and_sync() {
         Response::new(200)
     });
     let mut mock = Mock::new("GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!(handler.serve_one(&mut mock).expect("in memory"), Served::Idle);
+    assert_eq!(
+        handler.serve_one(&mut mock).expect("in memory"),
+        Served::Idle
+    );
     let debug = debug.lock().map(|d| d.clone()).unwrap_or_default();
     assert!(
         debug.starts_with("Request { method: \"GET\", target: \"/x\""),

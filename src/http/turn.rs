@@ -43,7 +43,7 @@ impl Transport for Connection {
     }
 
     fn unsent_output(&self) -> Option<u64> {
-        Connection::unsent_output(self)
+        crate::sys::unsent_output(self.stream())
     }
 }
 
