@@ -226,8 +226,12 @@ impl Loop {
                     WAKE => self.a.wake.drain(),
                     id => {
                         if let Some(mut conn) = self.parked.remove(&id) {
-                            conn.set_waiting(false);
-                            self.ready.push_back(conn);
+                            if conn.has_queued_output() {
+                                self.send_queued(conn);
+                            } else {
+                                conn.set_waiting(false);
+                                self.ready.push_back(conn);
+                            }
                         }
                     }
                 }
@@ -427,6 +431,9 @@ impl Loop {
         if self.a.signal.is_forced() {
             return conn.close_forced();
         }
+        if conn.has_queued_output() {
+            return self.watch(conn, Interest::Output);
+        }
         // Buffered input first: a request read ahead is served, even from a
         // connection that said it waits idle.
         if conn.has_ready_input() {
@@ -444,24 +451,33 @@ impl Loop {
                 return;
             }
             Due::Close => {
-                let outcome = Timeouts::outcome(conn.waiting);
+                let outcome = Timeouts::outcome(&conn);
                 return conn.close(outcome);
             }
             Due::Nothing => {}
         }
         // It may wait long: an empty read buffer is freed meanwhile.
         conn.release_buffer();
+        self.watch(conn, Interest::Oneshot);
+    }
+
+    /// Watches a parked connection for input (`Oneshot`) or for room for
+    /// its queued output (`Output`), with a timer for its next deadline.
+    fn watch(&mut self, mut conn: Connection, interest: Interest) {
         let id = conn.id();
+        let source = conn.stream().as_source();
         let watched = if conn.registered {
-            self.a.poller.rearm(conn.stream().as_source(), id)
+            self.a.poller.rearm(source, id, interest)
         } else {
-            self.a
-                .poller
-                .add(conn.stream().as_source(), id, Interest::Oneshot)
+            self.a.poller.add(source, id, interest)
         };
-        if watched.is_err() {
-            // Cannot watch it (out of memory in the kernel): serving it
-            // now is the only way not to lose it.
+        if let Err(error) = watched {
+            // Cannot watch it (out of memory in the kernel). Waiting for
+            // input, serving it now is the only way not to lose it; output
+            // cannot be sent from here without blocking.
+            if interest == Interest::Output {
+                return conn.close_with_error(Outcome::Failed, error);
+            }
             conn.set_waiting(false);
             self.ready.push_back(conn);
             return;
@@ -472,6 +488,23 @@ impl Loop {
             self.timers.push(Reverse((deadline, id, conn.generation)));
         }
         self.parked.insert(id, conn);
+    }
+
+    /// Sends what a parked connection's socket takes of its queued output;
+    /// once all is sent, the connection goes on as its last turn said.
+    fn send_queued(&mut self, mut conn: Connection) {
+        match conn.send_queued() {
+            Ok(false) => self.watch(conn, Interest::Output),
+            Ok(true) if conn.close_after_output => {
+                self.a.poller.forget(conn.stream().raw_source());
+                conn.close(Outcome::Completed);
+            }
+            Ok(true) => self.park(conn),
+            Err(error) => {
+                self.a.poller.forget(conn.stream().raw_source());
+                conn.close_with_error(Outcome::Failed, error);
+            }
+        }
     }
 
     /// Closes parked connections whose timeout has passed, and queues those
@@ -508,7 +541,7 @@ impl Loop {
                 Due::Close => {
                     if let Some(conn) = self.parked.remove(&id) {
                         self.a.poller.forget(conn.stream().raw_source());
-                        let outcome = Timeouts::outcome(conn.waiting);
+                        let outcome = Timeouts::outcome(&conn);
                         conn.close(outcome);
                     }
                 }
@@ -522,7 +555,7 @@ impl Loop {
         let idle: Vec<u64> = self
             .parked
             .iter()
-            .filter(|(_, c)| c.waiting == Waiting::Idle)
+            .filter(|(_, c)| c.waiting == Waiting::Idle && !c.has_queued_output())
             .map(|(&id, _)| id)
             .collect();
         for id in idle {

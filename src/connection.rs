@@ -275,6 +275,13 @@ pub struct Connection {
     /// See [`Connection::set_deadline`].
     deadline: Option<Instant>,
     io_timeouts: IoTimeouts,
+    /// Output queued with [`Connection::queue_output`]; `output[sent..]`
+    /// is still to go.
+    output: Vec<u8>,
+    sent: usize,
+    /// The turn that queued output said [`Next::Close`]: close once it is
+    /// sent.
+    pub(crate) close_after_output: bool,
     /// Set after a turn that left buffered input without consuming any of
     /// it (a partial request): that input waits for more from the socket.
     pub(crate) stalled: bool,
@@ -317,6 +324,9 @@ impl Connection {
             input: Input::new(socket),
             deadline: None,
             io_timeouts,
+            output: Vec::new(),
+            sent: 0,
+            close_after_output: false,
             stalled: false,
             id,
             peer,
@@ -508,6 +518,48 @@ impl Connection {
             .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
+    /// Queues `output` to be sent after the turn, while the connection
+    /// waits without a worker: the server writes it as the socket takes it,
+    /// in order after everything written before, and the connection goes
+    /// on as the turn said ([`Next`]) once all of it is sent. Whatever the
+    /// turn writes after this is queued behind it.
+    ///
+    /// This is how a turn finishes an answer that does not fit the socket's
+    /// buffers without waiting for a slow reader: write what the socket
+    /// takes at once, queue the rest. A [deadline](Self::set_deadline)
+    /// bounds the wait: a connection whose output is not all sent by then
+    /// is closed and counted as [`timed_out`](crate::Report::timed_out);
+    /// once it is sent, the deadline is cleared. While output is queued the
+    /// connection is in the middle of a conversation, whatever the turn
+    /// said: shutdown does not close it as idle.
+    pub fn queue_output(&mut self, output: &[u8]) {
+        self.output.extend_from_slice(output);
+    }
+
+    /// Whether output queued with [`queue_output`](Self::queue_output) is
+    /// still to be sent.
+    pub fn has_queued_output(&self) -> bool {
+        self.sent < self.output.len()
+    }
+
+    /// Sends queued output until the socket takes no more; returns whether
+    /// all of it is sent (then the deadline is cleared).
+    pub(crate) fn send_queued(&mut self) -> io::Result<bool> {
+        while self.has_queued_output() {
+            match sys::send_nonblocking(self.stream(), &self.output[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.output = Vec::new();
+        self.sent = 0;
+        self.deadline = None;
+        Ok(true)
+    }
+
     /// Whether buffered input waits for a turn: some is buffered, and the
     /// last turn did not leave it unconsumed for want of more.
     pub(crate) fn has_ready_input(&self) -> bool {
@@ -561,6 +613,11 @@ impl BufRead for Connection {
 
 impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.has_queued_output() {
+            // Behind what is queued: queued too, to keep the order.
+            self.queue_output(buf);
+            return Ok(buf.len());
+        }
         let Some(deadline) = IoTimeouts::bound(self.deadline, self.io_timeouts.write) else {
             return self.stream().write(buf);
         };
@@ -580,7 +637,7 @@ impl Write for Connection {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if self.deadline.is_some() {
+        if self.deadline.is_some() || self.has_queued_output() {
             // One slice at a time, each bounded by the deadline.
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
             return self.write(first);

@@ -68,6 +68,9 @@ impl Timeouts {
     /// end of its idle or wait timeout, whichever comes first; `None` for
     /// never (or too far to represent).
     pub(crate) fn next(&self, conn: &Connection) -> Option<Instant> {
+        if conn.has_queued_output() {
+            return conn.deadline();
+        }
         let close = self.close_at(conn);
         match (conn.deadline(), close) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -78,7 +81,12 @@ impl Timeouts {
     /// What is due for `conn` at `now`. Its own deadline comes first: the
     /// handler may still have something to say (a `408`).
     pub(crate) fn due(&self, conn: &Connection, now: Instant) -> Due {
-        if conn.deadline().is_some_and(|d| now >= d) {
+        let late = conn.deadline().is_some_and(|d| now >= d);
+        if conn.has_queued_output() {
+            // Its output is late: nothing for the handler to add.
+            return if late { Due::Close } else { Due::Nothing };
+        }
+        if late {
             Due::Turn
         } else if self.close_at(conn).is_some_and(|d| now >= d) {
             Due::Close
@@ -95,11 +103,12 @@ impl Timeouts {
         timeout.and_then(|t| conn.since.checked_add(t))
     }
 
-    /// The outcome of a connection whose wait timed out.
-    pub(crate) fn outcome(waiting: Waiting) -> Outcome {
-        match waiting {
-            Waiting::Idle => Outcome::ClosedIdle,
-            Waiting::Conversation => Outcome::TimedOut,
+    /// The outcome of a connection whose wait timed out: an idle one's
+    /// conversation was over; any other was cut for slowness.
+    pub(crate) fn outcome(conn: &Connection) -> Outcome {
+        match conn.waiting {
+            Waiting::Idle if !conn.has_queued_output() => Outcome::ClosedIdle,
+            _ => Outcome::TimedOut,
         }
     }
 }
@@ -384,6 +393,11 @@ impl Worker {
                 Some(conn) => conn,
                 None => return,
             };
+            // An answer the socket could not take at once is finished by
+            // the acceptor, without holding this worker.
+            if conn.has_queued_output() {
+                return self.park(conn);
+            }
             // Others wait for a worker: let them go first. With input
             // already buffered the acceptor queues it again at once, behind
             // them.
@@ -414,9 +428,13 @@ impl Worker {
         let waiting = match result {
             Ok(Ok(Next::Idle)) => Waiting::Idle,
             Ok(Ok(Next::Wait)) => Waiting::Conversation,
-            Ok(Ok(Next::Close)) => {
+            Ok(Ok(Next::Close)) if !conn.has_queued_output() => {
                 conn.close(Outcome::Completed);
                 return None;
+            }
+            Ok(Ok(Next::Close)) => {
+                conn.close_after_output = true;
+                Waiting::Conversation
             }
             Ok(Err(error)) => {
                 let outcome = match error.kind() {
@@ -434,6 +452,21 @@ impl Worker {
         conn.waiting = waiting;
         conn.since = Instant::now();
         conn.set_waiting(true);
+        if conn.has_queued_output() {
+            match conn.send_queued() {
+                // The rest waits for the socket, parked.
+                Ok(false) => return Some(conn),
+                Ok(true) if conn.close_after_output => {
+                    conn.close(Outcome::Completed);
+                    return None;
+                }
+                Ok(true) => {}
+                Err(error) => {
+                    conn.close_with_error(Outcome::Failed, error);
+                    return None;
+                }
+            }
+        }
         if waiting == Waiting::Idle && conn.signal().is_closing_idle() && !conn.has_ready_input() {
             // Turned idle after the grace: closed at once. Not with input
             // already buffered: that is a request read ahead, to serve.
@@ -460,7 +493,7 @@ impl Worker {
             match self.pool.timeouts.due(&conn, Instant::now()) {
                 Due::Turn => return Some(conn),
                 Due::Close => {
-                    let outcome = Timeouts::outcome(conn.waiting);
+                    let outcome = Timeouts::outcome(&conn);
                     conn.close(outcome);
                     return None;
                 }

@@ -139,6 +139,9 @@ pub(crate) enum Interest {
     /// connection: once readable it goes to a worker, and must not be
     /// reported again while the worker has it).
     Oneshot,
+    /// Reported once when it can take more output (or has failed), then
+    /// disarmed until rearmed (a parked connection with output queued).
+    Output,
 }
 
 /// The readiness wait of the acceptor thread.
@@ -177,14 +180,19 @@ impl Poller {
         }
     }
 
-    /// Arms a one-shot descriptor again after it was reported.
-    pub(crate) fn rearm(&mut self, fd: Borrowed<'_>, token: u64) -> io::Result<()> {
+    /// Arms a one-shot descriptor again after it was reported, for input
+    /// ([`Interest::Oneshot`]) or output ([`Interest::Output`]).
+    pub(crate) fn rearm(
+        &mut self,
+        fd: Borrowed<'_>,
+        token: u64,
+        interest: Interest,
+    ) -> io::Result<()> {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Poller::Epoll(epoll) => epoll.ctl(libc::EPOLL_CTL_MOD, fd, token, Interest::Oneshot),
+            Poller::Epoll(epoll) => epoll.ctl(libc::EPOLL_CTL_MOD, fd, token, interest),
             Poller::Poll(set) => {
-                set.entries
-                    .insert(raw(fd), (token, Interest::Oneshot, true));
+                set.entries.insert(raw(fd), (token, interest, true));
                 Ok(())
             }
         }
@@ -288,10 +296,11 @@ impl Epoll {
         token: u64,
         interest: Interest,
     ) -> io::Result<()> {
-        let mut flags = libc::EPOLLIN | libc::EPOLLRDHUP;
-        if interest == Interest::Oneshot {
-            flags |= libc::EPOLLONESHOT;
-        }
+        let flags = match interest {
+            Interest::Level => libc::EPOLLIN | libc::EPOLLRDHUP,
+            Interest::Oneshot => libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT,
+            Interest::Output => libc::EPOLLOUT | libc::EPOLLONESHOT,
+        };
         let mut event = libc::epoll_event {
             events: flags as u32,
             u64: token,
@@ -340,18 +349,22 @@ pub(crate) struct PollSet {
 impl PollSet {
     fn wait(&mut self, events: &mut Vec<Readable>, timeout: Option<Duration>) -> io::Result<()> {
         self.fds.clear();
-        self.fds.extend(
-            self.entries
-                .iter()
-                .filter(|(_, (_, _, armed))| *armed)
-                .map(|(&fd, _)| poll_entry(fd)),
-        );
+        self.fds
+            .extend(self.entries.iter().filter(|(_, (_, _, armed))| *armed).map(
+                |(&fd, &(_, interest, _))| {
+                    let mut entry = poll_entry(fd);
+                    if interest == Interest::Output {
+                        entry.events = POLL_OUT;
+                    }
+                    entry
+                },
+            ));
         // Every descriptor in the set is open: the acceptor removes a
         // descriptor (`forget`) before closing it.
         poll(&mut self.fds, timeout)?;
         for pollfd in self.fds.iter().filter(|p| p.revents != 0) {
             if let Some((token, interest, armed)) = self.entries.get_mut(&poll_source(pollfd)) {
-                if *interest == Interest::Oneshot {
+                if *interest != Interest::Level {
                     *armed = false;
                 }
                 events.push(Readable { token: *token });
@@ -802,11 +815,43 @@ mod tests {
                 .wait(&mut events, Some(Duration::ZERO))
                 .expect("wait");
             assert!(events.is_empty(), "{backend:?}: disarmed after one report");
-            poller.rearm(rx.as_source(), 7).expect("rearm");
+            poller
+                .rearm(rx.as_source(), 7, Interest::Oneshot)
+                .expect("rearm");
             poller
                 .wait(&mut events, Some(Duration::from_secs(5)))
                 .expect("wait");
             assert_eq!(events, [Readable { token: 7 }], "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn output_interest_reports_room_once_until_rearmed() {
+        for backend in backends() {
+            let mut poller = Poller::new(backend).expect("poller");
+            let (tx, rx) = socket_pair().expect("pair");
+            // A fresh socket has room for output, and no input.
+            poller
+                .add(tx.as_source(), 9, Interest::Output)
+                .expect("add");
+            let mut events = Vec::new();
+            poller
+                .wait(&mut events, Some(Duration::from_secs(5)))
+                .expect("wait");
+            assert_eq!(events, [Readable { token: 9 }], "{backend:?}");
+            poller
+                .wait(&mut events, Some(Duration::ZERO))
+                .expect("wait");
+            assert!(events.is_empty(), "{backend:?}: disarmed after one report");
+            // Rearmed for input instead: nothing has arrived.
+            poller
+                .rearm(tx.as_source(), 9, Interest::Oneshot)
+                .expect("rearm");
+            poller
+                .wait(&mut events, Some(Duration::ZERO))
+                .expect("wait");
+            assert!(events.is_empty(), "{backend:?}: no input yet");
+            drop(rx);
         }
     }
 

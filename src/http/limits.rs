@@ -98,11 +98,25 @@ pub struct Limits {
     /// read.
     pub min_body_rate: Option<MinRate>,
     /// The slowest a client may read a response, by default 240 bytes a
-    /// second after a 5 s grace (Kestrel's `MinResponseDataRate`). A client
-    /// that falls behind is cut: the connection is closed without the rest
-    /// of the response, so that a client that does not read cannot hold a
-    /// worker. `None` removes the bound, leaving only the server's write
-    /// timeout on each write.
+    /// second with a 5 s grace (as Kestrel's `MinResponseDataRate`). A
+    /// client that falls behind is cut: the connection is closed without
+    /// the rest of the response. `None` removes the bound, leaving only the
+    /// server's write timeout on each write.
+    ///
+    /// The socket's buffers take the first part of any response at once
+    /// (up to a few MiB), so the rate applies from when they are full:
+    ///
+    /// - an answer held in memory (bytes, not a reader) is written as far
+    ///   as the socket takes it, and the rest is sent while the connection
+    ///   waits, holding no worker; it must all be sent by the time a client
+    ///   at this rate would have taken it (grace included), or the
+    ///   connection is closed;
+    /// - a streamed answer is written by the worker, and from when the
+    ///   buffers fill, the client must take `bytes_per_second * grace` in
+    ///   every `grace` (what it has acknowledged, where the system tells:
+    ///   Linux, Android, macOS and iOS; elsewhere the write timeout bounds
+    ///   each write). A client that does not read holds the worker for at
+    ///   most two graces after its buffers fill.
     pub min_response_rate: Option<MinRate>,
 }
 
@@ -142,6 +156,23 @@ impl MinRate {
         start
             .checked_add(self.grace)?
             .checked_add(self.allowance(bytes)?)
+    }
+
+    /// The window in which a response's client must take
+    /// [`bytes_in`](Self::bytes_in) of it: the grace, or a second if the
+    /// grace is zero.
+    pub(crate) fn window(&self) -> Duration {
+        if self.grace.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            self.grace
+        }
+    }
+
+    /// The bytes the rate asks for in `window`.
+    pub(crate) fn bytes_in(&self, window: Duration) -> u64 {
+        let bytes = u128::from(self.bytes_per_second) * window.as_nanos() / 1_000_000_000;
+        u64::try_from(bytes).unwrap_or(u64::MAX)
     }
 
     /// How long `bytes` may take at the rate; `None` if too long to

@@ -18,7 +18,7 @@ use super::limits::{Limits, MinRate};
 use super::request::{Request, Version};
 use super::response::Response;
 use super::transport::Transport;
-use super::write::{write_response, Answering};
+use super::write::{write_response, Answering, Output};
 
 /// A body the handler left unread is read and thrown away after it returns,
 /// to keep the connection, if that takes at most this many bytes; a larger
@@ -147,7 +147,7 @@ where
         answering.keep_alive = more_input(io, limits);
     }
     let keep_alive = write_response(&mut Paced::new(io, limits), response, answering);
-    io.set_deadline(None);
+    release_deadline(io);
     if let Some(late) = late {
         return Err(late);
     }
@@ -170,8 +170,16 @@ fn refuse(io: &mut dyn Transport, refusal: Refusal, limits: &Limits) -> io::Resu
         Response::error(refusal.status),
         answering,
     )?;
-    io.set_deadline(None);
+    release_deadline(io);
     Ok(())
+}
+
+/// Clears the deadline after a response, unless it bounds the part of the
+/// response still queued.
+fn release_deadline(io: &mut dyn Transport) {
+    if !io.has_queued_output() {
+        io.set_deadline(None);
+    }
 }
 
 /// Whether the client has sent more than this request already: buffered,
@@ -181,23 +189,24 @@ fn more_input(io: &mut dyn Transport, limits: &Limits) -> bool {
 }
 
 /// The connection as the response's writer: once the socket's buffers are
-/// full, the client must take the response at the minimum rate, or it is
-/// cut, so that a client that does not read cannot hold the worker.
+/// full, the client must keep taking the response at the minimum rate, or
+/// it is cut, so that a client that does not read cannot hold the worker.
 ///
-/// The rate is measured on what the client has *acknowledged* (written
-/// minus what is still queued in the kernel), from the moment the send
-/// buffer first fills: the kernel takes the first few hundred KiB to
-/// megabytes at once, whether the client reads or not, and counting those
-/// would let a client that never reads hold the worker for hours. Where the
-/// system does not say what is queued, the server's write timeout bounds
-/// each write instead.
+/// What the client has taken is measured as what it has *acknowledged*
+/// (written minus what is still queued in the kernel), in windows of the
+/// rate's grace from the moment the send buffer first fills: in each, the
+/// client must take `bytes_per_second * grace`. Counting what the kernel
+/// accepted instead would credit the few megabytes it takes at once,
+/// whether the client reads or not, and let a client that never reads hold
+/// the worker for hours. Where the system does not say what is queued, the
+/// server's write timeout bounds each write instead.
 struct Paced<'a> {
     io: &'a mut dyn Transport,
     rate: Option<MinRate>,
     sent: u64,
-    /// When the send buffer first filled, and what the client had
-    /// acknowledged then.
-    full_since: Option<(Instant, u64)>,
+    /// The start of the current window, and what the client had
+    /// acknowledged then; `None` until the send buffer first fills.
+    window: Option<(Instant, u64)>,
 }
 
 impl<'a> Paced<'a> {
@@ -208,20 +217,13 @@ impl<'a> Paced<'a> {
             io,
             rate: limits.min_response_rate,
             sent: 0,
-            full_since: None,
+            window: None,
         }
     }
 
     /// What the client has acknowledged so far, if the system tells.
     fn delivered(&self) -> Option<u64> {
         Some(self.sent.saturating_sub(self.io.unsent_output()?))
-    }
-
-    /// When the client falls behind the rate, from what it has taken since
-    /// the buffer filled.
-    fn behind_at(&self, rate: MinRate, since: Instant, delivered_then: u64) -> Option<Instant> {
-        let delivered = self.delivered()?;
-        rate.deadline(since, delivered.saturating_sub(delivered_then))
     }
 }
 
@@ -237,13 +239,14 @@ impl Write for Paced<'_> {
         let Some(rate) = self.rate else {
             return self.io.write(buf);
         };
+        let length = rate.window();
         loop {
             // Until the buffer fills, a write that would wait fails at once
-            // (one system call either way); then it may wait until the
-            // client falls behind.
-            let deadline = match self.full_since {
+            // (one system call either way); then it may wait until the end
+            // of the window.
+            let deadline = match self.window {
                 None => Some(Instant::now()),
-                Some((since, then)) => self.behind_at(rate, since, then),
+                Some((start, _)) => start.checked_add(length),
             };
             self.io.set_deadline(deadline);
             match self.io.write(buf) {
@@ -254,7 +257,8 @@ impl Write for Paced<'_> {
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
                 Err(e) => return Err(e),
             }
-            match (self.full_since, self.delivered()) {
+            let now = Instant::now();
+            match (self.window, self.delivered()) {
                 // The system does not say what the client took: the write
                 // timeout alone bounds the wait.
                 (_, None) => {
@@ -263,13 +267,13 @@ impl Write for Paced<'_> {
                     self.sent += n as u64;
                     return Ok(n);
                 }
-                (None, Some(delivered)) => self.full_since = Some((Instant::now(), delivered)),
-                (Some((since, then)), Some(_)) => {
-                    // A wait ended: past the deadline recomputed from what
-                    // the client has taken since, it is too slow.
-                    let behind = self.behind_at(rate, since, then);
-                    if behind.is_some_and(|at| Instant::now() >= at) {
-                        return Err(too_slow());
+                (None, Some(delivered)) => self.window = Some((now, delivered)),
+                (Some((start, then)), Some(delivered)) => {
+                    if start.checked_add(length).is_some_and(|end| now >= end) {
+                        if delivered.saturating_sub(then) < rate.bytes_in(length) {
+                            return Err(too_slow());
+                        }
+                        self.window = Some((now, delivered));
                     }
                 }
             }
@@ -278,5 +282,41 @@ impl Write for Paced<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.io.flush()
+    }
+}
+
+/// An answer held in memory goes out without waiting for the client: what
+/// the socket takes now is written, and the rest is queued on the
+/// connection, which the server finishes sending while the connection
+/// waits, holding no worker. It must all go by the time a client at the
+/// minimum rate would have taken it.
+impl Output for Paced<'_> {
+    fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        let Some(rate) = self.rate else {
+            // No bound for a queued answer: write it here, each write
+            // bounded by the server's write timeout.
+            return self.io.write_all(&bytes);
+        };
+        // A deadline of now: each write takes what the socket takes at
+        // once, or fails.
+        self.io.set_deadline(Some(Instant::now()));
+        let mut at = 0;
+        while at < bytes.len() {
+            match self.io.write(&bytes[at..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.sent += at as u64;
+        if at < bytes.len() {
+            let rest = &bytes[at..];
+            self.io.queue_output(rest);
+            self.io
+                .set_deadline(rate.deadline(Instant::now(), rest.len() as u64));
+        }
+        Ok(())
     }
 }

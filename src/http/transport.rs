@@ -42,6 +42,12 @@ pub(crate) trait Transport: BufRead + Write {
     /// the system does not tell.
     fn unsent_output(&self) -> Option<u64>;
 
+    /// Queues output to send after the call, while the connection waits;
+    /// the deadline bounds it.
+    fn queue_output(&mut self, output: &[u8]);
+
+    fn has_queued_output(&self) -> bool;
+
     /// Whether the deadline is set and has passed.
     fn is_past_deadline(&self) -> bool {
         self.deadline().is_some_and(|d| Instant::now() >= d)
@@ -240,6 +246,14 @@ pub(crate) mod testing {
 
         fn unsent_output(&self) -> Option<u64> {
             Some(0)
+        }
+
+        fn queue_output(&mut self, output: &[u8]) {
+            self.output.extend_from_slice(output);
+        }
+
+        fn has_queued_output(&self) -> bool {
+            false
         }
     }
 }

@@ -45,6 +45,14 @@ impl Transport for Connection {
     fn unsent_output(&self) -> Option<u64> {
         crate::sys::unsent_output(self.stream())
     }
+
+    fn queue_output(&mut self, output: &[u8]) {
+        Connection::queue_output(self, output);
+    }
+
+    fn has_queued_output(&self) -> bool {
+        Connection::has_queued_output(self)
+    }
 }
 
 /// Between requests the connection waits idle ([`Next::Idle`]): it holds no
@@ -60,7 +68,10 @@ where
             Served::Idle => Ok(Next::Idle),
             Served::Partial => Ok(Next::Wait),
             Served::Close => {
-                close_politely(conn);
+                // With output queued, the server closes once it is sent.
+                if !conn.has_queued_output() {
+                    close_politely(conn);
+                }
                 Ok(Next::Close)
             }
         }

@@ -45,6 +45,15 @@ pub(crate) struct Answering {
     pub(crate) keep_alive: bool,
 }
 
+/// Where a response goes: a writer that may take an answer held in memory
+/// whole, and finish sending it later.
+pub(crate) trait Output: Write {
+    /// Writes all of `bytes`, or as much as can go now and the rest later.
+    fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        self.write_all(&bytes)
+    }
+}
+
 /// Writes `response` and returns whether the connection may stay open after
 /// it: `answering.keep_alive`, unless the response itself ends the
 /// connection (`Connection: close`, or a body delimited by closing).
@@ -55,7 +64,7 @@ pub(crate) struct Answering {
 /// either way the connection is no longer usable.
 // Generic rather than `&mut dyn Write`: callers hold a `&mut dyn Transport`,
 // and turning that into `&mut dyn Write` needs trait upcasting (Rust 1.86).
-pub(crate) fn write_response<W: Write + ?Sized>(
+pub(crate) fn write_response<W: Output + ?Sized>(
     io: &mut W,
     response: Response,
     answering: Answering,
@@ -90,10 +99,10 @@ pub(crate) fn write_response<W: Write + ?Sized>(
     };
     let mut out = head(status, &headers, delimit, keep_alive, answering.version);
     match content {
-        _ if answering.head_only || !has_body => io.write_all(&out)?,
+        _ if answering.head_only || !has_body => io.send(out)?,
         Content::Bytes(bytes) => {
             out.extend_from_slice(&bytes);
-            io.write_all(&out)?;
+            io.send(out)?;
         }
         Content::Reader { reader, .. } => {
             // `has_body`, so `delimit` is set; `Close` is the safe reading.
@@ -223,6 +232,9 @@ fn is_field_value(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes in memory take every answer whole.
+    impl Output for Vec<u8> {}
 
     fn write(response: Response, version: Version, head_only: bool) -> (String, bool) {
         let mut out = Vec::new();
