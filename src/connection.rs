@@ -74,14 +74,17 @@ pub enum Next {
     /// [idle timeout](crate::Builder::idle_timeout) without input. Input
     /// already in the connection's buffer (a request read ahead) is served
     /// first, whatever the shutdown state: only a connection with nothing
-    /// buffered counts as idle.
+    /// buffered counts as idle. (Input the turn left without consuming any
+    /// of it waits for more from the socket instead.)
     Idle,
     /// Wait for more input in the middle of a conversation (the echo
     /// server's case: the client may send more at any time).
     ///
     /// Shutdown waits for such a connection until its client hangs up, or
     /// until the drain deadline. Without input it is closed after the
-    /// [read timeout](crate::Builder::read_timeout), if one is set.
+    /// [wait timeout](crate::Builder::wait_timeout), if one is set, and it
+    /// gets a turn at its [deadline](Connection::set_deadline), if it has
+    /// one.
     Wait,
 }
 

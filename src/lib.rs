@@ -138,8 +138,9 @@
 //!   shutdown after the idle grace, and after the [idle
 //!   timeout](Builder::idle_timeout) (60 s by default) without input.
 //! - [`Next::Wait`]: in the middle of a conversation. Never cut before the
-//!   drain deadline; bounded only by the [read
-//!   timeout](Builder::read_timeout), if you set one.
+//!   drain deadline; bounded only by the [wait
+//!   timeout](Builder::wait_timeout), if you set one, or by the
+//!   connection's own [deadline](Connection::set_deadline).
 //!
 //! Neither holds a worker while waiting. A handler should also check
 //! [`Connection::is_shutting_down`] after each request and, if true, answer
@@ -157,9 +158,25 @@
 //!   `listen(2)`.
 //! - [`queue_capacity`](Builder::queue_capacity) (64): connections with
 //!   input waiting for a worker.
-//! - [`idle_timeout`](Builder::idle_timeout) (60 s),
-//!   [`read_timeout`](Builder::read_timeout) and
-//!   [`write_timeout`](Builder::write_timeout) (none).
+//! - [`idle_timeout`](Builder::idle_timeout) (60 s) and
+//!   [`wait_timeout`](Builder::wait_timeout) (none): waits between turns.
+//! - [`read_timeout`](Builder::read_timeout) and
+//!   [`write_timeout`](Builder::write_timeout) (60 s): each read or write
+//!   inside a turn.
+//!
+//! # Slow clients
+//!
+//! A turn holds its worker for as long as it runs, so a handler should not
+//! wait inside a turn for bytes a client has not sent. [`Connection`] has
+//! what a protocol needs to avoid it: [`receive`](Connection::receive)
+//! takes what has arrived without blocking (end the turn with
+//! [`Next::Wait`], consuming nothing, and the next turn comes when more
+//! arrives); a [deadline](Connection::set_deadline) bounds every read,
+//! write and wait, and gives the handler a turn when it passes, to answer
+//! and close; and [`queue_output`](Connection::queue_output) finishes an
+//! answer the socket cannot take at once while the connection waits. The
+//! HTTP layer (feature `http`) is built on them: a request is gathered
+//! without a worker, under a header timeout and minimum data rates.
 //!
 //! # Deadlines
 //!

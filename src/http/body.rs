@@ -98,8 +98,9 @@ enum State {
 /// It reads at most the body's length, or up to the last chunk of a chunked
 /// body (whose chunk extensions and trailers it skips), then returns end of
 /// file. Reads fail once more than [`Limits::max_body`] bytes arrive, on a
-/// malformed chunked body, when the client goes silent past the
-/// connection's read timeout, or when it hangs up before the end; the
+/// malformed chunked body, when the client falls behind
+/// [`Limits::min_body_rate`] or goes silent past the server's read timeout,
+/// or when it hangs up before the end; the
 /// response is then the layer's (`413`, `400`, `408`), not the handler's.
 ///
 /// If the client sent `Expect: 100-continue`, the first read (and only a

@@ -69,7 +69,10 @@
 //!
 //! # Request bodies
 //!
-//! The body is not read before your closure runs: read it with
+//! A body of up to [`Limits::gathered_body`] bytes (64 KiB) with a
+//! `Content-Length` has arrived before your closure runs, gathered while
+//! the connection waited without a worker, so reading it does not wait.
+//! A larger or chunked body is read as it arrives: read it with
 //! [`Request::read_body`] (at most [`Limits::max_body`] bytes, into memory)
 //! or stream it from [`Request::body`], a [`Read`](std::io::Read) that ends
 //! with the body, decoding `chunked` for you. A client that sent
@@ -120,22 +123,40 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | `400 Bad Request` | a malformed head; an HTTP/1.1 request without `Host`, or with two; both `Content-Length` and `Transfer-Encoding`; `Content-Length`s that disagree or are not numbers; a malformed chunked body; `Transfer-Encoding` in HTTP/1.0; a client that hangs up in the middle of a request |
-//! | `408 Request Timeout` | a client silent past the connection's read timeout in the middle of a request |
+//! | `400 Bad Request` | a malformed head; an HTTP/1.1 request without `Host`, or with two, or one whose value is not `host[:port]`; both `Content-Length` and `Transfer-Encoding`; `Content-Length`s that disagree or are not numbers; a `Transfer-Encoding` whose last coding is not `chunked`; a malformed chunked body; `Transfer-Encoding` in HTTP/1.0; a client that hangs up in the middle of a request |
+//! | `408 Request Timeout` | a head not in within [`Limits::header_timeout`] of its first byte; a body slower than [`Limits::min_body_rate`]; a client silent past the server's read timeout while the closure reads the body |
 //! | `413 Content Too Large` | a body over [`Limits::max_body`] |
 //! | `414 URI Too Long` | a request target over [`Limits::max_target`] |
 //! | `431 Request Header Fields Too Large` | a head over [`Limits::max_head`], or more than [`Limits::max_headers`] header lines |
 //! | `500 Internal Server Error` | your closure panicked |
-//! | `501 Not Implemented` | a transfer coding other than `chunked` |
-//! | `505 HTTP Version Not Supported` | a version other than 1.0 and 1.1 (`HTTP/2.0`, and also `HTTP/1.2`) |
+//! | `501 Not Implemented` | a transfer coding before `chunked` (`gzip, chunked`) |
+//! | `505 HTTP Version Not Supported` | a major version other than 1 (`HTTP/2.0`, `HTTP/3`); `HTTP/1.2` and later 1.x are served as HTTP/1.1 (RFC 9110, section 2.5) |
 //!
-//! A client that closes the connection, or stays silent past the read
-//! timeout, between requests gets no answer: that is how keep-alive ends.
+//! Lines of a head may end in CRLF or a bare LF, read the same way wherever
+//! the head ends (a bare-LF request followed by a CRLF one in the same read
+//! is two requests). A client that closes the connection, or stays silent
+//! past the idle timeout, between requests gets no answer: that is how
+//! keep-alive ends. A client too slow to read its answer is cut without
+//! one (see [`Limits::min_response_rate`]).
+//!
+//! # Slow clients
+//!
+//! No worker waits for a request to arrive: the head (and a small body) is
+//! gathered while the connection waits, holding no worker, and the closure
+//! runs once it is in. An answer held in memory that the socket cannot take
+//! at once is finished while the connection waits too. Every request has
+//! deadlines; [`Limits`] lists them and what a slow client can still hold.
+//! A request that has begun arriving when shutdown starts is in flight: it
+//! is served (with `Connection: close`) if it arrives within its deadlines
+//! and the drain deadline, and so are the requests the client had already
+//! sent behind it, the last with `Connection: close`.
 //!
 //! # Limits
 //!
-//! Every buffer is bounded. The [`Limits`] default to a 16 KiB head, 100
-//! header lines, an 8 KiB target and a 1 MiB body; change them with
+//! Every buffer and every wait is bounded. The [`Limits`] default to a
+//! 16 KiB head, 100 header lines, an 8 KiB target, a 1 MiB body (64 KiB of
+//! it gathered before the closure), a 30 s header timeout, and 240 bytes a
+//! second after 5 s for bodies and answers; change them with
 //! [`HttpHandler::limits`].
 //!
 //! # Panics

@@ -324,8 +324,8 @@ impl<'a> Request<'a> {
     ///
     /// Fails if the body is malformed or too large (the layer then answers
     /// `400` or `413` itself, whatever the handler returns), if the client
-    /// is too slow (the connection's read timeout), or if the connection
-    /// fails.
+    /// is too slow (the minimum body rate, or the server's read timeout:
+    /// the layer answers `408`), or if the connection fails.
     pub fn read_body(&mut self) -> io::Result<Vec<u8>> {
         let mut body = Vec::new();
         self.body.read_to_end(&mut body)?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::date::is_imf_fixdate;
 use super::serve::Served;
 use super::transport::testing::{turn, Mock, PEER};
+use super::transport::Transport;
 use super::*;
 
 /// A response as the client reads it.
@@ -632,4 +633,94 @@ fn huge_limits_do_not_overflow() {
                  POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nde";
     let replies = collect(converse_with(Mock::new(input), limits), 2, false);
     assert_eq!((replies[0].text(), replies[1].text()), ("abc", "de"));
+}
+
+/// Serves `mock` once, as one call of the server's turn.
+fn call(
+    handler: &HttpHandler<impl Fn(&mut Request<'_>) -> Response + Send + Sync + 'static>,
+    mock: &mut Mock,
+) -> io::Result<Served> {
+    handler.serve_one(mock)
+}
+
+#[test]
+fn a_head_in_pieces_is_gathered_across_calls_without_waiting() {
+    let mut mock = Mock::pieces(vec![b"GET / HT".to_vec()], true);
+    let handler = handler(app(mock.shutting_down.clone()));
+    // Each call takes what has arrived and ends waiting, with nothing
+    // written and the bytes kept.
+    for piece in [&b"TP/1.1\r\nHo"[..], b"st: x\r\n"] {
+        assert_eq!(
+            call(&handler, &mut mock).expect("in memory"),
+            Served::Partial
+        );
+        assert!(mock.take_output().is_empty());
+        assert!(mock.deadline().is_some(), "the header timeout runs");
+        mock.arrive(piece);
+    }
+    assert_eq!(
+        call(&handler, &mut mock).expect("in memory"),
+        Served::Partial
+    );
+    mock.arrive(b"\r\n");
+    assert_eq!(call(&handler, &mut mock).expect("in memory"), Served::Idle);
+    let replies = collect(vec![(mock.take_output(), true)], 1, false);
+    assert_eq!(replies[0].text(), "Hello, world!");
+    assert_eq!(mock.deadline(), None, "cleared once the request is in");
+}
+
+#[test]
+fn a_small_body_is_gathered_before_the_closure_runs() {
+    let head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+    let mut mock = Mock::pieces(vec![format!("{head}hello").into_bytes()], true);
+    let handler = handler(app(mock.shutting_down.clone()));
+    // The head is in, the body not all: no call of the closure yet.
+    assert_eq!(
+        call(&handler, &mut mock).expect("in memory"),
+        Served::Partial
+    );
+    assert!(mock.take_output().is_empty());
+    assert!(mock.deadline().is_some(), "the body rate runs");
+    mock.arrive(b"world");
+    assert_eq!(call(&handler, &mut mock).expect("in memory"), Served::Idle);
+    let replies = collect(vec![(mock.take_output(), true)], 1, false);
+    assert_eq!(replies[0].text(), "helloworld");
+}
+
+#[test]
+fn a_head_late_past_the_header_timeout_is_answered_408() {
+    let mut mock = Mock::pieces(vec![b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec()], true);
+    let handler = handler(app(mock.shutting_down.clone()));
+    assert_eq!(
+        call(&handler, &mut mock).expect("in memory"),
+        Served::Partial
+    );
+    mock.pass_deadline();
+    let error = call(&handler, &mut mock).expect_err("too late");
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    let (reply, _) = parse_reply(&mock.take_output(), false);
+    assert_eq!(reply.status, 408);
+    assert!(reply.closes());
+}
+
+#[test]
+fn a_body_behind_expect_continue_is_not_gathered() {
+    // The client sends no body until told: the closure must run to say so.
+    let mut mock = Mock::pieces(
+        vec![
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+                .to_vec(),
+        ],
+        true,
+    );
+    let handler = handler(app(mock.shutting_down.clone()));
+    let error = call(&handler, &mut mock).expect_err("silent after the 100");
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    let output = mock.take_output();
+    assert!(
+        output.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{output:?}"
+    );
+    let (reply, _) = parse_reply(&output[25..], false);
+    assert_eq!(reply.status, 408);
 }

@@ -108,6 +108,11 @@ pub(crate) mod testing {
             }
         }
 
+        /// More input from the client, arriving after what was sent so far.
+        pub(crate) fn arrive(&mut self, piece: &[u8]) {
+            self.pieces.push_back(piece.to_vec());
+        }
+
         /// Takes what was written so far.
         pub(crate) fn take_output(&mut self) -> Vec<u8> {
             std::mem::take(&mut self.output)
