@@ -450,10 +450,7 @@ impl Loop {
                 self.ready.push_back(conn);
                 return;
             }
-            Due::Close => {
-                let outcome = Timeouts::outcome(&conn);
-                return conn.close(outcome);
-            }
+            Due::Close => return Timeouts::close(conn),
             Due::Nothing => {}
         }
         // It may wait long: an empty read buffer is freed meanwhile.
@@ -541,8 +538,7 @@ impl Loop {
                 Due::Close => {
                     if let Some(conn) = self.parked.remove(&id) {
                         self.a.poller.forget(conn.stream().raw_source());
-                        let outcome = Timeouts::outcome(&conn);
-                        conn.close(outcome);
+                        Timeouts::close(conn);
                     }
                 }
             }

@@ -103,13 +103,21 @@ impl Timeouts {
         timeout.and_then(|t| conn.since.checked_add(t))
     }
 
-    /// The outcome of a connection whose wait timed out: an idle one's
-    /// conversation was over; any other was cut for slowness.
-    pub(crate) fn outcome(conn: &Connection) -> Outcome {
-        match conn.waiting {
-            Waiting::Idle if !conn.has_queued_output() => Outcome::ClosedIdle,
-            _ => Outcome::TimedOut,
-        }
+    /// Closes a connection whose wait timed out: an idle one's conversation
+    /// was over; any other was cut for slowness, and the error says which
+    /// wait it outlasted.
+    pub(crate) fn close(conn: Connection) {
+        let why = if conn.has_queued_output() {
+            "the client did not take the queued output by the connection's deadline"
+        } else if conn.waiting == Waiting::Idle {
+            return conn.close(Outcome::ClosedIdle);
+        } else {
+            "no input within the wait timeout"
+        };
+        conn.close_with_error(
+            Outcome::TimedOut,
+            io::Error::new(io::ErrorKind::TimedOut, why),
+        );
     }
 }
 
@@ -493,8 +501,7 @@ impl Worker {
             match self.pool.timeouts.due(&conn, Instant::now()) {
                 Due::Turn => return Some(conn),
                 Due::Close => {
-                    let outcome = Timeouts::outcome(&conn);
-                    conn.close(outcome);
+                    Timeouts::close(conn);
                     return None;
                 }
                 Due::Nothing => {}
