@@ -162,6 +162,9 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<Report, graceful_server::Error> {
+    // Every connection costs a descriptor: use all the system allows, as
+    // Go's servers do. Failing to raise it only leaves the soft limit.
+    let _ = graceful_server::raise_descriptor_limit();
     let mut builder = Server::builder(options.addr)
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)

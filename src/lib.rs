@@ -260,7 +260,7 @@ pub use error::Error;
 pub use event::Event;
 pub use registry::Outcome;
 pub use report::{Report, Stats};
-pub use server::{Builder, RunningServer, Server, StatsHandle};
+pub use server::{raise_descriptor_limit, Builder, RunningServer, Server, StatsHandle};
 pub use shutdown::ShutdownHandle;
 
 /// The channel crate whose [`Receiver`](crossbeam_channel::Receiver)

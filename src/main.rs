@@ -99,6 +99,9 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<Report, Error> {
+    // Every connection costs a descriptor: use all the system allows, as
+    // Go's servers do. Failing to raise it only leaves the soft limit.
+    let _ = graceful_server::raise_descriptor_limit();
     let mut builder = Server::builder(options.addr);
     if options.verbose {
         builder = builder.on_event(cli::log_event);

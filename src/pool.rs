@@ -278,7 +278,7 @@ pub(crate) fn new(
     let mut slots = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (waker, receiver) = wake::channel().map_err(Error::Readiness)?;
+        let (waker, receiver) = wake::channel().map_err(|e| wake_error(e, workers))?;
         slots.push(Slot {
             lingering: AtomicBool::new(false),
             deadline: AtomicU64::new(NO_DEADLINE),
@@ -302,6 +302,25 @@ pub(crate) fn new(
         timeouts,
     };
     Ok((Arc::new(pool), receivers))
+}
+
+/// A worker's wake-up could not be made. Out of descriptors, the error
+/// names the limit and what to change, not the readiness wait.
+fn wake_error(error: io::Error, workers: usize) -> Error {
+    let out_of_descriptors = error
+        .raw_os_error()
+        .is_some_and(|code| sys::RESOURCE_ERRORS.contains(&code));
+    if !out_of_descriptors {
+        return Error::Readiness(error);
+    }
+    Error::Config {
+        setting: "workers",
+        reason: format!(
+            "{workers} workers ran out of descriptors for their wake-ups ({error}): raise \
+             the limit on open descriptors (`ulimit -n`, or \
+             graceful_server::raise_descriptor_limit) or use fewer workers"
+        ),
+    }
 }
 
 /// One named worker thread.

@@ -145,11 +145,17 @@ impl Default for Config {
     }
 }
 
+/// The server's own descriptors: a wake-up for each worker and the
+/// acceptor (one `eventfd` each on Linux, a socket pair elsewhere), the
+/// listener and the readiness wait.
+fn own_descriptors(workers: usize) -> u64 {
+    wake::DESCRIPTORS * (workers as u64 + 1) + 2
+}
+
 /// The connection maximum derived from the descriptor limit: one descriptor
-/// per connection, after the server's own (two wake-up sockets per worker
-/// and the acceptor's, the listener, epoll) and a reserve for the handlers.
+/// per connection, after the server's own and a reserve for the handlers.
 fn default_max_connections(workers: usize) -> usize {
-    let own = 2 * (workers as u64 + 1) + 2;
+    let own = own_descriptors(workers);
     match sys::descriptor_limit() {
         Some(limit) => {
             let usable = limit.saturating_sub(own + RESERVED_DESCRIPTORS).max(1);
@@ -172,6 +178,23 @@ impl Config {
         }
         if self.workers > MAX_WORKERS {
             return invalid("workers", "must be at most 65536");
+        }
+        if let Some(limit) = sys::descriptor_limit() {
+            // Its own, standard input, output and error, and one connection.
+            let needed = own_descriptors(self.workers) + 3 + 1;
+            if needed > limit {
+                return Err(Error::Config {
+                    setting: "workers",
+                    reason: format!(
+                        "{} workers need at least {needed} descriptors (their wake-ups, \
+                         the listener, stdio and one connection), \
+                         more than the limit on open descriptors (RLIMIT_NOFILE) of {limit}: \
+                         raise the limit (`ulimit -n`, or \
+                         graceful_server::raise_descriptor_limit) or use fewer workers",
+                        self.workers
+                    ),
+                });
+            }
         }
         if self.queue_capacity == 0 {
             return invalid("queue_capacity", "must be at least 1");
@@ -197,6 +220,33 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Raises this process's soft limit on open descriptors (`RLIMIT_NOFILE`)
+/// to its hard limit, as Go's runtime does at start, and returns the soft
+/// limit now (`None`: unlimited, or Windows, which has no such limit).
+///
+/// Every connection costs a descriptor, so the common soft limit of 1024
+/// caps a server at about a thousand connections while the hard limit
+/// usually allows far more. The library never calls this by itself: the
+/// limit belongs to the whole process (and is inherited by the programs it
+/// starts). The echo binary and the HTTP example call it first thing. Call
+/// it before [`Builder::build`], whose default
+/// [`max_connections`](Builder::max_connections) follows the limit.
+///
+/// # Errors
+///
+/// The system refused to read or change the limit.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let limit = graceful_server::raise_descriptor_limit()?;
+/// eprintln!("descriptors: {limit:?}");
+/// # Ok(())
+/// # }
+/// ```
+pub fn raise_descriptor_limit() -> io::Result<Option<u64>> {
+    sys::raise_descriptor_limit()
 }
 
 impl Builder {

@@ -700,11 +700,56 @@ pub(crate) fn descriptor_limit() -> Option<u64> {
     u64::try_from(limit.rlim_cur).ok()
 }
 
+/// Raises the soft limit on open descriptors to the hard limit; returns the
+/// soft limit now (`None` for unlimited). On macOS the kernel also caps it
+/// at `OPEN_MAX`, which `setrlimit` refuses to exceed.
+#[cfg(unix)]
+pub(crate) fn raise_descriptor_limit() -> io::Result<Option<u64>> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid `rlimit` the kernel writes into.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    if limit.rlim_cur != limit.rlim_max {
+        #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+        let soft = limit.rlim_max;
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        // `OPEN_MAX` of `<sys/syslimits.h>`, which libc does not declare.
+        let soft = limit.rlim_max.min(10_240);
+        let raised = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid `rlimit` the kernel reads.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+    }
+    Ok(descriptor_limit())
+}
+
+/// Windows has no limit on sockets to raise.
+#[cfg(windows)]
+pub(crate) fn raise_descriptor_limit() -> io::Result<Option<u64>> {
+    Ok(None)
+}
+
 /// Windows has no per-process limit on sockets to read (only memory bounds
 /// them), so the caller's fallback applies.
 #[cfg(windows)]
 pub(crate) fn descriptor_limit() -> Option<u64> {
     None
+}
+
+/// A new `eventfd`: a counter that is readable while nonzero, for
+/// wake-ups. Nonblocking and close-on-exec.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call without pointers; on success it returns a
+    // new descriptor that nothing else owns.
+    let fd = unsafe { check(libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))? };
+    // SAFETY: `fd` was just returned by `eventfd` and is owned by nobody
+    // else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether SIGHUP is currently ignored (`SIG_IGN`), e.g. under `nohup`.

@@ -25,8 +25,8 @@ use graceful_server::Server;
 use support::{client, echo, echo_binary, ServerProcess, IO_TIMEOUT};
 
 /// Descriptor limit for the servers: a handful for stdio, the listener, the
-/// readiness wait and the wake-up sockets (two per worker, so the servers
-/// run few workers), then room for about fifteen connections.
+/// readiness wait and the wake-ups (one per worker and the acceptor; the
+/// servers run few workers), then room for about fifteen connections.
 const FD_LIMIT: u32 = 32;
 const CLIENTS: usize = 40;
 

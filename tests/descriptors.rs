@@ -1,0 +1,136 @@
+//! What a server costs in descriptors: one wake-up descriptor per worker
+//! (an `eventfd`), so hundreds of workers fit under the common limit of
+//! 1024; the binary raises the soft limit to the hard one at start; and a
+//! pool that cannot fit fails clearly before serving.
+//!
+//! The servers run as child processes under `ulimit` in `sh`, so the test
+//! process keeps its own limit.
+
+// `ulimit` in `sh`, /proc for a process's limits, `eventfd`: Linux only.
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{client, echo_binary, wait_child, ServerProcess};
+
+/// Runs the echo binary under `limits` (an `ulimit` command line) with
+/// `args`.
+fn under_limit(limits: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("{limits} && exec \"$0\" \"$@\""))
+        .arg(echo_binary())
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// The soft and hard limits on open files of process `pid`.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).expect("read /proc/PID/limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+/// 600 workers under a limit of 1024 (soft and hard): with a socket pair
+/// per worker they needed 1,202 descriptors before the first connection;
+/// with one `eventfd` each they leave room for 300 connections at once,
+/// all served.
+#[test]
+fn six_hundred_workers_under_a_limit_of_1024_serve_300_connections_at_once() {
+    let command = under_limit(
+        "ulimit -n 1024",
+        &["--addr", "127.0.0.1:0", "--workers", "600"],
+    );
+    let mut server = ServerProcess::start_command(command);
+    let mut clients: Vec<_> = (0..300).map(|_| client(server.addr)).collect();
+    for (i, conn) in clients.iter_mut().enumerate() {
+        conn.write_all(format!("{i:03}").as_bytes()).expect("write");
+    }
+    // All 300 open at once, each answered while the others stay open.
+    for (i, conn) in clients.iter_mut().enumerate() {
+        let mut reply = [0; 3];
+        conn.read_exact(&mut reply)
+            .unwrap_or_else(|e| panic!("client {i} not served: {e}"));
+        assert_eq!(reply, format!("{i:03}").as_bytes());
+    }
+    drop(clients);
+    server.signal("INT");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    let stderr = server.stderr();
+    assert!(stderr.contains("300 accepted, 300 completed"), "{stderr}");
+}
+
+/// Started with a soft limit below the hard one, the binary raises the
+/// soft limit to the hard one before serving.
+#[test]
+fn the_binary_raises_the_soft_descriptor_limit_to_the_hard_one() {
+    let hard = fs::read_to_string("/proc/self/limits").expect("limits");
+    let hard: u64 = hard
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(4))
+        .and_then(|value| value.parse().ok())
+        .expect("a numeric hard limit");
+    if hard <= 512 {
+        eprintln!("skipped: the hard limit ({hard}) leaves nothing to raise to");
+        return;
+    }
+    let command = under_limit("ulimit -Sn 512", &["--addr", "127.0.0.1:0"]);
+    let mut server = ServerProcess::start_command(command);
+    let (soft, now_hard) = open_files_limits(server.pid());
+    assert_eq!(soft, hard.to_string(), "soft limit not raised");
+    assert_eq!(now_hard, hard.to_string());
+    server.signal("INT");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}
+
+/// A pool that cannot fit its descriptors fails before it serves, with a
+/// message naming the limit and what to change, not the readiness wait.
+#[test]
+fn a_pool_too_large_for_the_limit_fails_naming_the_limit() {
+    let mut child = under_limit(
+        "ulimit -n 256",
+        &["--addr", "127.0.0.1:0", "--workers", "300"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start the binary");
+    let status = wait_child(&mut child, Duration::from_secs(10), "the binary");
+    let mut stderr = String::new();
+    let mut stdout = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "nothing served: {stdout}");
+    assert!(stderr.contains("RLIMIT_NOFILE"), "{stderr}");
+    assert!(stderr.contains(" 256"), "names the limit: {stderr}");
+    assert!(
+        stderr.contains("fewer workers"),
+        "says what to change: {stderr}"
+    );
+    assert!(!stderr.contains("readiness"), "{stderr}");
+}
