@@ -20,7 +20,7 @@ use std::time::Duration;
 use graceful_server::http::{self, Limits, Request, Response};
 use graceful_server::{Builder, Event, Report, Server};
 
-const USAGE: &str = "usage: http [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
+const USAGE: &str = "usage: http [--addr ADDR]... [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--idle-grace SECS] [--header-timeout SECS] \
      [--read-timeout SECS|none] [--write-timeout SECS|none] [--poll] [--verbose] [--help]";
 
@@ -54,7 +54,9 @@ answered (with 'Connection: close'), then they are closed. A second signal,
 or the drain timeout, closes everything left and exits at once.
 
 options:
-  --addr ADDR             address to listen on [default: {DEFAULT_ADDR}]
+  --addr ADDR             address to listen on [default: {DEFAULT_ADDR}];
+                          repeat it to listen on several, all stopped
+                          together (one 'listening on' line each, in order)
                           (port 0 picks a free port)
   --workers N             requests served at once [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown, or
@@ -165,7 +167,11 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
     // Every connection costs a descriptor: use all the system allows, as
     // Go's servers do. Failing to raise it only leaves the soft limit.
     let _ = graceful_server::raise_descriptor_limit();
-    let mut builder = Server::builder(options.addr)
+    let mut builder = Server::builder(options.addrs[0]);
+    for &addr in &options.addrs[1..] {
+        builder = builder.listen(addr);
+    }
+    builder = builder
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
         .drain_delay(options.drain_delay)
@@ -194,7 +200,9 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "listening on {}", running.local_addr());
+        for addr in running.local_addrs() {
+            let _ = writeln!(stdout, "listening on {addr}");
+        }
         let _ = stdout.flush();
     }
     handle.wait();
@@ -251,7 +259,8 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 #[derive(Debug, PartialEq)]
 struct Options {
-    addr: SocketAddr,
+    /// At least one: the default unless `--addr` is given.
+    addrs: Vec<SocketAddr>,
     workers: usize,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
@@ -266,9 +275,7 @@ struct Options {
 /// The options, or `None` for `--help`.
 fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut options = Options {
-        addr: DEFAULT_ADDR
-            .parse()
-            .expect("the default address is a valid socket address"),
+        addrs: Vec::new(),
         workers: Builder::DEFAULT_WORKERS,
         drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
@@ -296,9 +303,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--help" | "-h" => return Ok(None),
             "--addr" => {
                 let text = value()?;
-                options.addr = text
-                    .parse()
-                    .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?;
+                options.addrs.push(
+                    text.parse()
+                        .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?,
+                );
             }
             "--workers" => {
                 let text = value()?;
@@ -320,6 +328,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--verbose" | "-v" => options.verbose = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if options.addrs.is_empty() {
+        options.addrs.push(
+            DEFAULT_ADDR
+                .parse()
+                .expect("the default address is a valid socket address"),
+        );
     }
     Ok(Some(options))
 }
@@ -363,7 +378,8 @@ mod tests {
         let Ok(Some(options)) = args(&[]) else {
             panic!("no arguments must serve");
         };
-        assert_eq!(options.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(options.addrs.len(), 1);
+        assert_eq!(options.addrs[0].to_string(), DEFAULT_ADDR);
         assert_eq!(options.workers, Builder::DEFAULT_WORKERS);
         assert_eq!(options.idle_grace, DEFAULT_IDLE_GRACE);
         let Ok(Some(options)) = args(&[
@@ -384,6 +400,15 @@ mod tests {
         assert_eq!(options.header_timeout, Duration::from_millis(2500));
         assert!(options.poll);
         assert_eq!(args(&["--help"]), Ok(None));
+        let Ok(Some(options)) = args(&["--addr", "127.0.0.1:1", "--addr=[::1]:2"]) else {
+            panic!("--addr twice");
+        };
+        let shown: Vec<String> = options.addrs.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["127.0.0.1:1", "[::1]:2"],
+            "in order, the default replaced"
+        );
     }
 
     #[test]

@@ -61,15 +61,19 @@ const ACCEPT_BATCH: usize = 128;
 /// arrives faster than it can be accepted from delaying the close forever.
 const SWEEP_LIMIT: usize = 8192;
 
-/// Tokens of the acceptor's own descriptors; connections use their ids,
-/// which count up from 1.
-const LISTENER: u64 = u64::MAX;
-const WAKE: u64 = u64::MAX - 1;
+/// Tokens of the acceptor's own descriptors, from the top; connections use
+/// their ids, which count up from 1.
+const WAKE: u64 = u64::MAX;
+
+/// The token of the listener at `index`.
+fn listener_token(index: usize) -> u64 {
+    WAKE - 1 - index as u64
+}
 
 /// Everything the acceptor thread needs.
 pub(crate) struct Acceptor {
-    /// Taken by the loop when it starts.
-    pub(crate) listener: Option<TcpListener>,
+    /// Taken by the loop when it starts; at least one.
+    pub(crate) listeners: Vec<TcpListener>,
     /// A connection accepted before the loop started (while checking an
     /// inherited listener); served first.
     pub(crate) first: Option<(TcpStream, SocketAddr)>,
@@ -87,7 +91,7 @@ pub(crate) struct Acceptor {
     /// Whether new connections wait as idle (see
     /// [`Handler::new_connections_are_idle`](crate::Handler::new_connections_are_idle)).
     pub(crate) new_waiting: Waiting,
-    /// Set when the listener is dropped; the report's `stop_accepting`.
+    /// Set when the listeners are dropped; the report's `stop_accepting`.
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
     /// Dropped when the acceptor exits; see [`crate::pool`].
     pub(crate) done: Sender<()>,
@@ -126,14 +130,20 @@ fn classify(error: &io::Error) -> AcceptFailure {
 /// A parked connection's timeout: (deadline, id, generation).
 type Timer = Reverse<(Instant, u64, u64)>;
 
+/// One listener, as the loop watches it.
+struct Listening {
+    socket: TcpListener,
+    /// Whether the poller watches it.
+    watched: bool,
+    /// Whether the last wait reported it readable.
+    ready: bool,
+}
+
 /// The acceptor's state while it runs.
 struct Loop {
     a: Acceptor,
-    listener: Option<TcpListener>,
-    /// Whether the poller watches the listener.
-    listening: bool,
-    /// Whether the last wait reported the listener readable.
-    listener_ready: bool,
+    /// Emptied, all at once, when accepting stops.
+    listeners: Vec<Listening>,
     parked: HashMap<u64, Connection>,
     timers: BinaryHeap<Timer>,
     /// Jobs for a full channel, in order.
@@ -162,11 +172,17 @@ impl Acceptor {
 
     fn run(mut self) {
         let first = self.first.take();
+        let listeners = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(|socket| Listening {
+                socket,
+                watched: false,
+                ready: false,
+            })
+            .collect();
         let mut state = Loop {
-            listener: self.listener.take(),
+            listeners,
             a: self,
-            listening: false,
-            listener_ready: false,
             parked: HashMap::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
@@ -199,11 +215,13 @@ impl Loop {
             if self.a.signal.is_closing_idle() && !self.idle_closed {
                 self.close_parked_idle();
             }
-            if self.a.signal.is_accepting_stopped() && self.listener.is_some() {
+            if self.a.signal.is_accepting_stopped() && !self.listeners.is_empty() {
                 self.stop_accepting();
             }
-            if self.listening && self.listener_ready {
-                self.accept_batch();
+            for index in 0..self.listeners.len() {
+                if self.listeners[index].watched && self.listeners[index].ready {
+                    self.accept_batch(index);
+                }
             }
             self.expire_timers();
             self.flush();
@@ -211,19 +229,27 @@ impl Loop {
             if self.finished() {
                 break;
             }
-            self.watch_listener();
+            self.watch_listeners();
             let timeout = self.next_timeout();
             if self.a.poller.wait(&mut self.events, timeout).is_err() {
                 // A wait that fails (out of memory) is retried after a pause
                 // rather than spun on.
                 thread::sleep(MIN_BACKOFF);
             }
-            self.listener_ready = false;
+            for listening in &mut self.listeners {
+                listening.ready = false;
+            }
+            let first_listener = listener_token(self.listeners.len().saturating_sub(1));
             let events = std::mem::take(&mut self.events);
             for event in &events {
                 match event.token {
-                    LISTENER => self.listener_ready = true,
                     WAKE => self.a.wake.drain(),
+                    token if token >= first_listener && !self.listeners.is_empty() => {
+                        let index = (WAKE - 1 - token) as usize;
+                        if let Some(listening) = self.listeners.get_mut(index) {
+                            listening.ready = true;
+                        }
+                    }
                     id => {
                         if let Some(mut conn) = self.parked.remove(&id) {
                             if conn.has_queued_output() {
@@ -248,7 +274,7 @@ impl Loop {
 
     /// Whether the drain is over: not accepting, and no connection left.
     fn finished(&self) -> bool {
-        if self.listener.is_some() || !self.a.signal.is_accepting_stopped() {
+        if !self.listeners.is_empty() || !self.a.signal.is_accepting_stopped() {
             return false;
         }
         // Ask to be woken by the last connection's end, then look: either
@@ -257,17 +283,19 @@ impl Loop {
         self.a.registry.open() == 0
     }
 
-    /// Watches the listener only while accepting is possible: below the
+    /// Watches the listeners only while accepting is possible: below the
     /// connection maximum, with room in the job channel, not backing off.
-    fn watch_listener(&mut self) {
-        let Some(listener) = &self.listener else {
+    fn watch_listeners(&mut self) {
+        if self.listeners.is_empty() {
             return;
-        };
+        }
         let now = Instant::now();
         if self.backoff.is_some_and(|(until, _)| now >= until) {
             self.backoff = None;
-            // Look at once: the backlog may have waited all along.
-            self.listener_ready = true;
+            // Look at once: the backlogs may have waited all along.
+            for listening in &mut self.listeners {
+                listening.ready = true;
+            }
         }
         let mut wanted = self.ready.is_empty() && self.backoff.is_none();
         if wanted && self.a.registry.open() >= self.a.max_connections {
@@ -276,18 +304,21 @@ impl Loop {
             self.a.registry.wake_acceptor_on_finish();
             wanted = self.a.registry.open() < self.a.max_connections;
         }
-        if wanted == self.listening {
-            return;
-        }
-        let result = if wanted {
-            self.a
-                .poller
-                .add(listener.as_source(), LISTENER, Interest::Level)
-        } else {
-            self.a.poller.remove(listener.as_source())
-        };
-        if result.is_ok() {
-            self.listening = wanted;
+        for (index, listening) in self.listeners.iter_mut().enumerate() {
+            if wanted == listening.watched {
+                continue;
+            }
+            let source = listening.socket.as_source();
+            let result = if wanted {
+                self.a
+                    .poller
+                    .add(source, listener_token(index), Interest::Level)
+            } else {
+                self.a.poller.remove(source)
+            };
+            if result.is_ok() {
+                listening.watched = wanted;
+            }
         }
     }
 
@@ -309,24 +340,24 @@ impl Loop {
             .map(|at| at.saturating_duration_since(now))
     }
 
-    /// Accepts until `WouldBlock`, the batch limit, the connection maximum
-    /// or a full channel.
-    fn accept_batch(&mut self) {
+    /// Accepts from listener `index` until `WouldBlock`, the batch limit,
+    /// the connection maximum or a full channel.
+    fn accept_batch(&mut self, index: usize) {
         for _ in 0..ACCEPT_BATCH {
             if !self.ready.is_empty() || self.a.registry.open() >= self.a.max_connections {
                 return;
             }
-            let Some(listener) = &self.listener else {
+            let Some(listening) = self.listeners.get_mut(index) else {
                 return;
             };
-            match listener.accept() {
+            match listening.socket.accept() {
                 Ok((stream, peer)) => {
                     self.backoff = None;
                     self.admit(stream, peer);
                     self.flush();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.listener_ready = false;
+                    listening.ready = false;
                     return;
                 }
                 Err(e) => match classify(&e) {
@@ -338,11 +369,11 @@ impl Loop {
                         // The pending connection stays in the backlog until
                         // descriptors are free again. The pause is a timer
                         // of the readiness wait, so shutdown still ends it.
+                        listening.ready = false;
                         let pause = self
                             .backoff
                             .map_or(MIN_BACKOFF, |(_, last)| (last * 2).min(MAX_BACKOFF));
                         self.backoff = Some((Instant::now() + pause, pause));
-                        self.listener_ready = false;
                         self.a.registry.tell(&Event::AcceptFailed {
                             error: &e,
                             backoff: Some(pause),
@@ -354,30 +385,38 @@ impl Loop {
         }
     }
 
-    /// The shutdown sweep: accepts everything already waiting in the kernel
-    /// backlog, whatever the limits, then closes the listener. New connects
-    /// are refused from then on instead of hanging in a backlog nobody reads.
+    /// The shutdown sweep: accepts everything already waiting in every
+    /// listener's kernel backlog, whatever the limits, then closes them all.
+    /// New connects are refused from then on instead of hanging in a backlog
+    /// nobody reads. All are swept before any is closed, so that none
+    /// refuses while another still accepts.
     fn stop_accepting(&mut self) {
-        let Some(listener) = self.listener.take() else {
-            return;
-        };
-        for _ in 0..SWEEP_LIMIT {
-            match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => match classify(&e) {
-                    AcceptFailure::Connection => {}
-                    // Out of descriptors: what is left cannot be taken.
-                    AcceptFailure::Resources => break,
-                },
+        let listeners = std::mem::take(&mut self.listeners);
+        // Twice over when there are several: what reached the first while
+        // the others were swept is taken too, just before the close.
+        let passes = if listeners.len() > 1 { 2 } else { 1 };
+        for listening in (0..passes).flat_map(|_| &listeners) {
+            for _ in 0..SWEEP_LIMIT {
+                match listening.socket.accept() {
+                    Ok((stream, peer)) => self.admit(stream, peer),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => match classify(&e) {
+                        AcceptFailure::Connection => {}
+                        // Out of descriptors: what is left cannot be taken.
+                        AcceptFailure::Resources => break,
+                    },
+                }
             }
         }
-        if self.listening {
-            let _ = self.a.poller.remove(listener.as_source());
-            self.listening = false;
+        if listeners.is_empty() {
+            return;
         }
-        self.a.poller.forget(listener.raw_source());
-        drop(listener);
+        for listening in listeners {
+            if listening.watched {
+                let _ = self.a.poller.remove(listening.socket.as_source());
+            }
+            self.a.poller.forget(listening.socket.raw_source());
+        }
         self.record_closed();
     }
 
@@ -596,8 +635,8 @@ impl Loop {
             conn.close_forced();
         }
         self.a.pool.set_overflow(0);
-        if let Some(listener) = self.listener.take() {
-            drop(listener);
+        if !self.listeners.is_empty() {
+            self.listeners.clear();
             self.record_closed();
         }
         let Acceptor {

@@ -141,7 +141,13 @@ pub fn announce_and_join(
     let mut stdout = io::stdout().lock();
     // A closed stdout must not stop the server; the line is for whoever
     // reads it.
-    let _ = writeln!(stdout, "listening on {}", running.local_addr());
+    // One line per listener, in the order given, in one write.
+    let lines: String = running
+        .local_addrs()
+        .iter()
+        .map(|addr| format!("listening on {addr}\n"))
+        .collect();
+    let _ = stdout.write_all(lines.as_bytes());
     let _ = stdout.flush();
     drop(stdout);
 

@@ -16,7 +16,7 @@ mod cli;
 const PROGRAM: &str = "graceful-server";
 
 const USAGE: &str =
-    "usage: graceful-server [--addr ADDR] [--workers N] [--drain-timeout SECS|none] \
+    "usage: graceful-server [--addr ADDR]... [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--verbose] [--help] [--version]";
 
 fn help() -> String {
@@ -32,7 +32,9 @@ remaining connections and exits at once.
 options:
   --addr ADDR             address to listen on [default: 127.0.0.1:7878]
                           (port 0 picks a free port; 0.0.0.0 or [::] to
-                          listen on every interface)
+                          listen on every interface); repeat it to listen
+                          on several (e.g. 127.0.0.1 and [::1]), all
+                          stopped together
   --workers N             turns served at once (a connection waiting for
                           input holds none) [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown,
@@ -48,7 +50,8 @@ options:
   --help                  print this help
   --version               print the version
 
-The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.
+The first line on stdout is 'listening on IP:PORT', one line per address in
+the order given. Progress goes to stderr.
 
 Started by systemd socket activation (or examples/supervisor.rs), the server
 serves on the inherited socket (LISTEN_FDS) instead of binding --addr, and
@@ -69,7 +72,8 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 
 #[derive(Debug, PartialEq)]
 struct Options {
-    addr: SocketAddr,
+    /// At least one: the default unless `--addr` is given.
+    addrs: Vec<SocketAddr>,
     workers: usize,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
@@ -102,7 +106,10 @@ fn run(options: &Options) -> Result<Report, Error> {
     // Every connection costs a descriptor: use all the system allows, as
     // Go's servers do. Failing to raise it only leaves the soft limit.
     let _ = graceful_server::raise_descriptor_limit();
-    let mut builder = Server::builder(options.addr);
+    let mut builder = Server::builder(options.addrs[0]);
+    for &addr in &options.addrs[1..] {
+        builder = builder.listen(addr);
+    }
     if options.verbose {
         builder = builder.on_event(cli::log_event);
     }
@@ -142,9 +149,7 @@ fn echo(conn: &mut Connection) -> io::Result<Next> {
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
-        addr: DEFAULT_ADDR
-            .parse()
-            .expect("the default address is a valid socket address"),
+        addrs: Vec::new(),
         workers: Builder::DEFAULT_WORKERS,
         drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
@@ -155,7 +160,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
-            "--addr" => options.addr = cli::addr(&flag, &flags.value(&flag)?)?,
+            "--addr" => options.addrs.push(cli::addr(&flag, &flags.value(&flag)?)?),
             "--workers" => options.workers = cli::workers(&flag, &flags.value(&flag)?)?,
             "--drain-timeout" => {
                 options.drain_timeout = cli::seconds_or_none(&flag, &flags.value(&flag)?)?;
@@ -164,6 +169,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
             "--verbose" | "-v" => options.verbose = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if options.addrs.is_empty() {
+        options.addrs.push(
+            DEFAULT_ADDR
+                .parse()
+                .expect("the default address is a valid socket address"),
+        );
     }
     Ok(Command::Serve(options))
 }
@@ -181,7 +193,7 @@ mod tests {
         let Ok(Command::Serve(options)) = args(&[]) else {
             panic!("no arguments must serve");
         };
-        assert_eq!(options.addr.to_string(), "127.0.0.1:7878");
+        assert_eq!(options.addrs, ["127.0.0.1:7878".parse().expect("valid")]);
         assert_eq!(options.workers, Builder::DEFAULT_WORKERS);
         assert_eq!(options.drain_timeout, Some(Builder::DEFAULT_DRAIN_TIMEOUT));
     }
@@ -198,12 +210,23 @@ mod tests {
         assert_eq!(
             parsed,
             Ok(Command::Serve(Options {
-                addr: "127.0.0.1:0".parse().expect("valid"),
+                addrs: vec!["127.0.0.1:0".parse().expect("valid")],
                 workers: 4,
                 drain_timeout: Some(Duration::from_millis(500)),
                 drain_delay: Duration::ZERO,
                 verbose: false,
             }))
+        );
+        let Ok(Command::Serve(options)) = args(&["--addr", "127.0.0.1:1", "--addr=[::1]:2"]) else {
+            panic!("--addr twice must parse");
+        };
+        let both: Vec<SocketAddr> = ["127.0.0.1:1", "[::1]:2"]
+            .iter()
+            .map(|a| a.parse().expect("valid"))
+            .collect();
+        assert_eq!(
+            options.addrs, both,
+            "repeated, in order, the default replaced"
         );
         let Ok(Command::Serve(options)) = args(&["--drain-timeout=none"]) else {
             panic!("'none' must parse");

@@ -85,7 +85,8 @@ enum Source {
 /// # }
 /// ```
 pub struct Builder {
-    source: Source,
+    /// Where to listen: the constructor's, then each added one, in order.
+    sources: Vec<Source>,
     config: Config,
 }
 
@@ -269,7 +270,7 @@ impl Builder {
 
     fn new(source: Source) -> Builder {
         Builder {
-            source,
+            sources: vec![source],
             config: Config::default(),
         }
     }
@@ -462,12 +463,56 @@ impl Builder {
         self
     }
 
+    /// Listens on `addr` too, besides the constructor's address and any
+    /// added before. By default, a server has the one listener.
+    ///
+    /// All listeners share the pool, the registry, the report and the
+    /// [`ShutdownHandle`]; at shutdown every backlog is swept before any
+    /// listener closes, so none is left accepting while another refuses.
+    /// `localhost` to clients means `127.0.0.1` and `::1`: listen on both.
+    /// Each address is bound by [`build`](Self::build), which fails if any
+    /// cannot be.
+    ///
+    /// ```
+    /// use std::net::TcpStream;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .listen("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// for addr in running.local_addrs() {
+    ///     drop(TcpStream::connect(addr)?);
+    /// }
+    /// running.shutdown_handle().shutdown();
+    /// assert_eq!(running.join()?.accepted, 2); // one report for both
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn listen(mut self, addr: impl ToSocketAddrs) -> Builder {
+        self.sources.push(Source::Addr(
+            addr.to_socket_addrs().map(|addrs| addrs.collect()),
+        ));
+        self
+    }
+
+    /// Listens on a listener you bound yourself too, as
+    /// [`listen`](Self::listen) does for an address. The server puts it in
+    /// nonblocking mode.
+    pub fn listen_on(mut self, listener: TcpListener) -> Builder {
+        self.sources.push(Source::Listener(listener));
+        self
+    }
+
     /// Serves on a listening socket inherited through systemd's
     /// socket-activation protocol, when there is one. By default, off.
     ///
     /// When `LISTEN_PID` is this process's id and `LISTEN_FDS` is at least 1,
     /// [`build`](Self::build) takes the first inherited socket (descriptor 3)
-    /// instead of binding the address; otherwise it binds as usual. The
+    /// instead of binding the address (and any added with
+    /// [`listen`](Self::listen)); otherwise it binds as usual. The
     /// socket is checked to be a listening TCP socket and duplicated
     /// close-on-exec. It is never `shutdown()`, since other processes (the
     /// supervisor, the next server) hold it too: that shared backlog is what
@@ -562,25 +607,39 @@ impl Builder {
             Inherit::First => systemd::inherited_listener(None)?,
             Inherit::Named(name) => systemd::inherited_listener(Some(name))?,
         };
-        let (listener, first) = match (inherited, self.source) {
-            (Some(inherited), _) => inherited,
-            (None, Source::Listener(listener)) => (listener, None),
-            (None, Source::Addr(addrs)) => {
-                let listener = bind(addrs.map_err(Error::Address)?)?;
-                sys::set_backlog(&listener, self.config.backlog).map_err(Error::Listener)?;
-                (listener, None)
+        let (listeners, first) = match inherited {
+            // Served instead of every configured address.
+            Some((listener, first)) => (vec![listener], first),
+            None => {
+                let mut listeners = Vec::with_capacity(self.sources.len());
+                for source in self.sources {
+                    listeners.push(match source {
+                        Source::Listener(listener) => listener,
+                        Source::Addr(addrs) => {
+                            let listener = bind(addrs.map_err(Error::Address)?)?;
+                            sys::set_backlog(&listener, self.config.backlog)
+                                .map_err(Error::Listener)?;
+                            listener
+                        }
+                    });
+                }
+                (listeners, None)
             }
         };
-        // On an inherited socket this flag is shared with every holder;
-        // they cope, since the acceptor treats `WouldBlock` as "nothing yet".
-        listener.set_nonblocking(true).map_err(Error::Listener)?;
-        let local_addr = listener.local_addr().map_err(Error::Listener)?;
+        let mut local_addrs = Vec::with_capacity(listeners.len());
+        for listener in &listeners {
+            // On an inherited socket this flag is shared with every holder;
+            // they cope, since the acceptor treats `WouldBlock` as "nothing
+            // yet".
+            listener.set_nonblocking(true).map_err(Error::Listener)?;
+            local_addrs.push(listener.local_addr().map_err(Error::Listener)?);
+        }
         let poller = Poller::new(self.config.backend).map_err(Error::Readiness)?;
         let (waker, wake) = wake::channel().map_err(Error::Readiness)?;
         Ok(Server {
-            listener,
+            listeners,
             first,
-            local_addr,
+            local_addrs,
             signal: Signal::new(self.config.drain_delay, waker),
             poller,
             wake,
@@ -606,12 +665,18 @@ fn bind(addrs: Vec<SocketAddr>) -> Result<TcpListener, Error> {
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source: &dyn fmt::Debug = match &self.source {
-            Source::Addr(addrs) => addrs,
-            Source::Listener(listener) => listener,
-        };
+        let sources: Vec<&dyn fmt::Debug> = self
+            .sources
+            .iter()
+            .map(|source| -> &dyn fmt::Debug {
+                match source {
+                    Source::Addr(addrs) => addrs,
+                    Source::Listener(listener) => listener,
+                }
+            })
+            .collect();
         f.debug_struct("Builder")
-            .field("source", source)
+            .field("sources", &sources)
             .field("config", &self.config)
             .finish()
     }
@@ -644,10 +709,12 @@ impl fmt::Debug for Builder {
 /// # }
 /// ```
 pub struct Server {
-    listener: TcpListener,
+    /// At least one.
+    listeners: Vec<TcpListener>,
     /// A connection accepted while checking an inherited listener.
     first: Option<(TcpStream, SocketAddr)>,
-    local_addr: SocketAddr,
+    /// The listeners' addresses, in the same order.
+    local_addrs: Vec<SocketAddr>,
     config: Config,
     signal: Arc<Signal>,
     poller: Poller,
@@ -722,7 +789,26 @@ impl Server {
     /// # }
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every address the server listens on, in the order they were given
+    /// (the builder's, then each [`listen`](Builder::listen) or
+    /// [`listen_on`](Builder::listen_on)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = graceful_server::Server::builder("127.0.0.1:0")
+    ///     .listen("127.0.0.1:0")
+    ///     .build()?;
+    /// let addrs = server.local_addrs();
+    /// assert_eq!(addrs.len(), 2);
+    /// assert_eq!(addrs[0], server.local_addr());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// A handle to shut the server down, usable before serving starts.
@@ -858,7 +944,7 @@ impl Server {
     /// # }
     /// ```
     pub fn spawn<H: Handler>(self, handler: H) -> Result<RunningServer, Error> {
-        let local_addr = self.local_addr;
+        let local_addrs = self.local_addrs.clone();
         let handle = self.shutdown_handle();
         let config = &self.config;
         let drop_bound = config.drain_timeout.and_then(|timeout| {
@@ -888,7 +974,7 @@ impl Server {
             });
         }
         Ok(RunningServer {
-            local_addr,
+            local_addrs,
             handle,
             stats,
             report: report_rx,
@@ -899,7 +985,7 @@ impl Server {
     /// Starts the workers and the acceptor.
     fn start(self, handler: Arc<dyn Handler>) -> Result<Drain, Error> {
         let Server {
-            listener,
+            listeners,
             first,
             config,
             signal,
@@ -943,7 +1029,7 @@ impl Server {
         }
         let started = Instant::now();
         Acceptor {
-            listener: Some(listener),
+            listeners,
             first,
             poller,
             wake,
@@ -986,7 +1072,7 @@ impl Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
+            .field("local_addrs", &self.local_addrs)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -1019,7 +1105,8 @@ impl fmt::Debug for Server {
 /// ```
 #[must_use = "dropping a RunningServer shuts it down at once"]
 pub struct RunningServer {
-    local_addr: SocketAddr,
+    /// At least one.
+    local_addrs: Vec<SocketAddr>,
     handle: ShutdownHandle,
     stats: StatsHandle,
     report: Receiver<Report>,
@@ -1047,7 +1134,13 @@ impl RunningServer {
     /// # }
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every address the server listens on, in order; see
+    /// [`Server::local_addrs`].
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// A handle to shut the server down, from this thread or any other.
@@ -1213,7 +1306,7 @@ impl Drop for RunningServer {
 impl fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunningServer")
-            .field("local_addr", &self.local_addr)
+            .field("local_addrs", &self.local_addrs)
             .field("open_connections", &self.open_connections())
             .field("shutdown", &self.handle)
             .finish()

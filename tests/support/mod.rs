@@ -84,6 +84,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     stderr_lines: mpsc::Receiver<String>,
     stderr_seen: Vec<String>,
+    /// Stdout after the first line.
+    stdout_lines: mpsc::Receiver<String>,
 }
 
 impl ServerProcess {
@@ -106,12 +108,21 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let (line_tx, line_rx) = mpsc::channel();
         thread::spawn(move || {
+            // Every line, read as it comes, so the child never blocks on a
+            // full pipe.
             let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = line_tx.send(line);
-            // Keep draining so the child never blocks on a full pipe.
-            let _ = io::copy(&mut reader, &mut io::sink());
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(1..) => {
+                        if line_tx.send(line).is_err() {
+                            let _ = io::copy(&mut reader, &mut io::sink());
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
         });
         let stderr_lines = spawn_line_reader(child.stderr.take().expect("piped stderr"));
         let line = match line_rx.recv_timeout(Duration::from_secs(10)) {
@@ -130,9 +141,15 @@ impl ServerProcess {
         ServerProcess {
             child,
             addr,
+            stdout_lines: line_rx,
             stderr_lines,
             stderr_seen: Vec::new(),
         }
+    }
+
+    /// The next line on stdout, waiting at most `timeout`.
+    pub fn next_stdout_line(&self, timeout: Duration) -> Option<String> {
+        self.stdout_lines.recv_timeout(timeout).ok()
     }
 
     pub fn pid(&self) -> u32 {
