@@ -24,7 +24,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::connection::{Connection, IoTimeouts, Waiting};
 use crate::error::Error;
 use crate::event::Event;
+use crate::listener::{Addr, Listener, Stream};
 use crate::pool::{Due, Job, Pool, Timeouts};
 use crate::registry::{Outcome, Registry};
 use crate::shutdown::Signal;
@@ -73,10 +74,10 @@ fn listener_token(index: usize) -> u64 {
 /// Everything the acceptor thread needs.
 pub(crate) struct Acceptor {
     /// Taken by the loop when it starts; at least one.
-    pub(crate) listeners: Vec<TcpListener>,
+    pub(crate) listeners: Vec<Listener>,
     /// A connection accepted before the loop started (while checking an
     /// inherited listener); served first.
-    pub(crate) first: Option<(TcpStream, SocketAddr)>,
+    pub(crate) first: Option<(Stream, Addr)>,
     pub(crate) poller: Poller,
     pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Job>,
@@ -132,7 +133,7 @@ type Timer = Reverse<(Instant, u64, u64)>;
 
 /// One listener, as the loop watches it.
 struct Listening {
-    socket: TcpListener,
+    socket: Listener,
     /// Whether the poller watches it.
     watched: bool,
     /// Whether the last wait reported it readable.
@@ -415,7 +416,9 @@ impl Loop {
             if listening.watched {
                 let _ = self.a.poller.remove(listening.socket.as_source());
             }
-            self.a.poller.forget(listening.socket.raw_source());
+            self.a.poller.forget(crate::sys::AsSource::raw_source(
+                &listening.socket.as_source(),
+            ));
         }
         self.record_closed();
     }
@@ -425,7 +428,7 @@ impl Loop {
     }
 
     /// Prepares an accepted stream, registers it and queues it.
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, stream: Stream, peer: Addr) {
         if self.prepare(&stream).is_err() {
             self.a.registry.reject();
             return;
@@ -447,7 +450,7 @@ impl Loop {
         self.ready.push_back(conn);
     }
 
-    fn prepare(&self, stream: &TcpStream) -> io::Result<()> {
+    fn prepare(&self, stream: &Stream) -> io::Result<()> {
         // Accepted sockets inherit the listener's nonblocking mode on macOS,
         // the BSDs and Windows; handlers expect blocking I/O. Linux's
         // `accept4` (which std uses) returns a blocking socket already, so

@@ -8,11 +8,11 @@
 
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::input::{self, Input};
+use crate::listener::{Addr, Stream};
 use crate::registry::{Ending, Outcome, Registry};
 use crate::shutdown::Signal;
 use crate::sys::{self, AsSource};
@@ -247,7 +247,7 @@ pub(crate) enum Waiting {
 ///     if conn.read_line(&mut name)? == 0 {
 ///         return Ok(Next::Close); // the client hung up
 ///     }
-///     let (id, peer) = (conn.id(), conn.peer_addr());
+///     let (id, peer) = (conn.id(), conn.peer_addr().clone());
 ///     writeln!(conn, "hello {}, connection {id} from {peer}", name.trim_end())?;
 ///     if conn.is_shutting_down() {
 ///         writeln!(conn, "bye: the server is shutting down")?;
@@ -289,7 +289,7 @@ pub struct Connection {
     /// it (a partial request): that input waits for more from the socket.
     pub(crate) stalled: bool,
     id: u64,
-    peer: SocketAddr,
+    peer: Addr,
     registry: Arc<Registry>,
     signal: Arc<Signal>,
     /// How the connection waits now; set from each turn's [`Next`].
@@ -315,9 +315,9 @@ pub struct Connection {
 
 impl Connection {
     pub(crate) fn new(
-        socket: Arc<TcpStream>,
+        socket: Arc<Stream>,
         id: u64,
-        peer: SocketAddr,
+        peer: Addr,
         registry: Arc<Registry>,
         signal: Arc<Signal>,
         waiting: Waiting,
@@ -388,16 +388,18 @@ impl Connection {
         self.id
     }
 
-    /// The client's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    /// The client's address: `IP:PORT` over TCP; over a Unix socket, its
+    /// path if it bound one (clients usually do not).
+    pub fn peer_addr(&self) -> &Addr {
+        &self.peer
     }
 
-    /// The socket, e.g. to change its timeouts or read its local address.
+    /// The socket, e.g. to change its timeouts or read its local address
+    /// ([`Stream::as_tcp`], [`Stream::as_unix`](Stream::as_unix)).
     ///
     /// Read through the [`Connection`], not through the socket: bytes already
     /// in the connection's buffer would be skipped.
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &Stream {
         self.input.socket()
     }
 
@@ -549,7 +551,7 @@ impl Connection {
     /// all of it is sent (then the deadline is cleared).
     pub(crate) fn send_queued(&mut self) -> io::Result<bool> {
         while self.has_queued_output() {
-            match sys::send_nonblocking(self.stream(), &self.output[self.sent..]) {
+            match self.stream().send_nonblocking(&self.output[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -625,7 +627,7 @@ impl Write for Connection {
             return self.stream().write(buf);
         };
         loop {
-            match sys::send_nonblocking(self.stream(), buf) {
+            match self.stream().send_nonblocking(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -659,7 +661,7 @@ impl Drop for Connection {
         // Deregister first; the socket closes right after, when the input
         // (the last owner of the descriptor) is dropped with `self`.
         let ending = Ending {
-            peer: self.peer,
+            peer: &self.peer,
             open_for: self.accepted.elapsed(),
             error: self.error.as_ref(),
         };

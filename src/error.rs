@@ -63,6 +63,16 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// Binding a Unix domain socket failed: another server listens on it, a
+    /// file that is not a socket is in the way, the directory is missing or
+    /// not writable. Unix only.
+    #[cfg(unix)]
+    BindUnix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
     /// The listener could not be prepared (put in nonblocking mode, or asked
     /// for its local address).
     Listener(io::Error),
@@ -100,6 +110,8 @@ impl fmt::Display for Error {
             Error::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Error::Address(_) => f.write_str("cannot resolve the address"),
             Error::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
+            #[cfg(unix)]
+            Error::BindUnix { path, .. } => write!(f, "cannot listen on unix:{}", path.display()),
             Error::Listener(_) => f.write_str("cannot prepare the listening socket"),
             Error::Readiness(_) => f.write_str("cannot set up the readiness wait"),
             Error::Activation(reason) => write!(f, "cannot inherit the listener: {reason}"),
@@ -119,6 +131,8 @@ impl StdError for Error {
             | Error::Listener(source)
             | Error::Readiness(source)
             | Error::CtrlC(source) => Some(source),
+            #[cfg(unix)]
+            Error::BindUnix { source, .. } => Some(source),
             Error::Config { .. } | Error::Activation(_) | Error::Internal(_) => None,
         }
     }

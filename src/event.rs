@@ -6,11 +6,11 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::listener::Addr;
 use crate::registry::Outcome;
 
 /// Something that happened on a running server, as told to the hook set with
@@ -46,7 +46,7 @@ pub enum Event<'a> {
         /// Its [id](crate::Connection::id).
         id: u64,
         /// The client's address.
-        peer: SocketAddr,
+        peer: &'a Addr,
         /// How it ended: the outcome it counts as in the report.
         outcome: Outcome,
         /// From accept to close.

@@ -11,10 +11,10 @@
 //! parked with nothing in it, so an idle parked connection holds no buffer.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::listener::Stream;
 use crate::sys::{self, AsSource};
 
 /// The buffer's usual size, as std's `BufReader`. It grows beyond this only
@@ -23,7 +23,7 @@ pub(crate) const CAPACITY: usize = 8 * 1024;
 
 pub(crate) struct Input {
     /// Shared with the registry, which shuts it down at the deadline.
-    socket: Arc<TcpStream>,
+    socket: Arc<Stream>,
     /// `buf[start..end]` is the unread input; `buf.len()` is the capacity.
     buf: Vec<u8>,
     start: usize,
@@ -34,7 +34,7 @@ pub(crate) struct Input {
 }
 
 impl Input {
-    pub(crate) fn new(socket: Arc<TcpStream>) -> Input {
+    pub(crate) fn new(socket: Arc<Stream>) -> Input {
         Input {
             socket,
             buf: Vec::new(),
@@ -44,7 +44,7 @@ impl Input {
         }
     }
 
-    pub(crate) fn socket(&self) -> &TcpStream {
+    pub(crate) fn socket(&self) -> &Stream {
         &self.socket
     }
 
@@ -88,7 +88,9 @@ impl Input {
         }
         self.make_room(limit);
         let room = (self.buf.len() - self.end).min(limit - buffered);
-        let n = sys::recv_nonblocking(&self.socket, &mut self.buf[self.end..self.end + room])?;
+        let n = self
+            .socket
+            .recv_nonblocking(&mut self.buf[self.end..self.end + room])?;
         self.end += n;
         Ok(n)
     }
@@ -147,12 +149,12 @@ impl Input {
 /// A blocking read of `stream` (bounded by its read timeout), or, with a
 /// deadline, a read that fails with `TimedOut` once the deadline has passed
 /// without input.
-fn read_socket(stream: &TcpStream, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+fn read_socket(stream: &Stream, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
     let Some(deadline) = deadline else {
         return (&*stream).read(out);
     };
     loop {
-        match sys::recv_nonblocking(stream, out) {
+        match stream.recv_nonblocking(out) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {

@@ -246,6 +246,7 @@ mod event;
 #[cfg(feature = "http")]
 pub mod http;
 mod input;
+mod listener;
 mod pool;
 mod registry;
 mod report;
@@ -258,6 +259,7 @@ mod wake;
 pub use connection::{Connection, Handler, Next};
 pub use error::Error;
 pub use event::Event;
+pub use listener::{Addr, Stream};
 pub use registry::Outcome;
 pub use report::{Report, Stats};
 pub use server::{raise_descriptor_limit, Builder, RunningServer, Server, StatsHandle};

@@ -9,11 +9,12 @@
 //! socket closes when the last reference (the connection's own) is dropped.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::event::{Event, Hook};
+use crate::listener::{Addr, Stream};
 use crate::wake::Waker;
 
 /// How a connection's time on the server ended: one outcome of the
@@ -106,7 +107,7 @@ pub(crate) struct Tally {
 
 /// Every connection from accept to close.
 pub(crate) struct Registry {
-    sockets: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    sockets: Mutex<HashMap<u64, Arc<Stream>>>,
     /// The same as `sockets.len()`, readable without the lock.
     open: AtomicUsize,
     /// Connections between turns and not queued: waiting for input.
@@ -126,7 +127,7 @@ pub(crate) struct Registry {
 
 /// What a connection's end tells the hook, besides its outcome.
 pub(crate) struct Ending<'a> {
-    pub(crate) peer: std::net::SocketAddr,
+    pub(crate) peer: &'a Addr,
     pub(crate) open_for: std::time::Duration,
     pub(crate) error: Option<&'a std::io::Error>,
 }
@@ -146,14 +147,14 @@ impl Registry {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<TcpStream>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Stream>>> {
         // Nothing panics while holding this lock, and the map stays valid even
         // if something did, so poisoning is safe to ignore.
         self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers a freshly accepted socket and returns its id.
-    pub(crate) fn register(&self, socket: Arc<TcpStream>) -> u64 {
+    pub(crate) fn register(&self, socket: Arc<Stream>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sockets = self.lock();
         sockets.insert(id, socket);
@@ -248,7 +249,7 @@ impl Registry {
     /// blocked in `read` or `write` return, and marks them all force-closed.
     pub(crate) fn cut_all(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        let sockets: Vec<Arc<TcpStream>> = self.lock().values().cloned().collect();
+        let sockets: Vec<Arc<Stream>> = self.lock().values().cloned().collect();
         for socket in sockets {
             // An error means the socket is already gone, which is the goal.
             let _ = socket.shutdown(Shutdown::Both);

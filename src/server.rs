@@ -3,7 +3,11 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+#[cfg(unix)]
+use std::os::unix::net::UnixListener;
+#[cfg(unix)]
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,6 +19,7 @@ use crate::connection::{Handler, Waiting};
 use crate::drain::{Drain, Phases};
 use crate::error::Error;
 use crate::event::{Event, Hook};
+use crate::listener::{Addr, Listener, Stream};
 use crate::pool::{self, Pool, Timeouts, Worker};
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
@@ -67,6 +72,34 @@ const MAX_WORKERS: usize = 65_536;
 enum Source {
     Addr(io::Result<Vec<SocketAddr>>),
     Listener(TcpListener),
+    #[cfg(unix)]
+    Unix(PathBuf),
+    #[cfg(unix)]
+    UnixListener(UnixListener),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Addr(addrs) => addrs.fmt(f),
+            Source::Listener(listener) => listener.fmt(f),
+            #[cfg(unix)]
+            Source::Unix(path) => write!(f, "unix:{}", path.display()),
+            #[cfg(unix)]
+            Source::UnixListener(listener) => listener.fmt(f),
+        }
+    }
+}
+
+/// The first TCP address of `addrs`, for `local_addr`.
+///
+/// # Panics
+///
+/// If there is none: a server listening on Unix sockets only.
+fn first_tcp(addrs: &[Addr]) -> SocketAddr {
+    addrs.iter().find_map(Addr::tcp).unwrap_or_else(|| {
+        panic!("local_addr() of a server with no TCP listener: use local_addrs()")
+    })
 }
 
 /// Configures a [`Server`]. Settings are checked by [`Builder::build`].
@@ -117,6 +150,9 @@ struct Config {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     wait_timeout: Option<Duration>,
+    /// Permissions of the Unix socket files the builder binds.
+    #[cfg(unix)]
+    unix_mode: Option<u32>,
     backend: Backend,
     inherit: Inherit,
     notify: bool,
@@ -138,6 +174,8 @@ impl Default for Config {
             read_timeout: Some(DEFAULT_IO_TIMEOUT),
             write_timeout: Some(DEFAULT_IO_TIMEOUT),
             wait_timeout: None,
+            #[cfg(unix)]
+            unix_mode: None,
             backend: Backend::native(),
             inherit: Inherit::No,
             notify: false,
@@ -484,6 +522,7 @@ impl Builder {
     ///     .build()?
     ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
     /// for addr in running.local_addrs() {
+    ///     let addr = addr.tcp().ok_or("a TCP listener")?;
     ///     drop(TcpStream::connect(addr)?);
     /// }
     /// running.shutdown_handle().shutdown();
@@ -495,6 +534,76 @@ impl Builder {
         self.sources.push(Source::Addr(
             addr.to_socket_addrs().map(|addrs| addrs.collect()),
         ));
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` too (unix only).
+    ///
+    /// Everything said of TCP listeners holds: one pool and report, the
+    /// backlog swept at shutdown, new connects refused once accepting
+    /// stops. The socket file: a stale one (left by a crashed run: nothing
+    /// listens on it) is replaced; a live one (another server listens) is
+    /// never taken, and [`build`](Self::build) fails with
+    /// [`Error::BindUnix`]; another kind of file is never removed. The file
+    /// is removed when the server stops listening, unless it has been
+    /// replaced meanwhile (by the next server). Its permissions follow the
+    /// umask unless [`unix_permissions`](Self::unix_permissions) says.
+    /// Handlers see the client's [`Addr::Unix`] (usually unnamed).
+    ///
+    /// ```
+    /// # #[cfg(unix)]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("gs-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let running = Server::builder_unix(&path)
+    ///     .build()?
+    ///     .spawn(|conn: &mut Connection| {
+    ///         let mut buf = [0; 64];
+    ///         let n = conn.read(&mut buf)?;
+    ///         conn.write_all(&buf[..n])?;
+    ///         Ok(Next::Close)
+    ///     })?;
+    /// let mut client = UnixStream::connect(&path)?;
+    /// client.write_all(b"hi")?;
+    /// let mut reply = [0; 2];
+    /// client.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"hi");
+    /// running.shutdown_handle().shutdown();
+    /// running.join()?;
+    /// assert!(!path.exists(), "the socket file is removed at the end");
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(unix))]
+    /// # fn main() {}
+    /// ```
+    #[cfg(unix)]
+    pub fn listen_unix(mut self, path: impl AsRef<Path>) -> Builder {
+        self.sources.push(Source::Unix(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Listens on a Unix listener you bound yourself (or inherited) too
+    /// (unix only). Its socket file is yours: the server does not remove
+    /// it. The server puts it in nonblocking mode.
+    #[cfg(unix)]
+    pub fn listen_on_unix(mut self, listener: UnixListener) -> Builder {
+        self.sources.push(Source::UnixListener(listener));
+        self
+    }
+
+    /// The permissions of the Unix socket files the builder binds, e.g.
+    /// `0o660` for a group that may connect. By default, what the process's
+    /// umask gives. Unix only.
+    #[cfg(unix)]
+    pub fn unix_permissions(mut self, mode: u32) -> Builder {
+        self.config.unix_mode = Some(mode);
         self
     }
 
@@ -609,19 +718,14 @@ impl Builder {
         };
         let (listeners, first) = match inherited {
             // Served instead of every configured address.
-            Some((listener, first)) => (vec![listener], first),
+            Some((listener, first)) => (
+                vec![Listener::Tcp(listener)],
+                first.map(|(stream, peer)| (Stream::Tcp(stream), Addr::Tcp(peer))),
+            ),
             None => {
                 let mut listeners = Vec::with_capacity(self.sources.len());
                 for source in self.sources {
-                    listeners.push(match source {
-                        Source::Listener(listener) => listener,
-                        Source::Addr(addrs) => {
-                            let listener = bind(addrs.map_err(Error::Address)?)?;
-                            sys::set_backlog(&listener, self.config.backlog)
-                                .map_err(Error::Listener)?;
-                            listener
-                        }
-                    });
+                    listeners.push(self.config.listener(source)?);
                 }
                 (listeners, None)
             }
@@ -649,6 +753,36 @@ impl Builder {
     }
 }
 
+impl Config {
+    /// Binds (or adopts) the listener `source` says.
+    fn listener(&self, source: Source) -> Result<Listener, Error> {
+        Ok(match source {
+            Source::Listener(listener) => Listener::Tcp(listener),
+            Source::Addr(addrs) => {
+                let listener = bind(addrs.map_err(Error::Address)?)?;
+                sys::set_backlog(&listener, self.backlog).map_err(Error::Listener)?;
+                Listener::Tcp(listener)
+            }
+            #[cfg(unix)]
+            Source::UnixListener(listener) => Listener::Unix {
+                socket: listener,
+                file: None,
+            },
+            #[cfg(unix)]
+            Source::Unix(path) => {
+                let listener = Listener::bind_unix(&path, self.unix_mode).map_err(|source| {
+                    Error::BindUnix {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                sys::set_backlog(&listener.as_source(), self.backlog).map_err(Error::Listener)?;
+                listener
+            }
+        })
+    }
+}
+
 fn bind(addrs: Vec<SocketAddr>) -> Result<TcpListener, Error> {
     let mut last = Error::Address(io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -665,18 +799,8 @@ fn bind(addrs: Vec<SocketAddr>) -> Result<TcpListener, Error> {
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sources: Vec<&dyn fmt::Debug> = self
-            .sources
-            .iter()
-            .map(|source| -> &dyn fmt::Debug {
-                match source {
-                    Source::Addr(addrs) => addrs,
-                    Source::Listener(listener) => listener,
-                }
-            })
-            .collect();
         f.debug_struct("Builder")
-            .field("sources", &sources)
+            .field("sources", &self.sources)
             .field("config", &self.config)
             .finish()
     }
@@ -710,11 +834,11 @@ impl fmt::Debug for Builder {
 /// ```
 pub struct Server {
     /// At least one.
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     /// A connection accepted while checking an inherited listener.
-    first: Option<(TcpStream, SocketAddr)>,
+    first: Option<(Stream, Addr)>,
     /// The listeners' addresses, in the same order.
-    local_addrs: Vec<SocketAddr>,
+    local_addrs: Vec<Addr>,
     config: Config,
     signal: Arc<Signal>,
     poller: Poller,
@@ -773,6 +897,15 @@ impl Server {
         Builder::new(Source::Listener(listener))
     }
 
+    /// Starts configuring a server that will listen on a Unix domain socket
+    /// at `path` (unix only); see [`Builder::listen_unix`] for what happens
+    /// to the socket file. [`local_addr`](Server::local_addr) is for TCP
+    /// listeners: read [`local_addrs`](Server::local_addrs) instead.
+    #[cfg(unix)]
+    pub fn builder_unix(path: impl AsRef<Path>) -> Builder {
+        Builder::new(Source::Unix(path.as_ref().to_path_buf()))
+    }
+
     /// The address the server listens on (with the real port if you asked
     /// for port 0).
     ///
@@ -788,8 +921,15 @@ impl Server {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// With several listeners, the first TCP one's.
+    ///
+    /// # Panics
+    ///
+    /// If the server has no TCP listener (only Unix sockets): see
+    /// [`local_addrs`](Self::local_addrs).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addrs[0]
+        first_tcp(&self.local_addrs)
     }
 
     /// Every address the server listens on, in the order they were given
@@ -803,11 +943,11 @@ impl Server {
     ///     .build()?;
     /// let addrs = server.local_addrs();
     /// assert_eq!(addrs.len(), 2);
-    /// assert_eq!(addrs[0], server.local_addr());
+    /// assert_eq!(addrs[0].tcp(), Some(server.local_addr()));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn local_addrs(&self) -> &[SocketAddr] {
+    pub fn local_addrs(&self) -> &[Addr] {
         &self.local_addrs
     }
 
@@ -1106,7 +1246,7 @@ impl fmt::Debug for Server {
 #[must_use = "dropping a RunningServer shuts it down at once"]
 pub struct RunningServer {
     /// At least one.
-    local_addrs: Vec<SocketAddr>,
+    local_addrs: Vec<Addr>,
     handle: ShutdownHandle,
     stats: StatsHandle,
     report: Receiver<Report>,
@@ -1133,13 +1273,17 @@ impl RunningServer {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the server has no TCP listener; see [`Server::local_addr`].
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addrs[0]
+        first_tcp(&self.local_addrs)
     }
 
     /// Every address the server listens on, in order; see
     /// [`Server::local_addrs`].
-    pub fn local_addrs(&self) -> &[SocketAddr] {
+    pub fn local_addrs(&self) -> &[Addr] {
         &self.local_addrs
     }
 

@@ -15,7 +15,6 @@
 
 use std::ffi::c_int;
 use std::io;
-use std::net::TcpStream;
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 #[cfg(windows)]
@@ -536,7 +535,7 @@ pub(crate) fn wait_two(
 /// `WouldBlock` when nothing has arrived. The stream stays blocking for
 /// everyone else: on unix this is one `recv` with `MSG_DONTWAIT`.
 #[cfg(unix)]
-pub(crate) fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn recv_nonblocking(stream: Borrowed<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes, and the
     // descriptor is borrowed from an open stream for the call.
     let n = unsafe {
@@ -551,22 +550,10 @@ pub(crate) fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
-/// Reads what `stream` already holds into `buf`, without blocking. Winsock
-/// has no per-call flag for it, so the socket is switched to nonblocking
-/// mode for the read.
-#[cfg(windows)]
-pub(crate) fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    use std::io::Read;
-    stream.set_nonblocking(true)?;
-    let result = (&*stream).read(buf);
-    stream.set_nonblocking(false)?;
-    result
-}
-
 /// Writes what `stream`'s send buffer takes of `buf` now, without blocking:
 /// `WouldBlock` when it is full.
 #[cfg(unix)]
-pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn send_nonblocking(stream: Borrowed<'_>, buf: &[u8]) -> io::Result<usize> {
     // A peer that has gone must give an error, not a SIGPIPE.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
@@ -579,23 +566,13 @@ pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usi
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
-/// Writes what `stream`'s send buffer takes of `buf` now, without blocking.
-#[cfg(windows)]
-pub(crate) fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-    use std::io::Write;
-    stream.set_nonblocking(true)?;
-    let result = (&*stream).write(buf);
-    stream.set_nonblocking(false)?;
-    result
-}
-
 /// How many bytes written to `stream` its peer has not acknowledged yet:
 /// the part of the send queue still on this side. What a client has really
 /// taken is what was written minus this. `None` where the system does not
 /// tell (then only the write timeout bounds a client that does not read).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
-pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
+pub(crate) fn unsent_output(stream: Borrowed<'_>) -> Option<u64> {
     let mut unsent: c_int = 0;
     // SAFETY: `TIOCOUTQ` (`SIOCOUTQ` for TCP) writes one `int` through the
     // pointer, which points at one; the descriptor is borrowed, open.
@@ -610,7 +587,7 @@ pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
 /// (`SO_NWRITE`).
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 #[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
-pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
+pub(crate) fn unsent_output(stream: Borrowed<'_>) -> Option<u64> {
     let mut unsent: c_int = 0;
     let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: `SO_NWRITE` writes one `int` and its length through the
@@ -639,7 +616,7 @@ pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
     target_os = "ios"
 )))]
 #[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
-pub(crate) fn unsent_output(stream: &TcpStream) -> Option<u64> {
+pub(crate) fn unsent_output(stream: Borrowed<'_>) -> Option<u64> {
     let _ = stream;
     None
 }

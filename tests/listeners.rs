@@ -8,7 +8,7 @@ use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use graceful_server::{Connection, Next, Server};
+use graceful_server::{Addr, Connection, Next, RunningServer, Server};
 
 use support::{client, echo, echo_binary, echo_round_trip, is_refused, join, ServerProcess, Start};
 
@@ -23,13 +23,18 @@ fn second_loopback() -> &'static str {
     }
 }
 
+/// The TCP addresses a server listens on.
+fn tcp_addrs(running: &RunningServer) -> Vec<SocketAddr> {
+    running.local_addrs().iter().filter_map(Addr::tcp).collect()
+}
+
 #[test]
 fn two_listeners_serve_with_one_pool_and_report_and_stop_together() {
     let running = Server::builder("127.0.0.1:0")
         .listen(second_loopback())
         .workers(2)
         .start(echo);
-    let addrs = running.local_addrs().to_vec();
+    let addrs = tcp_addrs(&running);
     assert_eq!(addrs.len(), 2);
     assert_eq!(addrs[0], running.local_addr());
     assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
@@ -81,7 +86,7 @@ fn every_backlog_is_swept_at_shutdown() {
             conn.write_all(&buf[..n])?;
             Ok(Next::Close)
         });
-    let addrs = running.local_addrs().to_vec();
+    let addrs = tcp_addrs(&running);
     let mut first = client(addrs[0]);
     first.write_all(b"first").expect("write");
     entered

@@ -210,7 +210,7 @@ fn line_handler(records: Records) -> impl Fn(&mut Connection) -> io::Result<Next
         let mut turn = Turn {
             records: Arc::clone(&records),
             id: conn.id(),
-            peer: conn.peer_addr(),
+            peer: conn.peer_addr().tcp().expect("a TCP client"),
             lines_read: 0,
             ended: None,
         };

@@ -8,7 +8,8 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+
+use crate::Addr;
 
 use super::body::Body;
 
@@ -187,7 +188,7 @@ pub struct Request<'a> {
     target: String,
     version: Version,
     headers: Headers,
-    peer: SocketAddr,
+    peer: Addr,
     body: Body<'a>,
 }
 
@@ -197,7 +198,7 @@ impl<'a> Request<'a> {
         target: String,
         version: Version,
         headers: Headers,
-        peer: SocketAddr,
+        peer: Addr,
         body: Body<'a>,
     ) -> Request<'a> {
         Request {
@@ -264,8 +265,8 @@ impl<'a> Request<'a> {
     }
 
     /// The client's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> &Addr {
+        &self.peer
     }
 
     /// Whether the server has started to shut down. The response will say

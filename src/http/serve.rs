@@ -80,7 +80,7 @@ where
             return Err(io::Error::new(io::ErrorKind::TimedOut, why));
         }
     };
-    let peer = io.peer_addr();
+    let peer = io.peer_addr().clone();
     let mut answering = Answering {
         version: head.version,
         head_only: head.method == "HEAD",

@@ -5,8 +5,9 @@
 //! so that the seam to the server is one small impl (see `turn.rs`).
 
 use std::io::{self, BufRead, Write};
-use std::net::SocketAddr;
 use std::time::Instant;
+
+use crate::Addr;
 
 /// A connection as the HTTP layer sees it: buffered input that can also be
 /// taken without blocking, unbuffered output, a deadline, and two facts
@@ -17,7 +18,7 @@ use std::time::Instant;
 /// it for the next call.
 pub(crate) trait Transport: BufRead + Write {
     /// The client's address.
-    fn peer_addr(&self) -> SocketAddr;
+    fn peer_addr(&self) -> &Addr;
 
     /// Whether the server has started to shut down. Asked again after the
     /// handler has run, so a shutdown that started during a slow request
@@ -60,13 +61,13 @@ pub(crate) trait Transport: BufRead + Write {
 pub(crate) mod testing {
     use std::collections::VecDeque;
     use std::io::{self, BufRead, Read, Write};
-    use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Instant;
 
     use super::Transport;
     use crate::http::serve::Served;
+    use crate::Addr;
 
     /// The address every test connection comes from.
     pub(crate) const PEER: &str = "192.0.2.7:40000";
@@ -85,6 +86,7 @@ pub(crate) mod testing {
         then_silent: bool,
         buf: Vec<u8>,
         deadline: Option<Instant>,
+        peer: Addr,
         pub(crate) output: Vec<u8>,
         pub(crate) shutting_down: Arc<AtomicBool>,
     }
@@ -103,6 +105,7 @@ pub(crate) mod testing {
                 then_silent,
                 buf: Vec::new(),
                 deadline: None,
+                peer: Addr::Tcp(PEER.parse().expect("PEER is a valid socket address")),
                 output: Vec::new(),
                 shutting_down: Arc::new(AtomicBool::new(false)),
             }
@@ -218,8 +221,8 @@ pub(crate) mod testing {
     }
 
     impl Transport for Mock {
-        fn peer_addr(&self) -> SocketAddr {
-            PEER.parse().expect("PEER is a valid socket address")
+        fn peer_addr(&self) -> &Addr {
+            &self.peer
         }
 
         fn is_shutting_down(&self) -> bool {

@@ -2,13 +2,13 @@
 //! turn serves one request; between requests the connection waits idle.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use super::serve::Served;
 
 use crate::sys::AsSource;
-use crate::{Connection, Handler, Next};
+use crate::{Addr, Connection, Handler, Next};
 
 use super::handler::HttpHandler;
 use super::request::Request;
@@ -18,7 +18,7 @@ use super::transport::Transport;
 /// The connection's buffered reader keeps the bytes read past one request
 /// (pipelined requests) for the next turn, which is what [`Transport`] asks.
 impl Transport for Connection {
-    fn peer_addr(&self) -> SocketAddr {
+    fn peer_addr(&self) -> &Addr {
         Connection::peer_addr(self)
     }
 
@@ -43,7 +43,7 @@ impl Transport for Connection {
     }
 
     fn unsent_output(&self) -> Option<u64> {
-        crate::sys::unsent_output(self.stream())
+        crate::sys::unsent_output(self.stream().as_source())
     }
 
     fn queue_output(&mut self, output: &[u8]) {
