@@ -20,7 +20,8 @@ use std::time::Duration;
 use graceful_server::http::{self, Limits, Request, Response};
 use graceful_server::{Builder, Event, Report, Server};
 
-const USAGE: &str = "usage: http [--addr ADDR]... [--workers N] [--drain-timeout SECS|none] \
+const USAGE: &str =
+    "usage: http [--addr ADDR]... [--unix PATH]... [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--idle-grace SECS] [--header-timeout SECS] \
      [--read-timeout SECS|none] [--write-timeout SECS|none] [--poll] [--verbose] [--help]";
 
@@ -57,6 +58,10 @@ options:
   --addr ADDR             address to listen on [default: {DEFAULT_ADDR}];
                           repeat it to listen on several, all stopped
                           together (one 'listening on' line each, in order)
+  --unix PATH             listen on a Unix domain socket too (unix only;
+                          'listening on unix:PATH'); given --addr or --unix,
+                          only those are listened on. Try it with
+                          curl --unix-socket PATH http://localhost/
                           (port 0 picks a free port)
   --workers N             requests served at once [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown, or
@@ -167,11 +172,7 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
     // Every connection costs a descriptor: use all the system allows, as
     // Go's servers do. Failing to raise it only leaves the soft limit.
     let _ = graceful_server::raise_descriptor_limit();
-    let mut builder = Server::builder(options.addrs[0]);
-    for &addr in &options.addrs[1..] {
-        builder = builder.listen(addr);
-    }
-    builder = builder
+    let mut builder = listening(&options.listen)
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
         .drain_delay(options.drain_delay)
@@ -257,10 +258,36 @@ fn chain(error: &dyn std::error::Error) -> String {
     line
 }
 
+/// One listener of the command line.
+#[derive(Debug, PartialEq)]
+enum Listen {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(std::path::PathBuf),
+}
+
+/// A builder listening on `listen` (at least one), in order.
+fn listening(listen: &[Listen]) -> Builder {
+    let mut builder: Option<Builder> = None;
+    for listener in listen {
+        builder = Some(match (builder, listener) {
+            (None, Listen::Tcp(addr)) => Server::builder(*addr),
+            (Some(b), Listen::Tcp(addr)) => b.listen(*addr),
+            #[cfg(unix)]
+            (None, Listen::Unix(path)) => Server::builder_unix(path),
+            #[cfg(unix)]
+            (Some(b), Listen::Unix(path)) => b.listen_unix(path),
+        });
+    }
+    // The parser gives at least one.
+    builder.unwrap_or_else(|| Server::builder(DEFAULT_ADDR))
+}
+
 #[derive(Debug, PartialEq)]
 struct Options {
-    /// At least one: the default unless `--addr` is given.
-    addrs: Vec<SocketAddr>,
+    /// In the order given; the default address unless `--addr` or
+    /// `--unix` is given.
+    listen: Vec<Listen>,
     workers: usize,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
@@ -275,7 +302,7 @@ struct Options {
 /// The options, or `None` for `--help`.
 fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut options = Options {
-        addrs: Vec::new(),
+        listen: Vec::new(),
         workers: Builder::DEFAULT_WORKERS,
         drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
@@ -303,10 +330,18 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--help" | "-h" => return Ok(None),
             "--addr" => {
                 let text = value()?;
-                options.addrs.push(
-                    text.parse()
-                        .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?,
-                );
+                options
+                    .listen
+                    .push(Listen::Tcp(text.parse().map_err(|_| {
+                        format!("--addr: {text:?} is not an IP:PORT address")
+                    })?));
+            }
+            "--unix" => {
+                let text = value()?;
+                #[cfg(unix)]
+                options.listen.push(Listen::Unix(text.into()));
+                #[cfg(not(unix))]
+                return Err(format!("--unix {text}: Unix domain sockets are unix only"));
             }
             "--workers" => {
                 let text = value()?;
@@ -329,12 +364,12 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if options.addrs.is_empty() {
-        options.addrs.push(
+    if options.listen.is_empty() {
+        options.listen.push(Listen::Tcp(
             DEFAULT_ADDR
                 .parse()
                 .expect("the default address is a valid socket address"),
-        );
+        ));
     }
     Ok(Some(options))
 }
@@ -378,8 +413,8 @@ mod tests {
         let Ok(Some(options)) = args(&[]) else {
             panic!("no arguments must serve");
         };
-        assert_eq!(options.addrs.len(), 1);
-        assert_eq!(options.addrs[0].to_string(), DEFAULT_ADDR);
+        let default = Listen::Tcp(DEFAULT_ADDR.parse().expect("valid"));
+        assert_eq!(options.listen, [default]);
         assert_eq!(options.workers, Builder::DEFAULT_WORKERS);
         assert_eq!(options.idle_grace, DEFAULT_IDLE_GRACE);
         let Ok(Some(options)) = args(&[
@@ -403,12 +438,18 @@ mod tests {
         let Ok(Some(options)) = args(&["--addr", "127.0.0.1:1", "--addr=[::1]:2"]) else {
             panic!("--addr twice");
         };
-        let shown: Vec<String> = options.addrs.iter().map(|a| a.to_string()).collect();
-        assert_eq!(
-            shown,
-            ["127.0.0.1:1", "[::1]:2"],
-            "in order, the default replaced"
-        );
+        let given = [
+            Listen::Tcp("127.0.0.1:1".parse().expect("valid")),
+            Listen::Tcp("[::1]:2".parse().expect("valid")),
+        ];
+        assert_eq!(options.listen, given, "in order, the default replaced");
+        #[cfg(unix)]
+        {
+            let Ok(Some(options)) = args(&["--unix", "/tmp/h.sock"]) else {
+                panic!("--unix");
+            };
+            assert_eq!(options.listen, [Listen::Unix("/tmp/h.sock".into())]);
+        }
     }
 
     #[test]

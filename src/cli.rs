@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::{Error, Event, Report, RunningServer, ShutdownHandle};
+use graceful_server::{Builder, Error, Event, Report, RunningServer, Server, ShutdownHandle};
 
 /// Exit status: could not start, or failed.
 const EXIT_FAILED: u8 = 1;
@@ -57,6 +57,42 @@ impl<I: Iterator<Item = String>> Flags<I> {
 pub fn addr(flag: &str, text: &str) -> Result<SocketAddr, String> {
     text.parse()
         .map_err(|_| format!("{flag}: {text:?} is not an IP:PORT address"))
+}
+
+/// One listener of the command line, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(std::path::PathBuf),
+}
+
+/// `--unix PATH`: a Unix domain socket, on unix.
+pub fn unix_path(flag: &str, text: &str) -> Result<Listen, String> {
+    if text.is_empty() {
+        return Err(format!("{flag}: the path is empty"));
+    }
+    #[cfg(unix)]
+    return Ok(Listen::Unix(text.into()));
+    #[cfg(not(unix))]
+    return Err(format!("{flag}: Unix domain sockets are unix only"));
+}
+
+/// A builder listening on `listen`, in order; on `fallback` if it is
+/// empty (the parser always gives one).
+pub fn builder(listen: &[Listen], fallback: SocketAddr) -> Builder {
+    let mut builder: Option<Builder> = None;
+    for listener in listen {
+        builder = Some(match (builder, listener) {
+            (None, Listen::Tcp(addr)) => Server::builder(*addr),
+            (Some(b), Listen::Tcp(addr)) => b.listen(*addr),
+            #[cfg(unix)]
+            (None, Listen::Unix(path)) => Server::builder_unix(path),
+            #[cfg(unix)]
+            (Some(b), Listen::Unix(path)) => b.listen_unix(path),
+        });
+    }
+    builder.unwrap_or_else(|| Server::builder(fallback))
 }
 
 pub fn workers(flag: &str, text: &str) -> Result<usize, String> {

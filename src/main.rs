@@ -5,18 +5,17 @@
 //! exit, made real.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::{Builder, Connection, Error, Next, Report, Server};
+use graceful_server::{Builder, Connection, Error, Next, Report};
 
 mod cli;
 
 const PROGRAM: &str = "graceful-server";
 
 const USAGE: &str =
-    "usage: graceful-server [--addr ADDR]... [--workers N] [--drain-timeout SECS|none] \
+    "usage: graceful-server [--addr ADDR]... [--unix PATH]... [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--verbose] [--help] [--version]";
 
 fn help() -> String {
@@ -35,6 +34,11 @@ options:
                           listen on every interface); repeat it to listen
                           on several (e.g. 127.0.0.1 and [::1]), all
                           stopped together
+  --unix PATH             listen on a Unix domain socket too (unix only);
+                          repeatable. Given --addr or --unix, only those
+                          are listened on. A stale socket file is
+                          replaced, a live one never; ours is removed at
+                          exit
   --workers N             turns served at once (a connection waiting for
                           input holds none) [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown,
@@ -50,8 +54,8 @@ options:
   --help                  print this help
   --version               print the version
 
-The first line on stdout is 'listening on IP:PORT', one line per address in
-the order given. Progress goes to stderr.
+The first lines on stdout are one per listener, in the order given:
+'listening on IP:PORT' for an --addr, 'listening on unix:PATH' for a --unix. Progress goes to stderr.
 
 Started by systemd socket activation (or examples/supervisor.rs), the server
 serves on the inherited socket (LISTEN_FDS) instead of binding --addr, and
@@ -72,8 +76,9 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 
 #[derive(Debug, PartialEq)]
 struct Options {
-    /// At least one: the default unless `--addr` is given.
-    addrs: Vec<SocketAddr>,
+    /// In the order given; the default address unless `--addr` or
+    /// `--unix` is given.
+    listen: Vec<cli::Listen>,
     workers: usize,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
@@ -106,10 +111,10 @@ fn run(options: &Options) -> Result<Report, Error> {
     // Every connection costs a descriptor: use all the system allows, as
     // Go's servers do. Failing to raise it only leaves the soft limit.
     let _ = graceful_server::raise_descriptor_limit();
-    let mut builder = Server::builder(options.addrs[0]);
-    for &addr in &options.addrs[1..] {
-        builder = builder.listen(addr);
-    }
+    let fallback = DEFAULT_ADDR
+        .parse()
+        .expect("the default address is a valid socket address");
+    let mut builder = cli::builder(&options.listen, fallback);
     if options.verbose {
         builder = builder.on_event(cli::log_event);
     }
@@ -149,7 +154,7 @@ fn echo(conn: &mut Connection) -> io::Result<Next> {
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
-        addrs: Vec::new(),
+        listen: Vec::new(),
         workers: Builder::DEFAULT_WORKERS,
         drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
@@ -160,7 +165,12 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--version" | "-V" => return Ok(Command::Version),
-            "--addr" => options.addrs.push(cli::addr(&flag, &flags.value(&flag)?)?),
+            "--addr" => options
+                .listen
+                .push(cli::Listen::Tcp(cli::addr(&flag, &flags.value(&flag)?)?)),
+            "--unix" => options
+                .listen
+                .push(cli::unix_path(&flag, &flags.value(&flag)?)?),
             "--workers" => options.workers = cli::workers(&flag, &flags.value(&flag)?)?,
             "--drain-timeout" => {
                 options.drain_timeout = cli::seconds_or_none(&flag, &flags.value(&flag)?)?;
@@ -170,12 +180,12 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if options.addrs.is_empty() {
-        options.addrs.push(
+    if options.listen.is_empty() {
+        options.listen.push(cli::Listen::Tcp(
             DEFAULT_ADDR
                 .parse()
                 .expect("the default address is a valid socket address"),
-        );
+        ));
     }
     Ok(Command::Serve(options))
 }
@@ -193,7 +203,8 @@ mod tests {
         let Ok(Command::Serve(options)) = args(&[]) else {
             panic!("no arguments must serve");
         };
-        assert_eq!(options.addrs, ["127.0.0.1:7878".parse().expect("valid")]);
+        let default = cli::Listen::Tcp("127.0.0.1:7878".parse().expect("valid"));
+        assert_eq!(options.listen, [default]);
         assert_eq!(options.workers, Builder::DEFAULT_WORKERS);
         assert_eq!(options.drain_timeout, Some(Builder::DEFAULT_DRAIN_TIMEOUT));
     }
@@ -210,7 +221,7 @@ mod tests {
         assert_eq!(
             parsed,
             Ok(Command::Serve(Options {
-                addrs: vec!["127.0.0.1:0".parse().expect("valid")],
+                listen: vec![cli::Listen::Tcp("127.0.0.1:0".parse().expect("valid"))],
                 workers: 4,
                 drain_timeout: Some(Duration::from_millis(500)),
                 drain_delay: Duration::ZERO,
@@ -220,14 +231,29 @@ mod tests {
         let Ok(Command::Serve(options)) = args(&["--addr", "127.0.0.1:1", "--addr=[::1]:2"]) else {
             panic!("--addr twice must parse");
         };
-        let both: Vec<SocketAddr> = ["127.0.0.1:1", "[::1]:2"]
+        let both: Vec<cli::Listen> = ["127.0.0.1:1", "[::1]:2"]
             .iter()
-            .map(|a| a.parse().expect("valid"))
+            .map(|a| cli::Listen::Tcp(a.parse().expect("valid")))
             .collect();
         assert_eq!(
-            options.addrs, both,
+            options.listen, both,
             "repeated, in order, the default replaced"
         );
+        #[cfg(unix)]
+        {
+            let parsed = args(&["--unix", "/tmp/a.sock", "--addr", "127.0.0.1:1"]);
+            let Ok(Command::Serve(options)) = parsed else {
+                panic!("--unix must parse");
+            };
+            assert_eq!(
+                options.listen,
+                [
+                    cli::Listen::Unix("/tmp/a.sock".into()),
+                    cli::Listen::Tcp("127.0.0.1:1".parse().expect("valid")),
+                ],
+                "in the order given"
+            );
+        }
         let Ok(Command::Serve(options)) = args(&["--drain-timeout=none"]) else {
             panic!("'none' must parse");
         };

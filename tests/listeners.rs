@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use graceful_server::{Addr, Connection, Next, RunningServer, Server};
 
-use support::{client, echo, echo_binary, echo_round_trip, is_refused, join, ServerProcess, Start};
+use support::{client, echo, echo_round_trip, is_refused, join, Start};
+#[cfg(unix)]
+use support::{echo_binary, ServerProcess};
 
 /// A second loopback address to listen on: `::1` where the machine has
 /// IPv6 loopback, else another port of 127.0.0.1 (said on stderr).
