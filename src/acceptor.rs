@@ -77,7 +77,7 @@ pub(crate) struct Acceptor {
     pub(crate) listeners: Vec<Listener>,
     /// A connection accepted before the loop started (while checking an
     /// inherited listener); served first.
-    pub(crate) first: Option<(Stream, Addr)>,
+    pub(crate) first: Vec<(Stream, Addr)>,
     pub(crate) poller: Poller,
     pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Job>,
@@ -172,7 +172,7 @@ impl Acceptor {
     }
 
     fn run(mut self) {
-        let first = self.first.take();
+        let first = std::mem::take(&mut self.first);
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()
             .map(|socket| Listening {
@@ -191,7 +191,7 @@ impl Acceptor {
             idle_closed: false,
             events: Vec::with_capacity(256),
         };
-        if let Some((stream, peer)) = first {
+        for (stream, peer) in first {
             state.admit(stream, peer);
         }
         state.run();

@@ -82,7 +82,7 @@ pub enum Error {
     Readiness(io::Error),
     /// The socket-activation environment (`LISTEN_PID`, `LISTEN_FDS`,
     /// `LISTEN_FDNAMES`) is malformed, names no socket we asked for, or
-    /// hands us something that is not a listening TCP socket. Returned by
+    /// hands us something that is not a listening TCP or Unix socket. Returned by
     /// [`Builder::build`](crate::Builder::build) when
     /// [inheriting](crate::Builder::inherit_listener) is on.
     Activation(String),

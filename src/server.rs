@@ -128,8 +128,8 @@ pub struct Builder {
 enum Inherit {
     /// Bind the builder's address.
     No,
-    /// The first inherited socket; bind when there is none.
-    First,
+    /// Every inherited socket; bind when there is none.
+    All,
     /// The inherited socket with this `LISTEN_FDNAMES` name; bind when there
     /// is none.
     Named(String),
@@ -615,25 +615,27 @@ impl Builder {
         self
     }
 
-    /// Serves on a listening socket inherited through systemd's
-    /// socket-activation protocol, when there is one. By default, off.
+    /// Serves on the listening sockets inherited through systemd's
+    /// socket-activation protocol, when there are any. By default, off.
     ///
     /// When `LISTEN_PID` is this process's id and `LISTEN_FDS` is at least 1,
-    /// [`build`](Self::build) takes the first inherited socket (descriptor 3)
-    /// instead of binding the address (and any added with
-    /// [`listen`](Self::listen)); otherwise it binds as usual. The
-    /// socket is checked to be a listening TCP socket and duplicated
-    /// close-on-exec. It is never `shutdown()`, since other processes (the
-    /// supervisor, the next server) hold it too: that shared backlog is what
-    /// makes a restart lose no connection. Only one server per process can
-    /// take it.
+    /// [`build`](Self::build) takes every inherited socket (descriptors 3
+    /// on), TCP or Unix, in order, instead of binding the address (and any
+    /// added with [`listen`](Self::listen) or
+    /// [`listen_unix`](Self::listen_unix)); otherwise it binds as usual.
+    /// Each socket is checked to be a listening TCP or Unix stream socket
+    /// and duplicated close-on-exec. It is never `shutdown()`, since other
+    /// processes (the supervisor, the next server) hold it too: that shared
+    /// backlog is what makes a restart lose no connection; and an inherited
+    /// Unix socket's file is never removed. Only one server per process can
+    /// take them.
     pub fn inherit_listener(mut self, inherit: bool) -> Builder {
-        self.config.inherit = if inherit { Inherit::First } else { Inherit::No };
+        self.config.inherit = if inherit { Inherit::All } else { Inherit::No };
         self
     }
 
-    /// Like [`inherit_listener(true)`](Self::inherit_listener), taking the
-    /// inherited socket whose name in `LISTEN_FDNAMES` (systemd's
+    /// Like [`inherit_listener(true)`](Self::inherit_listener), taking only
+    /// the inherited socket whose name in `LISTEN_FDNAMES` (systemd's
     /// `FileDescriptorName=`) is `name`.
     pub fn inherit_listener_named(mut self, name: impl Into<String>) -> Builder {
         self.config.inherit = Inherit::Named(name.into());
@@ -713,23 +715,21 @@ impl Builder {
         self.config.validate()?;
         let inherited = match &self.config.inherit {
             Inherit::No => None,
-            Inherit::First => systemd::inherited_listener(None)?,
-            Inherit::Named(name) => systemd::inherited_listener(Some(name))?,
+            Inherit::All => systemd::inherited_listeners(None)?,
+            Inherit::Named(name) => systemd::inherited_listeners(Some(name))?,
         };
         let (listeners, first) = match inherited {
             // Served instead of every configured address.
-            Some((listener, first)) => (
-                vec![Listener::Tcp(listener)],
-                first.map(|(stream, peer)| (Stream::Tcp(stream), Addr::Tcp(peer))),
-            ),
+            Some(inherited) => inherited.into_iter().unzip::<_, _, Vec<_>, Vec<_>>(),
             None => {
                 let mut listeners = Vec::with_capacity(self.sources.len());
                 for source in self.sources {
                     listeners.push(self.config.listener(source)?);
                 }
-                (listeners, None)
+                (listeners, Vec::new())
             }
         };
+        let first: Vec<(Stream, Addr)> = first.into_iter().flatten().collect();
         let mut local_addrs = Vec::with_capacity(listeners.len());
         for listener in &listeners {
             // On an inherited socket this flag is shared with every holder;
@@ -835,8 +835,8 @@ impl fmt::Debug for Builder {
 pub struct Server {
     /// At least one.
     listeners: Vec<Listener>,
-    /// A connection accepted while checking an inherited listener.
-    first: Option<(Stream, Addr)>,
+    /// Connections accepted while checking inherited listeners.
+    first: Vec<(Stream, Addr)>,
     /// The listeners' addresses, in the same order.
     local_addrs: Vec<Addr>,
     config: Config,

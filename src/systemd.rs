@@ -8,11 +8,13 @@
 //! refused and none is reset. Any supervisor speaking the same protocol works
 //! (see `examples/supervisor.rs`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
+use std::net::{TcpListener, TcpStream};
 #[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
+use crate::listener::{Addr, Listener, Stream};
 
 /// The first inherited descriptor (`SD_LISTEN_FDS_START`).
 #[cfg(unix)]
@@ -69,29 +71,33 @@ fn parse(
     Ok(Some(Activation { count, names }))
 }
 
-/// Which inherited socket to use: the index in `0..count`.
-fn select(activation: &Activation, name: Option<&str>) -> Result<usize, String> {
+/// Which inherited sockets to use: every one (`None`), or the one named
+/// `name` in `LISTEN_FDNAMES`; indexes in `0..count`.
+fn select(activation: &Activation, name: Option<&str>) -> Result<Vec<usize>, String> {
     match name {
-        None => Ok(0),
+        None => Ok((0..activation.count).collect()),
         Some(name) => activation
             .names
             .iter()
             .position(|n| n == name)
+            .map(|index| vec![index])
             .ok_or_else(|| format!("no inherited socket is named {name:?}")),
     }
 }
 
 /// An inherited listener, and the connection the check took from it, if any.
-pub(crate) type Inherited = (TcpListener, Option<(TcpStream, SocketAddr)>);
+pub(crate) type Inherited = (Listener, Option<(Stream, Addr)>);
 
-/// The inherited listening socket, if this process was socket-activated.
+/// The inherited listening sockets, if this process was socket-activated:
+/// every one in order (`name` `None`), or the one `LISTEN_FDNAMES` names
+/// `name`.
 ///
-/// `name` picks a socket by its `LISTEN_FDNAMES` entry; `None` takes the
-/// first. The socket is validated (a listening TCP socket: it has a local
+/// Each is validated (a listening TCP or Unix stream socket: it has a local
 /// address, no peer, and `accept` works on it) and duplicated close-on-exec,
 /// so that processes we start do not inherit it. The check may accept a
-/// connection: it is returned with the listener, to be served first.
-pub(crate) fn inherited_listener(name: Option<&str>) -> Result<Option<Inherited>, Error> {
+/// connection: it is returned with the listener, to be served first. An
+/// inherited Unix socket's file is not ours: it is never removed.
+pub(crate) fn inherited_listeners(name: Option<&str>) -> Result<Option<Vec<Inherited>>, Error> {
     let var = |key| std::env::var(key).ok();
     let activation = parse(
         var("LISTEN_PID").as_deref(),
@@ -103,70 +109,103 @@ pub(crate) fn inherited_listener(name: Option<&str>) -> Result<Option<Inherited>
     let Some(activation) = activation else {
         return Ok(None);
     };
-    let index = select(&activation, name).map_err(Error::Activation)?;
-    take_listener(index).map(Some)
+    let indexes = select(&activation, name).map_err(Error::Activation)?;
+    take_listeners(&indexes).map(Some)
+}
+
+#[cfg(unix)]
+fn take_listeners(indexes: &[usize]) -> Result<Vec<Inherited>, Error> {
+    // Only the first taker may own the descriptors: after it, their numbers
+    // are closed or reused by something else in the process.
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(Error::Activation(
+            "the inherited sockets were already taken in this process".into(),
+        ));
+    }
+    indexes.iter().map(|&index| take_listener(index)).collect()
 }
 
 #[cfg(unix)]
 fn take_listener(index: usize) -> Result<Inherited, Error> {
     use std::io;
     use std::os::fd::{IntoRawFd, OwnedFd};
+    use std::os::unix::net::{UnixListener, UnixStream};
 
     let fd = i32::try_from(index)
         .ok()
         .and_then(|i| LISTEN_FDS_START.checked_add(i))
         .ok_or_else(|| Error::Activation(format!("socket index {index} is out of range")))?;
-    // Only the first taker may own the descriptor: after it, number `fd` is
-    // closed or reused by something else in the process.
-    if TAKEN.swap(true, Ordering::SeqCst) {
-        return Err(Error::Activation(
-            "the inherited socket was already taken in this process".into(),
-        ));
-    }
+    let not_listening = |why: String| {
+        Error::Activation(format!(
+            "inherited descriptor {fd} is not a listening TCP or Unix socket{why}"
+        ))
+    };
+    let unconnected =
+        |peer: io::Result<()>| matches!(peer, Err(e) if e.kind() == io::ErrorKind::NotConnected);
     // Viewed as a stream first: only a stream can be asked for its peer,
-    // and a listening socket has none.
-    let inherited = TcpStream::from(from_inherited_fd(fd));
-    let listening = inherited.local_addr().is_ok()
-        && matches!(
-            inherited.peer_addr(),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected
-        );
-    if !listening {
-        // Not ours to close: give the descriptor back untouched.
-        let _ = inherited.into_raw_fd();
-        return Err(Error::Activation(format!(
-            "inherited descriptor {fd} is not a listening TCP socket"
-        )));
-    }
-    let inherited = TcpListener::from(OwnedFd::from(inherited));
-    // A UDP socket, or a TCP socket bound but not listening, also has a local
+    // and a listening socket has none. std refuses a local address of the
+    // other family, which tells TCP from Unix.
+    let owned = from_inherited_fd(fd);
+    let tcp = TcpStream::from(owned);
+    let listener = if tcp.local_addr().is_ok() && unconnected(tcp.peer_addr().map(drop)) {
+        Listener::Tcp(TcpListener::from(OwnedFd::from(tcp)))
+    } else {
+        let unix = UnixStream::from(OwnedFd::from(tcp));
+        if unix.local_addr().is_ok() && unconnected(unix.peer_addr().map(drop)) {
+            Listener::Unix {
+                socket: UnixListener::from(OwnedFd::from(unix)),
+                file: None,
+            }
+        } else {
+            // Not ours to close: give the descriptor back untouched.
+            let _ = unix.into_raw_fd();
+            return Err(not_listening(String::new()));
+        }
+    };
+    // A UDP socket, or a socket bound but not listening, also has a local
     // address and no peer; only `accept` tells them apart (std has no
     // SO_ACCEPTCONN). Nonblocking, so the probe cannot hang; the server sets
     // that (shared) flag for serving anyway.
-    let first = match probe_accept(&inherited) {
+    let first = match probe_accept(&listener) {
         Ok(first) => first,
         Err(error) => {
-            let _ = inherited.into_raw_fd();
-            return Err(Error::Activation(format!(
-                "inherited descriptor {fd} is not a listening TCP socket ({error})"
-            )));
+            give_back(listener);
+            return Err(not_listening(format!(" ({error})")));
         }
     };
     // `try_clone` duplicates with close-on-exec set. Dropping the original
-    // closes only our descriptor 3, never the socket, which the duplicate
-    // (and whoever passed it to us) keeps open. The listener is never
-    // `shutdown()`: that would stop it for every holder.
-    let listener = inherited
-        .try_clone()
-        .map_err(|e| Error::Activation(format!("cannot duplicate descriptor {fd}: {e}")))?;
-    drop(inherited);
-    Ok((listener, first))
+    // closes only our inherited descriptor, never the socket, which the
+    // duplicate (and whoever passed it to us) keeps open. The listener is
+    // never `shutdown()`: that would stop it for every holder.
+    let duplicate = match &listener {
+        Listener::Tcp(socket) => socket.try_clone().map(Listener::Tcp),
+        Listener::Unix { socket, .. } => socket
+            .try_clone()
+            .map(|socket| Listener::Unix { socket, file: None }),
+    }
+    .map_err(|e| Error::Activation(format!("cannot duplicate descriptor {fd}: {e}")))?;
+    drop(listener);
+    Ok((duplicate, first))
+}
+
+/// Leaves an inherited descriptor open, as it was handed to us.
+#[cfg(unix)]
+fn give_back(listener: Listener) {
+    use std::os::fd::IntoRawFd;
+    match listener {
+        Listener::Tcp(socket) => {
+            let _ = socket.into_raw_fd();
+        }
+        Listener::Unix { socket, .. } => {
+            let _ = socket.into_raw_fd();
+        }
+    }
 }
 
 /// One nonblocking `accept`: `Ok(None)` if nothing is waiting, the
 /// connection if one was, an error if the socket cannot accept at all.
 #[cfg(unix)]
-fn probe_accept(listener: &TcpListener) -> std::io::Result<Option<(TcpStream, SocketAddr)>> {
+fn probe_accept(listener: &Listener) -> std::io::Result<Option<(Stream, Addr)>> {
     use std::io::ErrorKind;
     listener.set_nonblocking(true)?;
     match listener.accept() {
@@ -186,7 +225,7 @@ fn probe_accept(listener: &TcpListener) -> std::io::Result<Option<(TcpStream, So
     }
 }
 
-/// Set once the inherited socket has been taken.
+/// Set once the inherited sockets have been taken.
 #[cfg(unix)]
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
@@ -197,7 +236,7 @@ fn from_inherited_fd(fd: i32) -> std::os::fd::OwnedFd {
 }
 
 #[cfg(not(unix))]
-fn take_listener(_index: usize) -> Result<Inherited, Error> {
+fn take_listeners(_indexes: &[usize]) -> Result<Vec<Inherited>, Error> {
     Err(Error::Activation(
         "socket activation needs a Unix system".into(),
     ))
@@ -314,8 +353,8 @@ mod tests {
             count: 2,
             names: vec!["http".into(), "admin".into()],
         };
-        assert_eq!(select(&activation, None), Ok(0));
-        assert_eq!(select(&activation, Some("admin")), Ok(1));
+        assert_eq!(select(&activation, None), Ok(vec![0, 1]), "every one");
+        assert_eq!(select(&activation, Some("admin")), Ok(vec![1]));
         assert!(select(&activation, Some("nope")).is_err());
     }
 }

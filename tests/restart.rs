@@ -1205,6 +1205,81 @@ fn socket_activation_serves_on_the_inherited_listener_and_leaves_it_open() {
     assert_eq!(&reply, b"still here");
 }
 
+/// Two sockets passed, a TCP one and a Unix one, with names: the binary
+/// serves on both (a `listening on` line each, in order), neither bound by
+/// itself, and the Unix socket's file, not the server's, stays.
+#[test]
+fn socket_activation_serves_every_inherited_socket_tcp_and_unix() {
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = tcp.local_addr().expect("local_addr");
+    let dir = std::env::temp_dir().join(format!("gs-activation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let path = dir.join("control.sock");
+    let _ = std::fs::remove_file(&path);
+    let unix = std::os::unix::net::UnixListener::bind(&path).expect("bind unix");
+    let fds = [tcp.as_raw_fd(), unix.as_raw_fd()];
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(WITH_LISTEN_PID)
+        .arg(support::echo_binary())
+        .args(["--addr", "127.0.0.1:0"])
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_FDNAMES", "web:control");
+    let pre_exec = move || {
+        // Between fork and exec: async-signal-safe calls only. Each is
+        // copied high first, so that no target overwrites a source.
+        for (i, &fd) in fds.iter().enumerate() {
+            // SAFETY: `fd` is open in the parent, hence in the child.
+            let high = unsafe { libc::fcntl(fd, libc::F_DUPFD, 200 + i as libc::c_int) };
+            // SAFETY: `high` was just opened; the copy at 3 + i is not
+            // close-on-exec.
+            if high == -1 || unsafe { libc::dup2(high, 3 + i as libc::c_int) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure calls only `fcntl` and `dup2` and reads `errno`.
+    unsafe { command.pre_exec(pre_exec) };
+    let mut server = ServerProcess::start_command(command);
+    assert_eq!(
+        server.addr, addr,
+        "the first line is the first inherited socket"
+    );
+    let second = server
+        .next_stdout_line(EVENT_TIMEOUT)
+        .expect("a second listening line");
+    assert_eq!(second, format!("listening on unix:{}\n", path.display()));
+    let mut over_tcp = support::client(addr);
+    assert_eq!(
+        support::echo_round_trip(&mut over_tcp, b"web").expect("echo"),
+        b"web"
+    );
+    let mut over_unix = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    over_unix
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .expect("timeout");
+    over_unix.write_all(b"control").expect("write");
+    let mut reply = [0; 7];
+    over_unix.read_exact(&mut reply).expect("echo over unix");
+    assert_eq!(&reply, b"control");
+    drop((over_tcp, over_unix));
+    server.signal("TERM");
+    let status = server.wait_exit(EVENT_TIMEOUT);
+    assert!(
+        status.success(),
+        "exited with {status}: {}",
+        server.stderr()
+    );
+    assert!(
+        path.exists(),
+        "an inherited socket's file is not the server's to remove"
+    );
+    drop(unix);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `LISTEN_PID` names this child but `LISTEN_FDS` is not a number: exit 1
 /// with a message naming the variable.
 #[test]
@@ -1243,7 +1318,10 @@ fn socket_activation_of_something_else_than_a_listener_is_an_error() {
     let output = command.output().expect("run the server");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not a listening TCP socket"), "{stderr}");
+    assert!(
+        stderr.contains("not a listening TCP or Unix socket"),
+        "{stderr}"
+    );
 }
 
 /// `LISTEN_PID` names another process (ours, the parent's): the variables
@@ -1301,5 +1379,8 @@ fn socket_activation_of_a_socket_that_cannot_accept_is_an_error() {
         .expect("piped stderr")
         .read_to_string(&mut stderr);
     assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not a listening TCP socket"), "{stderr}");
+    assert!(
+        stderr.contains("not a listening TCP or Unix socket"),
+        "{stderr}"
+    );
 }
