@@ -1,14 +1,14 @@
 //! A supervisor that restarts a server without losing a connection.
 //!
 //! ```text
-//! supervisor [--addr ADDR] [--ready-timeout SECS] -- PROGRAM [ARGS...]
+//! supervisor [--addr ADDR]... [--unix PATH]... [--ready-timeout SECS] -- PROGRAM [ARGS...]
 //! ```
 //!
-//! The supervisor binds the listening socket itself and keeps it open for as
-//! long as it runs servers. Each server it runs gets a copy as descriptor 3,
-//! through systemd's socket-activation protocol (`LISTEN_FDS=1`,
-//! `LISTEN_PID`), which the library reads with
-//! [`Builder::inherit_listener`]. Because the socket
+//! The supervisor binds the listening sockets itself (TCP, and Unix domain
+//! sockets) and keeps them open for as long as it runs servers. Each server
+//! it runs gets a copy of every one, as descriptors 3 on, through systemd's
+//! socket-activation protocol (`LISTEN_FDS`, `LISTEN_PID`), which the
+//! library reads with [`Builder::inherit_listener`]. Because each socket
 //! outlives every server, a restart is lossless: while the old server drains
 //! and the new one starts, the kernel keeps queueing connections in the one
 //! shared backlog, so none is refused and none is reset.
@@ -68,7 +68,7 @@ mod unix {
     use std::net::{SocketAddr, TcpListener};
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::DirBuilderExt;
-    use std::os::unix::net::UnixDatagram;
+    use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, ExitCode, ExitStatus};
@@ -77,38 +77,107 @@ mod unix {
     use std::time::{Duration, Instant};
 
     const USAGE: &str =
-        "usage: supervisor [--addr ADDR] [--ready-timeout SECS] -- PROGRAM [ARGS...]";
+        "usage: supervisor [--addr ADDR]... [--unix PATH]... [--ready-timeout SECS] \
+                         -- PROGRAM [ARGS...]";
     const HELP: &str = "\
 supervisor: runs a server on a listening socket it keeps open, and restarts
 it on SIGHUP without refusing or resetting a connection
 
-  --addr ADDR            address to listen on [default: 127.0.0.1:8080]
+  --addr ADDR            address to listen on [default: 127.0.0.1:8080];
+                         repeatable
+  --unix PATH            a Unix domain socket to listen on; repeatable
+                         (given --addr or --unix, only those)
   --ready-timeout SECS   how long a new server may take to send READY=1
                          [default: 10]
 
-PROGRAM gets the socket as descriptor 3 (LISTEN_FDS=1, LISTEN_PID) and a
-NOTIFY_SOCKET. SIGHUP: start a new PROGRAM, wait for its READY=1, then send
+PROGRAM gets the sockets as descriptors 3 on, in the order given
+(LISTEN_FDS, LISTEN_PID) and a NOTIFY_SOCKET. SIGHUP: start a new PROGRAM, wait for its READY=1, then send
 SIGTERM to the old one. SIGINT/SIGTERM: close the supervisor's copy of the
 socket, send SIGTERM to PROGRAM (to a PROGRAM still starting once it is
 ready), and exit with its status; a second signal is forwarded too. PROGRAM
 must run the server in its own process (or exec it), since the socket
 closes only when every copy of it has.
 
-The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
+The first lines on stdout are 'listening on IP:PORT' (or 'listening on
+unix:PATH'), one per socket. Progress goes to stderr.";
     const DEFAULT_ADDR: &str = "127.0.0.1:8080";
     /// How long a new server may take to send `READY=1`.
     const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
     /// The first inherited descriptor in the socket-activation protocol
     /// (`SD_LISTEN_FDS_START`).
     const LISTEN_FD: i32 = 3;
+    /// The most sockets the supervisor passes on (the child's copies are
+    /// made on the stack, between `fork` and `exec`, where nothing may
+    /// allocate).
+    const MAX_SOCKETS: usize = 64;
 
     /// The signals the supervisor handles. They are blocked in every thread
     /// and taken one at a time by the signal thread with `sigwait`, so no
     /// code runs in a signal handler.
     const SIGNALS: [i32; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGCHLD];
 
+    /// A socket to listen on, as given.
+    enum Listen {
+        Tcp(SocketAddr),
+        Unix(PathBuf),
+    }
+
+    /// A listening socket the supervisor holds open for its servers.
+    enum Socket {
+        Tcp(TcpListener),
+        /// With its file, which the supervisor removes when it closes it:
+        /// the servers inherit it, so they leave the file alone.
+        Unix(UnixListener, PathBuf),
+    }
+
+    impl Socket {
+        fn bind(listen: &Listen) -> Result<Socket, String> {
+            match listen {
+                Listen::Tcp(addr) => TcpListener::bind(addr)
+                    .map(Socket::Tcp)
+                    .map_err(|e| format!("cannot listen on {addr}: {e}")),
+                Listen::Unix(path) => {
+                    // A file left by a crashed run is replaced, a live
+                    // socket never.
+                    if path.exists() && UnixStream::connect(path).is_err() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    UnixListener::bind(path)
+                        .map(|socket| Socket::Unix(socket, path.clone()))
+                        .map_err(|e| format!("cannot listen on unix:{}: {e}", path.display()))
+                }
+            }
+        }
+
+        fn raw_fd(&self) -> i32 {
+            match self {
+                Socket::Tcp(socket) => socket.as_raw_fd(),
+                Socket::Unix(socket, _) => socket.as_raw_fd(),
+            }
+        }
+
+        fn shown(&self) -> Result<String, String> {
+            match self {
+                Socket::Tcp(socket) => socket
+                    .local_addr()
+                    .map(|addr| addr.to_string())
+                    .map_err(|e| e.to_string()),
+                Socket::Unix(_, path) => Ok(format!("unix:{}", path.display())),
+            }
+        }
+    }
+
+    impl Drop for Socket {
+        fn drop(&mut self) {
+            if let Socket::Unix(_, path) = self {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
     struct Options {
-        addr: SocketAddr,
+        /// At least one.
+        listen: Vec<Listen>,
         ready_timeout: Duration,
         program: OsString,
         args: Vec<OsString>,
@@ -216,9 +285,15 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             ));
         }
 
-        let listener = TcpListener::bind(options.addr)
-            .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-        let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let sockets = options
+            .listen
+            .iter()
+            .map(Socket::bind)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut lines = String::new();
+        for socket in &sockets {
+            lines.push_str(&format!("listening on {}\n", socket.shown()?));
+        }
         // The supervisor never accepts: the socket is only held open, so that
         // its backlog outlives every server, until the supervisor stops.
 
@@ -228,13 +303,13 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
 
         let mut stdout = io::stdout().lock();
         // A closed stdout must not stop the supervisor.
-        let _ = writeln!(stdout, "listening on {local_addr}");
+        let _ = stdout.write_all(lines.as_bytes());
         let _ = stdout.flush();
         drop(stdout);
 
         let mut supervisor = Supervisor {
             options,
-            listener: Some(listener),
+            listener: Some(sockets),
             notify_dir,
             events_tx,
             generation: 0,
@@ -251,10 +326,10 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
     /// The supervisor's state, owned by the main loop.
     struct Supervisor {
         options: Options,
-        /// The supervisor's copy of the listening socket, which it hands to
-        /// every server it starts; closed when it stops (see
+        /// The supervisor's copies of the listening sockets, which it hands
+        /// to every server it starts; closed when it stops (see
         /// [`Supervisor::advance_stop`]).
-        listener: Option<TcpListener>,
+        listener: Option<Vec<Socket>>,
         notify_dir: NotifyDir,
         events_tx: Sender<Event>,
         /// The last generation started.
@@ -311,11 +386,11 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             let _ = std::fs::remove_file(&notify_path);
             let notify = UnixDatagram::bind(&notify_path)
                 .map_err(|e| format!("cannot bind {}: {e}", notify_path.display()))?;
-            let listener = self
+            let sockets = self
                 .listener
                 .as_ref()
-                .ok_or("the listening socket is closed: stopping")?;
-            let child = spawn_server(&self.options, listener, &notify_path)
+                .ok_or("the listening sockets are closed: stopping")?;
+            let child = spawn_server(&self.options, sockets, &notify_path)
                 .map_err(|e| format!("cannot start {:?}: {e}", self.options.program))?;
             log!("started generation {generation} as pid {}", child.id());
             self.starting = Some(Server::new(child, generation));
@@ -467,7 +542,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 return;
             }
             if self.listener.take().is_some() {
-                log!("closed its copy of the listening socket");
+                log!("closed its copies of the listening sockets");
             }
             if self.starting.is_some() || self.retired.iter().any(|server| server.killed) {
                 return;
@@ -532,8 +607,8 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
         slot.take().map(|server| (server, status))
     }
 
-    /// Runs PROGRAM with the listening socket as descriptor 3.
-    fn spawn_server(options: &Options, listener: &TcpListener, notify: &Path) -> io::Result<Child> {
+    /// Runs PROGRAM with the listening sockets as descriptors 3 on.
+    fn spawn_server(options: &Options, sockets: &[Socket], notify: &Path) -> io::Result<Child> {
         // `LISTEN_PID` must hold the pid of the process that runs PROGRAM,
         // which exists only after `fork`. Setting it in a `pre_exec` closure
         // with `setenv` would be wrong twice: `setenv` is not
@@ -554,25 +629,32 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             .arg(r#"LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@""#)
             .arg(&options.program)
             .args(&options.args)
-            .env("LISTEN_FDS", "1")
+            .env("LISTEN_FDS", sockets.len().to_string())
             .env_remove("LISTEN_FDNAMES")
             .env("NOTIFY_SOCKET", notify);
 
-        let fd = listener.as_raw_fd();
+        let fds: Vec<i32> = sockets.iter().map(Socket::raw_fd).collect();
         let signals = signal_set();
         let pre_exec = move || {
             // Only async-signal-safe calls here: this runs in the child
-            // between `fork` and `exec`.
-            if fd == LISTEN_FD {
-                // `dup2` onto itself does nothing, and std opened the socket
-                // close-on-exec: clear the flag instead.
-                // SAFETY: `fd` is our open listener; F_SETFD takes an int.
-                if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+            // between `fork` and `exec`. Each socket is copied above every
+            // target first, so that no `dup2` overwrites a socket not yet
+            // moved; the copies at 3 on are not close-on-exec.
+            let high = LISTEN_FD + fds.len() as i32;
+            let mut copies = [-1; MAX_SOCKETS];
+            for (copy, &fd) in copies.iter_mut().zip(&fds) {
+                // SAFETY: `fd` is our open listener; F_DUPFD_CLOEXEC takes
+                // an int.
+                *copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high) };
+                if *copy == -1 {
                     return Err(io::Error::last_os_error());
                 }
-            // SAFETY: `fd` is open; the copy at 3 is not close-on-exec.
-            } else if unsafe { libc::dup2(fd, LISTEN_FD) } == -1 {
-                return Err(io::Error::last_os_error());
+            }
+            for (i, &copy) in copies.iter().take(fds.len()).enumerate() {
+                // SAFETY: `copy` was opened above.
+                if unsafe { libc::dup2(copy, LISTEN_FD + i as i32) } == -1 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             // The child inherits our blocked signals. std unblocks them too;
             // doing it here keeps the example correct on its own.
@@ -706,9 +788,7 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
 
     /// The options, or `None` for `--help`.
     fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Option<Options>, String> {
-        let mut addr: SocketAddr = DEFAULT_ADDR
-            .parse()
-            .expect("the default address is a valid socket address");
+        let mut listen = Vec::new();
         let mut ready_timeout = DEFAULT_READY_TIMEOUT;
         loop {
             let Some(arg) = args.next() else {
@@ -733,10 +813,11 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
                 "--" => break,
                 "--addr" => {
                     let text = value()?;
-                    addr = text
-                        .parse()
-                        .map_err(|_| format!("--addr: {text:?} is not an IP:PORT address"))?;
+                    listen.push(Listen::Tcp(text.parse().map_err(|_| {
+                        format!("--addr: {text:?} is not an IP:PORT address")
+                    })?));
                 }
+                "--unix" => listen.push(Listen::Unix(value()?.into())),
                 "--ready-timeout" => {
                     let text = value()?;
                     ready_timeout = text
@@ -753,8 +834,18 @@ The first line on stdout is 'listening on IP:PORT'. Progress goes to stderr.";
             }
         }
         let program = args.next().ok_or("missing PROGRAM after '--'")?;
+        if listen.len() > MAX_SOCKETS {
+            return Err(format!("at most {MAX_SOCKETS} sockets"));
+        }
+        if listen.is_empty() {
+            listen.push(Listen::Tcp(
+                DEFAULT_ADDR
+                    .parse()
+                    .expect("the default address is a valid socket address"),
+            ));
+        }
         Ok(Some(Options {
-            addr,
+            listen,
             ready_timeout,
             program,
             args: args.collect(),

@@ -772,7 +772,7 @@ fn supervisor_stop_under_load_resets_nothing() {
     assert_in_order(
         &stderr,
         &[
-            "closed its copy of the listening socket",
+            "closed its copies of the listening sockets",
             "stopping generation 1",
             "exited: exit status: 0",
         ],
@@ -844,7 +844,7 @@ fn supervisor_stop_during_a_restart_resets_nothing() {
         &[
             "started generation 2",
             "generation 2 is still starting",
-            "closed its copy of the listening socket",
+            "closed its copies of the listening sockets",
             "generation 2 ready",
             "stopping generation 1",
         ],
@@ -953,6 +953,60 @@ fn supervisor_exits_with_the_status_of_its_server() {
     supervisor.signal("TERM");
     let status = supervisor.wait_exit(EVENT_TIMEOUT);
     assert_eq!(status.code(), Some(3), "{}", supervisor.stderr());
+}
+
+/// The supervisor passes every socket it holds, TCP and Unix, to each
+/// server it starts, across a restart; at its stop it removes the socket
+/// file it made.
+#[test]
+fn supervisor_passes_all_of_its_sockets_on_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("gs-supervisor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let path = dir.join("s.sock");
+    let echo = support::echo_binary();
+    let mut supervisor = ServerProcess::start(
+        supervisor(),
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--unix",
+            path.to_str().expect("UTF-8 path"),
+            "--",
+            echo.to_str().expect("UTF-8 path"),
+        ],
+    );
+    let second = supervisor
+        .next_stdout_line(EVENT_TIMEOUT)
+        .expect("a second listening line");
+    assert_eq!(second, format!("listening on unix:{}\n", path.display()));
+    let both = |supervisor: &ServerProcess, word: &[u8]| {
+        let mut over_tcp = support::client(supervisor.addr);
+        assert_eq!(
+            support::echo_round_trip(&mut over_tcp, word).expect("tcp"),
+            word
+        );
+        let mut over_unix = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        over_unix
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("timeout");
+        over_unix.write_all(word).expect("write");
+        let mut reply = vec![0; word.len()];
+        over_unix.read_exact(&mut reply).expect("unix echo");
+        assert_eq!(reply, word);
+    };
+    supervisor.wait_for_stderr("generation 1 ready as pid", EVENT_TIMEOUT);
+    both(&supervisor, b"one");
+    supervisor.signal("HUP");
+    supervisor.wait_for_stderr("generation 2 ready as pid", EVENT_TIMEOUT);
+    both(&supervisor, b"two");
+    supervisor.signal("TERM");
+    let status = supervisor.wait_exit(EVENT_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{}", supervisor.stderr());
+    assert!(
+        !path.exists(),
+        "the supervisor removes the socket file it made"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------
@@ -1227,14 +1281,21 @@ fn socket_activation_serves_every_inherited_socket_tcp_and_unix() {
         .env("LISTEN_FDS", "2")
         .env("LISTEN_FDNAMES", "web:control");
     let pre_exec = move || {
-        // Between fork and exec: async-signal-safe calls only. Each is
-        // copied high first, so that no target overwrites a source.
-        for (i, &fd) in fds.iter().enumerate() {
+        // Between fork and exec: async-signal-safe calls only. Both are
+        // copied above the targets first, so that no target overwrites a
+        // source.
+        let mut high = [-1; 2];
+        for (copy, &fd) in high.iter_mut().zip(&fds) {
             // SAFETY: `fd` is open in the parent, hence in the child.
-            let high = unsafe { libc::fcntl(fd, libc::F_DUPFD, 200 + i as libc::c_int) };
-            // SAFETY: `high` was just opened; the copy at 3 + i is not
+            *copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 5) };
+            if *copy == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        for (i, &copy) in high.iter().enumerate() {
+            // SAFETY: `copy` was opened above; the copy at 3 + i is not
             // close-on-exec.
-            if high == -1 || unsafe { libc::dup2(high, 3 + i as libc::c_int) } == -1 {
+            if unsafe { libc::dup2(copy, 3 + i as libc::c_int) } == -1 {
                 return Err(io::Error::last_os_error());
             }
         }
