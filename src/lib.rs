@@ -239,6 +239,7 @@
 #![deny(unsafe_code)]
 
 mod acceptor;
+mod builder;
 mod connection;
 mod drain;
 mod error;
@@ -256,13 +257,14 @@ mod sys;
 mod systemd;
 mod wake;
 
+pub use builder::{raise_descriptor_limit, Builder};
 pub use connection::{Connection, Handler, Next};
 pub use error::Error;
 pub use event::Event;
 pub use listener::{Addr, Stream};
 pub use registry::Outcome;
 pub use report::{Report, Stats};
-pub use server::{raise_descriptor_limit, Builder, RunningServer, Server, StatsHandle};
+pub use server::{RunningServer, Server, StatsHandle};
 pub use shutdown::ShutdownHandle;
 
 /// The channel crate whose [`Receiver`](crossbeam_channel::Receiver)

@@ -1,0 +1,788 @@
+//! The [`Builder`]: every setting with its default, checked before
+//! anything starts, and the binding (or inheriting) of the listeners that
+//! makes a [`Server`].
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+#[cfg(unix)]
+use std::os::unix::net::UnixListener;
+#[cfg(unix)]
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::event::{Event, Hook};
+use crate::listener::{Addr, Listener, Stream};
+use crate::server::Server;
+use crate::shutdown::Signal;
+use crate::sys::{self, Backend, Poller};
+use crate::systemd::{self, Notifier};
+use crate::wake;
+
+/// Default worker count: how many turns run at once. A connection waiting
+/// for input holds no worker, so this bounds handlers running (or blocked
+/// inside a turn) at the same moment, not clients; 32 leaves room for
+/// handlers that block on slow work while costing only a few KiB of touched
+/// stack each.
+const DEFAULT_WORKERS: usize = 32;
+/// Default queue capacity: a burst of twice the pool can wait in the queue;
+/// beyond that, connections wait in the kernel backlog.
+const DEFAULT_QUEUE: usize = 64;
+/// Default drain timeout: with the default force grace it leaves room inside
+/// Kubernetes' default 30 s termination grace period.
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default force grace.
+const DEFAULT_FORCE_GRACE: Duration = Duration::from_secs(1);
+/// Default idle timeout: longer than any browser or client pool keeps an
+/// idle connection (Node's `keepAliveTimeout` is 5 s, nginx's 75 s), short
+/// enough that abandoned connections do not pile up.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default read and write timeouts: how long one read or write inside a
+/// turn may wait for the client. nginx bounds each read of a request
+/// (`client_header_timeout`, `client_body_timeout`) and each write of a
+/// response (`send_timeout`) by 60 s; a worker blocked for a minute on a
+/// silent client is the most a handler that reads or writes past what has
+/// arrived should risk. They bound each call, not a turn: a protocol
+/// bounds whole requests with deadlines
+/// ([`Connection::set_deadline`](crate::Connection::set_deadline); the HTTP
+/// layer's header timeout and minimum rates).
+const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default listen backlog. std listens with 128, which a burst of clients
+/// overflows (the kernel then drops SYNs, costing clients a 1 s retransmit).
+const DEFAULT_BACKLOG: u32 = 1024;
+/// Descriptors kept free for everything else when the connection maximum is
+/// derived from `RLIMIT_NOFILE`: the listener, wake-up sockets, files the
+/// handlers open.
+const RESERVED_DESCRIPTORS: u64 = 64;
+/// The connection maximum when the descriptor limit is unknown or infinite.
+const FALLBACK_MAX_CONNECTIONS: usize = 65_536;
+
+/// Upper bounds that catch unit mistakes and values no server can honour.
+const MAX_WORKERS: usize = 65_536;
+
+pub(crate) enum Source {
+    Addr(io::Result<Vec<SocketAddr>>),
+    Listener(TcpListener),
+    #[cfg(unix)]
+    Unix(PathBuf),
+    #[cfg(unix)]
+    UnixListener(UnixListener),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Addr(addrs) => addrs.fmt(f),
+            Source::Listener(listener) => listener.fmt(f),
+            #[cfg(unix)]
+            Source::Unix(path) => write!(f, "unix:{}", path.display()),
+            #[cfg(unix)]
+            Source::UnixListener(listener) => listener.fmt(f),
+        }
+    }
+}
+
+/// Configures a [`Server`]. Settings are checked by [`Builder::build`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), graceful_server::Error> {
+/// let server = graceful_server::Server::builder("127.0.0.1:0")
+///     .workers(8)
+///     .drain_timeout(Some(Duration::from_secs(5)))
+///     .read_timeout(Some(Duration::from_secs(30)))
+///     .build()?;
+/// # drop(server);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Builder {
+    /// Where to listen: the constructor's, then each added one, in order.
+    sources: Vec<Source>,
+    config: Config,
+}
+
+/// Which socket-activation socket to serve on, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Inherit {
+    /// Bind the builder's address.
+    No,
+    /// Every inherited socket; bind when there is none.
+    All,
+    /// The inherited socket with this `LISTEN_FDNAMES` name; bind when there
+    /// is none.
+    Named(String),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) queue_capacity: usize,
+    /// `None`: derived from the descriptor limit in `build`.
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) backlog: u32,
+    pub(crate) drain_timeout: Option<Duration>,
+    pub(crate) drain_delay: Duration,
+    pub(crate) idle_grace: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) force_grace: Duration,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) wait_timeout: Option<Duration>,
+    /// Permissions of the Unix socket files the builder binds.
+    #[cfg(unix)]
+    pub(crate) unix_mode: Option<u32>,
+    pub(crate) backend: Backend,
+    pub(crate) inherit: Inherit,
+    pub(crate) notify: bool,
+    pub(crate) hook: Option<Hook>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            workers: DEFAULT_WORKERS,
+            queue_capacity: DEFAULT_QUEUE,
+            max_connections: None,
+            backlog: DEFAULT_BACKLOG,
+            drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
+            drain_delay: Duration::ZERO,
+            idle_grace: Duration::ZERO,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            force_grace: DEFAULT_FORCE_GRACE,
+            read_timeout: Some(DEFAULT_IO_TIMEOUT),
+            write_timeout: Some(DEFAULT_IO_TIMEOUT),
+            wait_timeout: None,
+            #[cfg(unix)]
+            unix_mode: None,
+            backend: Backend::native(),
+            inherit: Inherit::No,
+            notify: false,
+            hook: None,
+        }
+    }
+}
+
+/// The server's own descriptors: a wake-up for each worker and the
+/// acceptor (one `eventfd` each on Linux, a socket pair elsewhere), the
+/// listener and the readiness wait.
+fn own_descriptors(workers: usize) -> u64 {
+    wake::DESCRIPTORS * (workers as u64 + 1) + 2
+}
+
+/// The connection maximum derived from the descriptor limit: one descriptor
+/// per connection, after the server's own and a reserve for the handlers.
+pub(crate) fn default_max_connections(workers: usize) -> usize {
+    let own = own_descriptors(workers);
+    match sys::descriptor_limit() {
+        Some(limit) => {
+            let usable = limit.saturating_sub(own + RESERVED_DESCRIPTORS).max(1);
+            usize::try_from(usable).unwrap_or(FALLBACK_MAX_CONNECTIONS)
+        }
+        None => FALLBACK_MAX_CONNECTIONS,
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), Error> {
+        let invalid = |setting, reason: &str| {
+            Err(Error::Config {
+                setting,
+                reason: reason.into(),
+            })
+        };
+        if self.workers == 0 {
+            return invalid("workers", "must be at least 1");
+        }
+        if self.workers > MAX_WORKERS {
+            return invalid("workers", "must be at most 65536");
+        }
+        if let Some(limit) = sys::descriptor_limit() {
+            // Its own, standard input, output and error, and one connection.
+            let needed = own_descriptors(self.workers) + 3 + 1;
+            if needed > limit {
+                return Err(Error::Config {
+                    setting: "workers",
+                    reason: format!(
+                        "{} workers need at least {needed} descriptors (their wake-ups, \
+                         the listener, stdio and one connection), \
+                         more than the limit on open descriptors (RLIMIT_NOFILE) of {limit}: \
+                         raise the limit (`ulimit -n`, or \
+                         graceful_server::raise_descriptor_limit) or use fewer workers",
+                        self.workers
+                    ),
+                });
+            }
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queue_capacity", "must be at least 1");
+        }
+        if self.max_connections == Some(0) {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.backlog == 0 {
+            return invalid("backlog", "must be at least 1");
+        }
+        // std rejects a zero timeout ("use None to block forever").
+        if self.read_timeout == Some(Duration::ZERO) {
+            return invalid("read_timeout", "must be above zero, or None");
+        }
+        if self.write_timeout == Some(Duration::ZERO) {
+            return invalid("write_timeout", "must be above zero, or None");
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            return invalid("idle_timeout", "must be above zero, or None");
+        }
+        if self.wait_timeout == Some(Duration::ZERO) {
+            return invalid("wait_timeout", "must be above zero, or None");
+        }
+        Ok(())
+    }
+}
+
+/// Raises this process's soft limit on open descriptors (`RLIMIT_NOFILE`)
+/// to its hard limit, as Go's runtime does at start, and returns the soft
+/// limit now (`None`: unlimited, or Windows, which has no such limit).
+///
+/// Every connection costs a descriptor, so the common soft limit of 1024
+/// caps a server at about a thousand connections while the hard limit
+/// usually allows far more. The library never calls this by itself: the
+/// limit belongs to the whole process (and is inherited by the programs it
+/// starts). The echo binary and the HTTP example call it first thing. Call
+/// it before [`Builder::build`], whose default
+/// [`max_connections`](Builder::max_connections) follows the limit.
+///
+/// # Errors
+///
+/// The system refused to read or change the limit.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let limit = graceful_server::raise_descriptor_limit()?;
+/// eprintln!("descriptors: {limit:?}");
+/// # Ok(())
+/// # }
+/// ```
+pub fn raise_descriptor_limit() -> io::Result<Option<u64>> {
+    sys::raise_descriptor_limit()
+}
+
+impl Builder {
+    /// The default of [`workers`](Self::workers).
+    pub const DEFAULT_WORKERS: usize = DEFAULT_WORKERS;
+    /// The default of [`queue_capacity`](Self::queue_capacity).
+    pub const DEFAULT_QUEUE_CAPACITY: usize = DEFAULT_QUEUE;
+    /// The default of [`backlog`](Self::backlog).
+    pub const DEFAULT_BACKLOG: u32 = DEFAULT_BACKLOG;
+    /// The default of [`drain_timeout`](Self::drain_timeout).
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = DEFAULT_DRAIN_TIMEOUT;
+    /// The default of [`idle_timeout`](Self::idle_timeout).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = DEFAULT_IDLE_TIMEOUT;
+    /// The default of [`force_grace`](Self::force_grace).
+    pub const DEFAULT_FORCE_GRACE: Duration = DEFAULT_FORCE_GRACE;
+    /// The default of [`read_timeout`](Self::read_timeout): 60 s.
+    pub const DEFAULT_READ_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
+    /// The default of [`write_timeout`](Self::write_timeout): 60 s.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
+
+    pub(crate) fn new(source: Source) -> Builder {
+        Builder {
+            sources: vec![source],
+            config: Config::default(),
+        }
+    }
+
+    /// The number of worker threads, i.e. of turns served at once. By
+    /// default, 32.
+    ///
+    /// A connection waiting for input holds no worker, so this is not a
+    /// limit on clients (see [`max_connections`](Self::max_connections)):
+    /// it bounds how many handlers run at the same moment. Size it for
+    /// handlers that block on slow work. Must be 1 to 65536.
+    pub fn workers(mut self, workers: usize) -> Builder {
+        self.config.workers = workers;
+        self
+    }
+
+    /// The most connections open at once. By default, the process's soft
+    /// limit on open descriptors (`RLIMIT_NOFILE`) minus the server's own
+    /// (two per worker) and 64 more for the handlers; 65536 where there is no
+    /// such limit (Windows) or it is infinite.
+    ///
+    /// Each connection holds one descriptor. At the maximum the acceptor
+    /// stops accepting, and new connections wait in the kernel backlog until
+    /// one closes: they are never refused or reset by the server. Must be at
+    /// least 1.
+    pub fn max_connections(mut self, max: usize) -> Builder {
+        self.config.max_connections = Some(max);
+        self
+    }
+
+    /// The listen backlog: how many connections the kernel queues before
+    /// they are accepted. By default, 1024.
+    ///
+    /// Applied with `listen(2)` to a socket the builder binds (std's own
+    /// default is 128); the kernel caps it at `net.core.somaxconn` on Linux.
+    /// A listener you pass in ([`Server::builder_from_listener`]) or inherit keeps
+    /// its own backlog. On Windows it is not applied: Winsock does not change
+    /// the backlog of a socket that already listens, so std's 128 stays.
+    /// Must be at least 1.
+    pub fn backlog(mut self, backlog: u32) -> Builder {
+        self.config.backlog = backlog;
+        self
+    }
+
+    /// How long a connection waiting idle ([`Next::Idle`](crate::Next::Idle))
+    /// may wait for input before it is closed. By default, 60 seconds.
+    ///
+    /// It applies between turns, to connections at a safe boundary; such
+    /// closes count as [`closed_idle`](crate::Report::closed_idle). The [read
+    /// timeout](Self::read_timeout) applies inside a turn, and to connections
+    /// waiting mid-conversation. `None` keeps idle connections for ever (until
+    /// shutdown). Must not be zero.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Uses `poll(2)` instead of epoll to watch waiting connections. By
+    /// default, off on Linux (epoll); other systems always use `poll(2)`
+    /// (`WSAPoll` on Windows).
+    ///
+    /// `poll(2)` scans every waiting connection on each wake-up, so it slows
+    /// down with thousands of idle connections; it is here to measure and
+    /// test the portable backend on Linux. In the project's benchmark (8
+    /// busy keep-alive clients on 4 workers), beside 1,000 idle connections
+    /// it kept 0.88x of its throughput with a p99 of 10 ms (epoll: 1.15x,
+    /// 0.6 ms); beside 10,000 it fell to 2% (epoll: unchanged).
+    pub fn use_poll(mut self, use_poll: bool) -> Builder {
+        self.config.backend = if use_poll {
+            Backend::Poll
+        } else {
+            Backend::native()
+        };
+        self
+    }
+
+    /// How many accepted connections may wait for a worker. By default, 64.
+    ///
+    /// When the queue is full the acceptor stops accepting, and new
+    /// connections wait in the kernel backlog (backpressure). Must be at
+    /// least 1.
+    pub fn queue_capacity(mut self, capacity: usize) -> Builder {
+        self.config.queue_capacity = capacity;
+        self
+    }
+
+    /// How long a shutdown may wait for connections to finish. By default,
+    /// 20 seconds.
+    ///
+    /// Counted from the shutdown signal (from the end of the [drain
+    /// delay](Self::drain_delay), if any). When it expires, every remaining
+    /// connection is shut down in both directions, queued ones are closed
+    /// unserved, and the report says `forced`. `None` waits for ever, as
+    /// Node's `server.close()` does. With the default [force
+    /// grace](Self::force_grace), the default fits in Kubernetes' 30 s
+    /// termination grace period.
+    pub fn drain_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.drain_timeout = timeout;
+        self
+    }
+
+    /// How long to go on accepting and serving normally after the shutdown
+    /// signal. By default, zero.
+    ///
+    /// During the delay [`ShutdownHandle::is_shutting_down`](crate::ShutdownHandle::is_shutting_down) and
+    /// [`Connection::is_shutting_down`](crate::Connection::is_shutting_down)
+    /// already say `true` (so a readiness
+    /// check can fail and a load balancer stop sending new clients), but new
+    /// connections are still accepted and served. After it, the server stops
+    /// accepting and drains as usual. Behind a load balancer or in
+    /// Kubernetes, where endpoints are removed only after SIGTERM, set it to
+    /// the time the balancer takes to notice (a few seconds).
+    ///
+    /// The [drain timeout](Self::drain_timeout) counts from the end of the
+    /// delay, so the termination grace period must cover delay + drain
+    /// timeout + [force grace](Self::force_grace). A forced shutdown ends the
+    /// delay at once.
+    pub fn drain_delay(mut self, delay: Duration) -> Builder {
+        self.config.drain_delay = delay;
+        self
+    }
+
+    /// How long idle connections stay open after the shutdown signal. By
+    /// default, zero: they are closed at once.
+    ///
+    /// A request that arrives during the window is still served (the handler
+    /// sees [`Connection::is_shutting_down`](crate::Connection::is_shutting_down)
+    /// and should answer with its protocol's "closing" marker). After it,
+    /// idle connections ([`Next::Idle`](crate::Next::Idle)) are closed, and
+    /// so is any connection that turns idle later.
+    pub fn idle_grace(mut self, grace: Duration) -> Builder {
+        self.config.idle_grace = grace;
+        self
+    }
+
+    /// How long to wait, after forcing, for handlers to notice that their
+    /// sockets are shut down. By default, 1 second.
+    ///
+    /// A handler blocked on something other than its socket (a lock, a
+    /// channel, a long computation) cannot be interrupted. After this grace
+    /// its thread is left behind, counted in
+    /// [`Report::threads_left_behind`](crate::Report::threads_left_behind), and serving returns anyway.
+    pub fn force_grace(mut self, grace: Duration) -> Builder {
+        self.config.force_grace = grace;
+        self
+    }
+
+    /// The read timeout set on every accepted stream, bounding each read
+    /// inside a turn. By default, 60 s ([`DEFAULT_READ_TIMEOUT`](Self::DEFAULT_READ_TIMEOUT)).
+    ///
+    /// A handler that reads past what has arrived then fails with
+    /// `WouldBlock` or `TimedOut` (counted as
+    /// [`timed_out`](crate::Report::timed_out)) when the client stays silent this
+    /// long, instead of holding its worker for ever; 60 s is nginx's bound
+    /// on each read of a request. It bounds one read, not a turn: a client
+    /// trickling a byte at a time keeps each read short. Bound whole
+    /// requests with a [deadline](crate::Connection::set_deadline), as the
+    /// HTTP layer does. It does not apply between turns: see
+    /// [`wait_timeout`](Self::wait_timeout) and
+    /// [`idle_timeout`](Self::idle_timeout). `None` waits for ever. Must not
+    /// be zero.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// The write timeout set on every accepted stream, bounding each write
+    /// inside a turn. By default, 60 s ([`DEFAULT_WRITE_TIMEOUT`](Self::DEFAULT_WRITE_TIMEOUT)),
+    /// nginx's `send_timeout`.
+    ///
+    /// A client that stops reading then makes the handler's `write` fail
+    /// (counted as [`timed_out`](crate::Report::timed_out)) instead of holding a
+    /// worker for ever. `None` waits for ever. Must not be zero.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may wait mid-conversation
+    /// ([`Next::Wait`](crate::Next::Wait)) between turns. By default, for
+    /// ever (`None`).
+    ///
+    /// A waiting connection holds no worker, only its socket, so the default
+    /// lets a client stay connected and silent as long as it likes (the echo
+    /// server's `nc` clients), as a thread-per-connection server would. When
+    /// it passes, the connection is closed and counted as
+    /// [`timed_out`](crate::Report::timed_out). Must not be zero.
+    pub fn wait_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.config.wait_timeout = timeout;
+        self
+    }
+
+    /// Listens on `addr` too, besides the constructor's address and any
+    /// added before. By default, a server has the one listener.
+    ///
+    /// All listeners share the pool, the registry, the report and the
+    /// [`ShutdownHandle`](crate::ShutdownHandle); at shutdown every backlog is swept before any
+    /// listener closes, so none is left accepting while another refuses.
+    /// `localhost` to clients means `127.0.0.1` and `::1`: listen on both.
+    /// Each address is bound by [`build`](Self::build), which fails if any
+    /// cannot be.
+    ///
+    /// ```
+    /// use std::net::TcpStream;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .listen("127.0.0.1:0")
+    ///     .build()?
+    ///     .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    /// for addr in running.local_addrs() {
+    ///     let addr = addr.tcp().ok_or("a TCP listener")?;
+    ///     drop(TcpStream::connect(addr)?);
+    /// }
+    /// running.shutdown_handle().shutdown();
+    /// assert_eq!(running.join()?.accepted, 2); // one report for both
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn listen(mut self, addr: impl ToSocketAddrs) -> Builder {
+        self.sources.push(Source::Addr(
+            addr.to_socket_addrs().map(|addrs| addrs.collect()),
+        ));
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` too (unix only).
+    ///
+    /// Everything said of TCP listeners holds: one pool and report, the
+    /// backlog swept at shutdown, new connects refused once accepting
+    /// stops. The socket file: a stale one (left by a crashed run: nothing
+    /// listens on it) is replaced; a live one (another server listens) is
+    /// never taken, and [`build`](Self::build) fails with
+    /// [`Error::BindUnix`]; another kind of file is never removed. The file
+    /// is removed when the server stops listening, unless it has been
+    /// replaced meanwhile (by the next server). Its permissions follow the
+    /// umask unless [`unix_permissions`](Self::unix_permissions) says.
+    /// Handlers see the client's [`Addr::Unix`] (usually unnamed).
+    ///
+    /// ```
+    /// # #[cfg(unix)]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("gs-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let running = Server::builder_unix(&path)
+    ///     .build()?
+    ///     .spawn(|conn: &mut Connection| {
+    ///         let mut buf = [0; 64];
+    ///         let n = conn.read(&mut buf)?;
+    ///         conn.write_all(&buf[..n])?;
+    ///         Ok(Next::Close)
+    ///     })?;
+    /// let mut client = UnixStream::connect(&path)?;
+    /// client.write_all(b"hi")?;
+    /// let mut reply = [0; 2];
+    /// client.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"hi");
+    /// running.shutdown_handle().shutdown();
+    /// running.join()?;
+    /// assert!(!path.exists(), "the socket file is removed at the end");
+    /// # std::fs::remove_dir(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(unix))]
+    /// # fn main() {}
+    /// ```
+    #[cfg(unix)]
+    pub fn listen_unix(mut self, path: impl AsRef<Path>) -> Builder {
+        self.sources.push(Source::Unix(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Listens on a Unix listener you bound yourself (or inherited) too
+    /// (unix only). Its socket file is yours: the server does not remove
+    /// it. The server puts it in nonblocking mode.
+    #[cfg(unix)]
+    pub fn listen_on_unix(mut self, listener: UnixListener) -> Builder {
+        self.sources.push(Source::UnixListener(listener));
+        self
+    }
+
+    /// The permissions of the Unix socket files the builder binds, e.g.
+    /// `0o660` for a group that may connect. By default, what the process's
+    /// umask gives. Unix only.
+    #[cfg(unix)]
+    pub fn unix_permissions(mut self, mode: u32) -> Builder {
+        self.config.unix_mode = Some(mode);
+        self
+    }
+
+    /// Listens on a listener you bound yourself too, as
+    /// [`listen`](Self::listen) does for an address. The server puts it in
+    /// nonblocking mode.
+    pub fn listen_on(mut self, listener: TcpListener) -> Builder {
+        self.sources.push(Source::Listener(listener));
+        self
+    }
+
+    /// Serves on the listening sockets inherited through systemd's
+    /// socket-activation protocol, when there are any. By default, off.
+    ///
+    /// When `LISTEN_PID` is this process's id and `LISTEN_FDS` is at least 1,
+    /// [`build`](Self::build) takes every inherited socket (descriptors 3
+    /// on), TCP or Unix, in order, instead of binding the address (and any
+    /// added with [`listen`](Self::listen) or
+    /// [`listen_unix`](Self::listen_unix)); otherwise it binds as usual.
+    /// Each socket is checked to be a listening TCP or Unix stream socket
+    /// and duplicated close-on-exec. It is never `shutdown()`, since other
+    /// processes (the supervisor, the next server) hold it too: that shared
+    /// backlog is what makes a restart lose no connection; and an inherited
+    /// Unix socket's file is never removed. Only one server per process can
+    /// take them.
+    pub fn inherit_listener(mut self, inherit: bool) -> Builder {
+        self.config.inherit = if inherit { Inherit::All } else { Inherit::No };
+        self
+    }
+
+    /// Like [`inherit_listener(true)`](Self::inherit_listener), taking only
+    /// the inherited socket whose name in `LISTEN_FDNAMES` (systemd's
+    /// `FileDescriptorName=`) is `name`.
+    pub fn inherit_listener_named(mut self, name: impl Into<String>) -> Builder {
+        self.config.inherit = Inherit::Named(name.into());
+        self
+    }
+
+    /// Sends readiness notifications to `NOTIFY_SOCKET`, when it is set. By
+    /// default, off.
+    ///
+    /// The server sends `READY=1` once it accepts, `STOPPING=1` when shutdown
+    /// starts, and `STATUS=` lines while it drains, as systemd's
+    /// `Type=notify` services do (a path, or `@name` for Linux's abstract
+    /// namespace). Failures to send are ignored.
+    pub fn systemd_notify(mut self, notify: bool) -> Builder {
+        self.config.notify = notify;
+        self
+    }
+
+    /// Calls `hook` with every [`Event`] (a connection ended, an accept
+    /// failed). By default, none.
+    ///
+    /// The library never prints or logs; this is how an embedding program
+    /// learns of a handler's error, a connection's outcome and duration, or
+    /// a failing `accept`, e.g. to log them. The hook runs on the server's
+    /// threads (workers and the acceptor) while they close a connection or
+    /// accept: keep it quick. A panic in it is caught and ignored.
+    ///
+    /// ```
+    /// use graceful_server::{Event, Server};
+    ///
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let server = Server::builder("127.0.0.1:0")
+    ///     .on_event(|event| {
+    ///         if let Event::ConnectionEnded { id, peer, outcome, error, .. } = event {
+    ///             eprintln!("connection {id} from {peer}: {outcome:?} {error:?}");
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Builder {
+        self.config.hook = Some(Hook::new(hook));
+        self
+    }
+
+    /// Checks the settings and binds the listener (or takes the inherited
+    /// one). Nothing runs yet.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Config`] for a setting out of range (checked first, so
+    ///   nothing is bound),
+    /// - [`Error::Address`] if the address cannot be resolved,
+    /// - [`Error::Bind`] if it cannot be bound (e.g. in use),
+    /// - [`Error::Listener`] if the listener cannot be made nonblocking,
+    /// - [`Error::Activation`] if inheriting is on and the activation
+    ///   environment is malformed or hands over something unusable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use graceful_server::{Error, Server};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// let server = Server::builder("127.0.0.1:0").workers(4).build()?;
+    /// eprintln!("listening on {}", server.local_addr());
+    ///
+    /// // Settings are checked before anything is bound.
+    /// let result = Server::builder("127.0.0.1:0").queue_capacity(0).build();
+    /// assert!(matches!(result, Err(Error::Config { setting: "queue_capacity", .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn build(self) -> Result<Server, Error> {
+        self.config.validate()?;
+        let inherited = match &self.config.inherit {
+            Inherit::No => None,
+            Inherit::All => systemd::inherited_listeners(None)?,
+            Inherit::Named(name) => systemd::inherited_listeners(Some(name))?,
+        };
+        let (listeners, first) = match inherited {
+            // Served instead of every configured address.
+            Some(inherited) => inherited.into_iter().unzip::<_, _, Vec<_>, Vec<_>>(),
+            None => {
+                let mut listeners = Vec::with_capacity(self.sources.len());
+                for source in self.sources {
+                    listeners.push(self.config.listener(source)?);
+                }
+                (listeners, Vec::new())
+            }
+        };
+        let first: Vec<(Stream, Addr)> = first.into_iter().flatten().collect();
+        let mut local_addrs = Vec::with_capacity(listeners.len());
+        for listener in &listeners {
+            // On an inherited socket this flag is shared with every holder;
+            // they cope, since the acceptor treats `WouldBlock` as "nothing
+            // yet".
+            listener.set_nonblocking(true).map_err(Error::Listener)?;
+            local_addrs.push(listener.local_addr().map_err(Error::Listener)?);
+        }
+        let poller = Poller::new(self.config.backend).map_err(Error::Readiness)?;
+        let (waker, wake) = wake::channel().map_err(Error::Readiness)?;
+        Ok(Server {
+            listeners,
+            first,
+            local_addrs,
+            signal: Signal::new(self.config.drain_delay, waker),
+            poller,
+            wake,
+            notifier: self.config.notify.then(Notifier::from_env).flatten(),
+            config: self.config,
+        })
+    }
+}
+
+impl Config {
+    /// Binds (or adopts) the listener `source` says.
+    fn listener(&self, source: Source) -> Result<Listener, Error> {
+        Ok(match source {
+            Source::Listener(listener) => Listener::Tcp(listener),
+            Source::Addr(addrs) => {
+                let listener = bind(addrs.map_err(Error::Address)?)?;
+                sys::set_backlog(&listener, self.backlog).map_err(Error::Listener)?;
+                Listener::Tcp(listener)
+            }
+            #[cfg(unix)]
+            Source::UnixListener(listener) => Listener::Unix {
+                socket: listener,
+                file: None,
+            },
+            #[cfg(unix)]
+            Source::Unix(path) => {
+                let listener = Listener::bind_unix(&path, self.unix_mode).map_err(|source| {
+                    Error::BindUnix {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                sys::set_backlog(&listener.as_source(), self.backlog).map_err(Error::Listener)?;
+                listener
+            }
+        })
+    }
+}
+
+fn bind(addrs: Vec<SocketAddr>) -> Result<TcpListener, Error> {
+    let mut last = Error::Address(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolved to nothing",
+    ));
+    for addr in addrs {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(source) => last = Error::Bind { addr, source },
+        }
+    }
+    Err(last)
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("sources", &self.sources)
+            .field("config", &self.config)
+            .finish()
+    }
+}
