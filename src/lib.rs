@@ -148,6 +148,29 @@
 //! connection counts as mid-conversation until its first turn, unless the
 //! handler says otherwise ([`Handler::new_connections_are_idle`]).
 //!
+//! # Listeners
+//!
+//! A server listens on any number of TCP addresses
+//! ([`Builder::listen`]) and, on unix, Unix domain sockets
+//! ([`Server::builder_unix`], [`Builder::listen_unix`]): one pool, one
+//! report, one shutdown that sweeps every backlog before closing any
+//! listener. [`Server::local_addrs`] lists them as [`Addr`]s; a handler sees
+//! its client's [`Addr`] (`Addr::Unix(None)` for an unnamed Unix client).
+//!
+//! ```
+//! use graceful_server::{Addr, Connection, Next, Server};
+//!
+//! # fn main() -> Result<(), graceful_server::Error> {
+//! let server = Server::builder("127.0.0.1:0").listen("127.0.0.1:0").build()?;
+//! assert_eq!(server.local_addrs().len(), 2);
+//! assert!(server.local_addrs().iter().all(|addr| matches!(addr, Addr::Tcp(_))));
+//! let running = server.spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+//! running.shutdown_handle().shutdown();
+//! running.join()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Limits
 //!
 //! - [`workers`](Builder::workers) (32): turns running at once.
