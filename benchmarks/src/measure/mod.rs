@@ -14,6 +14,7 @@ pub mod quiet;
 pub mod sequential;
 pub mod slow_clients;
 pub mod thinktime;
+pub mod unix;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ pub const ALL: &[Measurement] = &[
     idle::MEASUREMENT,
     idle_load::MEASUREMENT,
     slow_clients::MEASUREMENT,
+    unix::MEASUREMENT,
 ];
 
 pub struct Measurement {
