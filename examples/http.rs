@@ -30,7 +30,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Long enough for a request sent just before the signal to cross a network
 /// and be answered with `Connection: close` instead of meeting a closed
 /// socket; short enough that nobody waiting for the server to exit notices.
-const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(250);
+const DEFAULT_IDLE_GRACE: Duration = Builder::DEFAULT_IDLE_GRACE;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `/slow` may take.
 const MAX_SLOW_MS: u64 = 60_000;

@@ -48,6 +48,8 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// ([`Connection::set_deadline`](crate::Connection::set_deadline); the HTTP
 /// layer's header timeout and minimum rates).
 const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default idle grace; see [`Builder::idle_grace`].
+const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(500);
 /// Default listen backlog. std listens with 128, which a burst of clients
 /// overflows (the kernel then drops SYNs, costing clients a 1 s retransmit).
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -149,7 +151,7 @@ impl Default for Config {
             backlog: DEFAULT_BACKLOG,
             drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             drain_delay: Duration::ZERO,
-            idle_grace: Duration::ZERO,
+            idle_grace: DEFAULT_IDLE_GRACE,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             force_grace: DEFAULT_FORCE_GRACE,
             read_timeout: Some(DEFAULT_IO_TIMEOUT),
@@ -282,6 +284,8 @@ impl Builder {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = DEFAULT_IDLE_TIMEOUT;
     /// The default of [`force_grace`](Self::force_grace).
     pub const DEFAULT_FORCE_GRACE: Duration = DEFAULT_FORCE_GRACE;
+    /// The default of [`idle_grace`](Self::idle_grace): 500 ms.
+    pub const DEFAULT_IDLE_GRACE: Duration = DEFAULT_IDLE_GRACE;
     /// The default of [`read_timeout`](Self::read_timeout): 60 s.
     pub const DEFAULT_READ_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
     /// The default of [`write_timeout`](Self::write_timeout): 60 s.
@@ -413,7 +417,16 @@ impl Builder {
     }
 
     /// How long idle connections stay open after the shutdown signal. By
-    /// default, zero: they are closed at once.
+    /// default, 500 ms ([`DEFAULT_IDLE_GRACE`](Self::DEFAULT_IDLE_GRACE)).
+    ///
+    /// A client that sent a request just before the signal has it on the
+    /// wire: closing its idle connection at once would meet the request
+    /// (lost, and the client cannot tell whether it ran). The grace lets
+    /// every request already sent arrive and be answered, with the closing
+    /// marker. 500 ms is longer than a round trip across the world (about
+    /// 300 ms) or over a mobile network, short enough that nobody waiting
+    /// for the server to stop notices. Zero closes idle connections at
+    /// once, as Node's `server.close()` does since v19.
     ///
     /// A request that arrives during the window is still served (the handler
     /// sees [`Connection::is_shutting_down`](crate::Connection::is_shutting_down)
