@@ -213,6 +213,18 @@ impl IoTimeouts {
     }
 }
 
+/// Whether `error` says the client hung up (reset, or closed with data
+/// unread) rather than that the connection failed in another way.
+pub(crate) fn is_hang_up(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
 /// How a connection waits between turns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Waiting {

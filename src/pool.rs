@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::connection::{Connection, Handler, Next, Waiting};
+use crate::connection::{is_hang_up, Connection, Handler, Next, Waiting};
 use crate::error::Error;
 use crate::registry::Outcome;
 use crate::sys::{self, AsSource};
@@ -444,6 +444,8 @@ impl Worker {
     fn turn(&self, mut conn: Connection) -> Option<Connection> {
         conn.served = true;
         let consumed = conn.consumed();
+        // Whether the client was at a safe boundary when this turn began.
+        let was_idle = conn.waiting == Waiting::Idle;
         // AssertUnwindSafe: after a panic the connection is closed without
         // being read from again, so no broken state is observed.
         self.pool.busy.fetch_add(1, Ordering::Relaxed);
@@ -464,6 +466,12 @@ impl Worker {
                 Waiting::Conversation
             }
             Ok(Err(error)) => {
+                if was_idle && conn.consumed() == consumed && is_hang_up(&error) {
+                    // Closed or reset while waiting idle, before a byte of
+                    // a new request: how keep-alive ends, not a failure.
+                    conn.close(Outcome::Completed);
+                    return None;
+                }
                 let outcome = match error.kind() {
                     io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Outcome::TimedOut,
                     _ => Outcome::Failed,

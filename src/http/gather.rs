@@ -17,6 +17,7 @@ use super::body::Framing;
 use super::head::{parse_head, Head, Parsed, Refusal};
 use super::limits::Limits;
 use super::transport::Transport;
+use crate::connection::is_hang_up;
 
 /// What the input holds so far.
 #[derive(Debug)]
@@ -101,10 +102,14 @@ pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gath
     loop {
         match parse_head(io.buffered(), limits) {
             Parsed::Refused(refusal) => return Ok(Gathered::Refused(refusal)),
-            Parsed::Blank => match take(io, limits.max_head)? {
-                Took::More => {}
-                Took::Eof => return Ok(Gathered::Closed),
-                Took::Nothing => {
+            Parsed::Blank => match take(io, limits.max_head) {
+                Ok(Took::More) => {}
+                // Closed or reset between requests: how keep-alive ends
+                // (wrk resets its idle connections at the end of a run).
+                Ok(Took::Eof) => return Ok(Gathered::Closed),
+                Err(e) if is_hang_up(&e) => return Ok(Gathered::Closed),
+                Err(e) => return Err(e),
+                Ok(Took::Nothing) => {
                     // Only empty lines: nothing to keep.
                     let blank = io.buffered().len();
                     io.consume(blank);
