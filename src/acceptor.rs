@@ -393,6 +393,7 @@ impl Loop {
     /// refuses while another still accepts.
     fn stop_accepting(&mut self) {
         let listeners = std::mem::take(&mut self.listeners);
+        let accepted_before = self.a.registry.accepted();
         // Twice over when there are several: what reached the first while
         // the others were swept is taken too, just before the close.
         let passes = if listeners.len() > 1 { 2 } else { 1 };
@@ -421,6 +422,9 @@ impl Loop {
             ));
         }
         self.record_closed();
+        self.a.registry.tell(&Event::AcceptingStopped {
+            swept: self.a.registry.accepted() - accepted_before,
+        });
     }
 
     fn record_closed(&self) {
@@ -639,6 +643,8 @@ impl Loop {
         }
         self.a.pool.set_overflow(0);
         if !self.listeners.is_empty() {
+            // Forced before the sweep: the listeners close unswept (no
+            // `AcceptingStopped`: the force said it all).
             self.listeners.clear();
             self.record_closed();
         }

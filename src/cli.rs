@@ -8,14 +8,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graceful_server::{Builder, Error, Event, Report, RunningServer, Server, ShutdownHandle};
+use graceful_server::{Builder, Error, Event, ForceReason, Report, RunningServer, Server};
 
 /// Exit status: could not start, or failed.
 const EXIT_FAILED: u8 = 1;
 /// Exit status: bad command line.
 const EXIT_USAGE: u8 = 2;
-/// Exit status: the drain was forced (deadline or second signal).
-const EXIT_FORCED: u8 = 3;
 
 /// The command line as flags with values, in both `--flag value` and
 /// `--flag=value` forms.
@@ -126,12 +124,11 @@ pub fn usage_error(program: &str, message: &str, usage: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-/// The exit status for how serving ended: 0 drained, 3 forced, 1 failed
-/// (with the error on stderr).
+/// The exit status for how serving ended: the report's (0 drained, 3
+/// forced), or 1 failed (with the error on stderr).
 pub fn exit_status(program: &str, result: Result<Report, Error>) -> ExitCode {
     match result {
-        Ok(report) if report.forced => ExitCode::from(EXIT_FORCED),
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(report) => report.exit_code(),
         Err(error) => {
             eprintln!("{program}: {}", chain(&error));
             ExitCode::from(EXIT_FAILED)
@@ -165,15 +162,10 @@ pub fn drain_plan(delay: Duration, timeout: Option<Duration>) -> String {
     format!("{delay}waiting {deadline}")
 }
 
-/// The life of a served program after start: print `listening on IP:PORT`
-/// (flushed), wait for the signal, say on stderr what happens next
-/// (`announce` gets the number of open connections), then wait for the
-/// report and print it.
-pub fn announce_and_join(
-    running: RunningServer,
-    handle: &ShutdownHandle,
-    announce: impl FnOnce(usize) -> String,
-) -> Result<Report, Error> {
+/// The life of a served program after start: print a `listening on` line
+/// per listener (flushed), then wait for the report. What happens on the
+/// way is said by [`progress`], from the events.
+pub fn listen_and_join(running: RunningServer) -> Result<Report, Error> {
     let mut stdout = io::stdout().lock();
     // A closed stdout must not stop the server; the line is for whoever
     // reads it.
@@ -187,14 +179,34 @@ pub fn announce_and_join(
     let _ = stdout.flush();
     drop(stdout);
 
-    handle.wait();
-    say(format!(
-        "shutting down: {}",
-        announce(running.open_connections())
-    ));
-    let report = running.join()?;
-    say(report.to_string());
-    Ok(report)
+    running.join()
+}
+
+/// The progress lines on stderr, from the shutdown's events alone: what
+/// an embedding program can print the same way.
+pub fn progress(event: &Event<'_>) {
+    match event {
+        Event::ShutdownStarted {
+            open,
+            drain_delay,
+            drain_timeout,
+            ..
+        } => say(format!(
+            "shutting down: {open} connection(s) open; {} for them to close \
+             (press ctrl-c again to force)",
+            drain_plan(*drain_delay, *drain_timeout)
+        )),
+        Event::Forced { reason } => say(format!(
+            "forced ({}): closing every connection left",
+            match reason {
+                ForceReason::Deadline => "the drain timeout expired",
+                ForceReason::Signal => "a second signal",
+                _ => "asked by the program",
+            }
+        )),
+        Event::Finished { report } => say(report.to_string()),
+        _ => {}
+    }
 }
 
 /// `--verbose`: one line on stderr per event.

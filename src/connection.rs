@@ -317,7 +317,8 @@ pub struct Connection {
     /// Whether the acceptor's poller knows the socket (parked before).
     pub(crate) registered: bool,
     /// Whether it counts as waiting for input in the live stats.
-    counted_waiting: bool,
+    /// `Some(idle)`: counted, as waiting idle or not.
+    counted_waiting: Option<bool>,
     /// Counted when dropped; every path that closes a connection sets it.
     outcome: Outcome,
     /// The error that ended it, for the event hook.
@@ -352,7 +353,7 @@ impl Connection {
             served: false,
             generation: 0,
             registered: false,
-            counted_waiting: false,
+            counted_waiting: None,
             outcome: Outcome::Unserved,
             error: None,
             accepted: Instant::now(),
@@ -362,9 +363,17 @@ impl Connection {
     /// Marks the connection as waiting for input (between turns, not
     /// queued) or not, for the live stats.
     pub(crate) fn set_waiting(&mut self, waiting: bool) {
-        if self.counted_waiting != waiting {
-            self.counted_waiting = waiting;
-            self.registry.count_waiting(waiting);
+        match (self.counted_waiting, waiting) {
+            (None, true) => {
+                let idle = self.waiting == Waiting::Idle;
+                self.counted_waiting = Some(idle);
+                self.registry.count_waiting(true, idle);
+            }
+            (Some(idle), false) => {
+                self.counted_waiting = None;
+                self.registry.count_waiting(false, idle);
+            }
+            _ => {}
         }
     }
 

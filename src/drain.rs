@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::event::Event;
 use crate::pool::{Job, Pool};
 use crate::registry::Registry;
 use crate::report::Report;
-use crate::shutdown::Signal;
+use crate::shutdown::{ForceReason, Signal};
 use crate::systemd::Notifier;
 
 /// The durations the drain applies.
@@ -64,9 +65,18 @@ impl Drain {
         // Blocks without timeout: an idle server costs no wake-ups here.
         let _ = self.signal.graceful_receiver().recv();
         let signalled = Instant::now();
+        self.registry.tell(&Event::ShutdownStarted {
+            trigger: self.signal.trigger(),
+            open: self.registry.open(),
+            drain_delay: self.signal.drain_delay(),
+            idle_grace: self.phases.idle_grace,
+            drain_timeout: self.phases.drain_timeout,
+        });
         self.notify("STOPPING=1");
         let delay = self.signal.drain_delay();
-        if !delay.is_zero() {
+        if delay.is_zero() {
+            self.signal.stop_accepting();
+        } else {
             self.notify(&format!(
                 "STATUS=shutting down: serving for {delay:?} more before draining"
             ));
@@ -83,8 +93,8 @@ impl Drain {
         let deadline = self.phases.drain_timeout.and_then(|t| after(draining, t));
 
         let mut wake = Wake::Timeout;
+        let grace_end = after(draining, self.phases.idle_grace);
         if !self.phases.idle_grace.is_zero() {
-            let grace_end = after(draining, self.phases.idle_grace);
             let until = match (deadline, grace_end) {
                 (Some(d), Some(g)) => Some(d.min(g)),
                 (d, g) => d.or(g),
@@ -92,6 +102,12 @@ impl Drain {
             wake = self.wait(until);
         }
         if wake == Wake::Timeout {
+            // The grace is over, unless it is the deadline that came first.
+            if grace_end.is_some_and(|end| Instant::now() >= end) {
+                self.registry.tell(&Event::IdleGraceOver {
+                    closed: self.registry.waiting_idle() as u64,
+                });
+            }
             // The acceptor closes parked idle connections; lingering
             // workers are woken to close theirs.
             self.signal.close_idle();
@@ -103,7 +119,12 @@ impl Drain {
         let mut left_behind = 0;
         if wake != Wake::Done {
             // Deadline or second signal: cut everything still open.
-            self.signal.force();
+            if wake == Wake::Timeout {
+                self.signal.force_by(ForceReason::Deadline);
+            }
+            self.registry.tell(&Event::Forced {
+                reason: self.signal.force_reason(),
+            });
             self.registry.cut_all();
             self.pool.wake_lingering();
             self.jobs.try_iter().for_each(Job::close_forced);
@@ -118,7 +139,7 @@ impl Drain {
         let stop_accepting = self.listener_closed.get().map_or(Duration::ZERO, |closed| {
             closed.saturating_duration_since(signalled)
         });
-        Report {
+        let report = Report {
             accepted: tally.accepted,
             completed: tally.completed,
             failed: tally.failed,
@@ -135,7 +156,9 @@ impl Drain {
             drain: drained - signalled,
             force: returned - drained,
             shutdown: returned - signalled,
-        }
+        };
+        self.registry.tell(&Event::Finished { report: &report });
+        report
     }
 
     fn notify(&self, message: &str) {

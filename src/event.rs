@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use crate::listener::Addr;
 use crate::registry::Outcome;
+use crate::report::Report;
+use crate::shutdown::{ForceReason, Trigger};
 
 /// Something that happened on a running server, as told to the hook set with
 /// [`Builder::on_event`](crate::Builder::on_event).
@@ -54,6 +56,52 @@ pub enum Event<'a> {
         /// The error that ended it: the one a turn returned, or the socket's
         /// (a failed wait). `None` for every other outcome.
         error: Option<&'a io::Error>,
+    },
+    /// The shutdown started: the first event of a shutdown, sent once.
+    ShutdownStarted {
+        /// What started it.
+        trigger: Trigger,
+        /// Connections open at that moment.
+        open: usize,
+        /// How long the server goes on accepting and serving before it
+        /// drains ([`Builder::drain_delay`](crate::Builder::drain_delay)).
+        drain_delay: Duration,
+        /// How long idle connections stay open
+        /// ([`Builder::idle_grace`](crate::Builder::idle_grace)).
+        idle_grace: Duration,
+        /// How long the drain may take before it is forced
+        /// ([`Builder::drain_timeout`](crate::Builder::drain_timeout));
+        /// `None` for ever.
+        drain_timeout: Option<Duration>,
+    },
+    /// Accepting stopped: every listener's backlog was swept and every
+    /// listener closed; new connects are refused from now on. Always after
+    /// `ShutdownStarted`; not sent when a force came before the sweep.
+    AcceptingStopped {
+        /// Connections the final sweep took from the backlogs (they are
+        /// served).
+        swept: u64,
+    },
+    /// The idle grace ended: idle connections are closed from now on. Not
+    /// sent when the drain ends (or is forced) first.
+    IdleGraceOver {
+        /// Connections waiting idle between requests at that moment, now
+        /// closed. (New connections that never sent anything are closed too
+        /// when their handler counts them as idle; the report's
+        /// `closed_idle` counts every one.)
+        closed: u64,
+    },
+    /// The shutdown was forced: every connection still open is cut (the
+    /// report's `force_closed` and `unserved` count them).
+    Forced {
+        /// Why.
+        reason: ForceReason,
+    },
+    /// The server has finished: the last event, with the report that
+    /// serving returns.
+    Finished {
+        /// What happened to every connection.
+        report: &'a Report,
     },
     /// An `accept` failed. The acceptor goes on: it skips a failure of that
     /// one connection, and backs off when out of resources.

@@ -148,6 +148,50 @@
 //! connection counts as mid-conversation until its first turn, unless the
 //! handler says otherwise ([`Handler::new_connections_are_idle`]).
 //!
+//! # Embedding like the binary
+//!
+//! The shutdown tells its phases through the [event hook](Builder::on_event),
+//! in order: [`Event::ShutdownStarted`] (what triggered it, how many
+//! connections are open, the deadline), [`Event::AcceptingStopped`] (the
+//! backlog swept), [`Event::IdleGraceOver`], [`Event::Forced`] (and why),
+//! and [`Event::Finished`] with the report. The echo binary prints its
+//! progress from these alone; a program does the same in a few lines, and
+//! returns the binary's exit status with [`Report::exit_code`] (0 drained,
+//! 3 forced):
+//!
+//! ```
+//! use std::process::ExitCode;
+//!
+//! use graceful_server::{Connection, Event, Next, Server};
+//!
+//! fn main() -> ExitCode {
+//!     let serve = || -> Result<_, graceful_server::Error> {
+//!         let server = Server::builder("127.0.0.1:0")
+//!             .on_event(|event| match event {
+//!                 Event::ShutdownStarted { open, drain_timeout, .. } => {
+//!                     eprintln!("shutting down: {open} open, waiting up to {drain_timeout:?}")
+//!                 }
+//!                 Event::Forced { reason } => eprintln!("forced: {reason:?}"),
+//!                 Event::Finished { report } => eprintln!("{report}"),
+//!                 _ => {}
+//!             })
+//!             .build()?;
+//!         // In a real program: server.shutdown_handle().install_ctrl_c()?;
+//!         let handle = server.shutdown_handle();
+//!         let running = server.spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+//!         handle.shutdown(); // what ctrl-c does
+//!         running.join()
+//!     };
+//!     match serve() {
+//!         Ok(report) => report.exit_code(),
+//!         Err(error) => {
+//!             eprintln!("{error}");
+//!             ExitCode::FAILURE
+//!         }
+//!     }
+//! }
+//! ```
+//!
 //! # Listeners
 //!
 //! A server listens on any number of TCP addresses
@@ -288,7 +332,7 @@ pub use listener::{Addr, Stream};
 pub use registry::Outcome;
 pub use report::{Report, Stats};
 pub use server::{RunningServer, Server, StatsHandle};
-pub use shutdown::ShutdownHandle;
+pub use shutdown::{ForceReason, ShutdownHandle, Trigger};
 
 /// The channel crate whose [`Receiver`](crossbeam_channel::Receiver)
 /// [`ShutdownHandle::receiver`] returns, re-exported so that you can

@@ -114,11 +114,16 @@ fn run(options: &Options) -> Result<Report, Error> {
     let fallback = DEFAULT_ADDR
         .parse()
         .expect("the default address is a valid socket address");
-    let mut builder = cli::builder(&options.listen, fallback);
-    if options.verbose {
-        builder = builder.on_event(cli::log_event);
-    }
-    let server = builder
+    let verbose = options.verbose;
+    let server = cli::builder(&options.listen, fallback)
+        // Progress from the shutdown's events; with --verbose, a line per
+        // connection too.
+        .on_event(move |event| {
+            cli::progress(event);
+            if verbose {
+                cli::log_event(event);
+            }
+        })
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
         .drain_delay(options.drain_delay)
@@ -130,13 +135,7 @@ fn run(options: &Options) -> Result<Report, Error> {
     // the handler in place.
     handle.install_ctrl_c()?;
     let running = server.spawn(echo)?;
-    let plan = cli::drain_plan(options.drain_delay, options.drain_timeout);
-    cli::announce_and_join(running, &handle, |open| {
-        format!(
-            "{open} connection(s) open; {plan} for them to close \
-             (press ctrl-c again to force)"
-        )
-    })
+    cli::listen_and_join(running)
 }
 
 /// The echo handler, one turn: the bytes that arrived go back. The client

@@ -69,9 +69,11 @@ pub enum Outcome {
     ClosedIdle,
     /// Cut by a forced shutdown after it had been served at least once.
     ForceClosed,
-    /// Closed without a single turn: still queued or waiting for its first
-    /// input when shutdown was forced (e.g. a client that connected and
-    /// sent nothing), or the socket could not be prepared.
+    /// Closed without a single turn: a forced shutdown found it before its
+    /// first turn, wherever it was (queued for a worker, or waiting for its
+    /// first input, e.g. a client that connected and sent nothing), or the
+    /// socket could not be prepared. See
+    /// [`Report::unserved`](crate::Report::unserved).
     Unserved,
     /// The handler panicked.
     Panicked,
@@ -112,6 +114,8 @@ pub(crate) struct Registry {
     open: AtomicUsize,
     /// Connections between turns and not queued: waiting for input.
     waiting: AtomicUsize,
+    /// The part of `waiting` waiting idle.
+    waiting_idle: AtomicUsize,
     next_id: AtomicU64,
     /// Set by [`Registry::cut_all`]: every connection still open then ends
     /// as force-closed (or unserved, if it never had a turn).
@@ -138,6 +142,7 @@ impl Registry {
             sockets: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            waiting_idle: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             cut: AtomicBool::new(false),
             acceptor_waits: AtomicBool::new(false),
@@ -220,18 +225,31 @@ impl Registry {
         }
     }
 
+    /// Connections accepted so far.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.counters.accepted.load(Ordering::SeqCst)
+    }
+
     /// Connections accepted and not yet closed.
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::SeqCst)
     }
 
     /// Counts a connection into or out of "waiting for input".
-    pub(crate) fn count_waiting(&self, waiting: bool) {
-        if waiting {
-            self.waiting.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+    pub(crate) fn count_waiting(&self, waiting: bool, idle: bool) {
+        let counters = [&self.waiting, &self.waiting_idle];
+        for counter in counters.iter().take(if idle { 2 } else { 1 }) {
+            if waiting {
+                counter.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counter.fetch_sub(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Connections waiting idle between turns (between requests).
+    pub(crate) fn waiting_idle(&self) -> usize {
+        self.waiting_idle.load(Ordering::Relaxed)
     }
 
     /// Connections between turns, waiting for input.

@@ -59,10 +59,16 @@ pub struct Report {
     /// Connections shut down at the deadline or by a forced shutdown,
     /// including those whose handlers were left behind.
     pub force_closed: u64,
-    /// Connections closed without a single turn: still queued, or waiting
-    /// for their first input (a client that connected and sent nothing),
-    /// when shutdown was forced; or that could not be prepared (the
-    /// operating system refused to set their blocking mode or timeouts).
+    /// Connections closed without a single turn. When shutdown is forced,
+    /// every connection that never had a turn counts here (not in
+    /// `force_closed`), wherever it was: queued for a worker, or waiting
+    /// for its first input, e.g. an `nc` that connected and sent nothing.
+    /// So do connections that could not be prepared (the operating system
+    /// refused to set their blocking mode or timeouts). A connection that
+    /// ended before its first turn in another way keeps that outcome:
+    /// closed idle at the idle grace or the idle timeout (if the handler
+    /// counts new connections as idle, as the HTTP layer does), or timed
+    /// out at the wait timeout.
     pub unserved: u64,
     /// Connections whose handler panicked. The worker survived each one.
     pub panicked: u64,
@@ -87,6 +93,47 @@ pub struct Report {
 }
 
 impl Report {
+    /// The exit status for `main` to return: 0 when the drain ended by
+    /// itself, 3 when it was [forced](Self::forced) (the echo binary's and
+    /// the HTTP example's table; 1 and 2 are theirs for "could not start"
+    /// and "bad command line").
+    ///
+    /// ```
+    /// use std::process::ExitCode;
+    ///
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// fn main() -> ExitCode {
+    ///     let serve = || -> Result<_, graceful_server::Error> {
+    ///         let running = Server::builder("127.0.0.1:0")
+    ///             .build()?
+    ///             .spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+    ///         running.shutdown_handle().shutdown(); // a ctrl-c, here
+    ///         running.join()
+    ///     };
+    ///     match serve() {
+    ///         Ok(report) => {
+    ///             assert_eq!(report.exit_code(), ExitCode::SUCCESS);
+    ///             report.exit_code()
+    ///         }
+    ///         Err(error) => {
+    ///             eprintln!("{error}");
+    ///             ExitCode::FAILURE
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if self.forced {
+            std::process::ExitCode::from(Self::EXIT_FORCED)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    }
+
+    /// The status [`exit_code`](Self::exit_code) gives a forced shutdown.
+    pub const EXIT_FORCED: u8 = 3;
+
     /// The sum of all outcomes; equals [`accepted`](Self::accepted).
     ///
     /// ```

@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -82,11 +82,57 @@ pub(crate) struct Signal {
     forced: Latch,
     /// Set when the idle grace ends: idle connections are closed from then on.
     closing_idle: AtomicBool,
-    /// With a drain delay, the drain trips `stopped` once the delay is over;
-    /// without one, `shutdown` trips it at once.
+    /// The drain trips `stopped` once it has announced the shutdown, after
+    /// this delay.
     drain_delay: Duration,
     /// The acceptor's wake-up socket.
     acceptor: Waker,
+    /// Who started the shutdown, and who forced it: the first caller of
+    /// each (0 while nobody has).
+    trigger: AtomicU8,
+    force_reason: AtomicU8,
+}
+
+/// What started a shutdown, as [`Event::ShutdownStarted`](crate::Event::ShutdownStarted) says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Trigger {
+    /// [`ShutdownHandle::shutdown`] (or `force`), called by the program.
+    Handle,
+    /// A signal (SIGINT, SIGTERM, SIGHUP; Ctrl-C on Windows) caught by the
+    /// handler [`ShutdownHandle::install_ctrl_c`] installed.
+    Signal,
+}
+
+/// Why a shutdown was forced, as [`Event::Forced`](crate::Event::Forced) says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ForceReason {
+    /// The [drain timeout](crate::Builder::drain_timeout) expired.
+    Deadline,
+    /// [`ShutdownHandle::force`], called by the program.
+    Handle,
+    /// A second signal while draining.
+    Signal,
+}
+
+impl Trigger {
+    fn code(self) -> u8 {
+        match self {
+            Trigger::Handle => 1,
+            Trigger::Signal => 2,
+        }
+    }
+}
+
+impl ForceReason {
+    fn code(self) -> u8 {
+        match self {
+            ForceReason::Deadline => 1,
+            ForceReason::Handle => 2,
+            ForceReason::Signal => 3,
+        }
+    }
 }
 
 impl Signal {
@@ -98,14 +144,60 @@ impl Signal {
             closing_idle: AtomicBool::new(false),
             drain_delay,
             acceptor,
+            trigger: AtomicU8::new(0),
+            force_reason: AtomicU8::new(0),
         })
     }
 
-    pub(crate) fn shutdown(&self) {
-        self.graceful.trip();
-        if self.drain_delay.is_zero() {
-            self.stopped.trip();
+    /// Starts the shutdown, for `trigger` (if it has not started).
+    pub(crate) fn shutdown_by(&self, trigger: Trigger) {
+        let _ =
+            self.trigger
+                .compare_exchange(0, trigger.code(), Ordering::SeqCst, Ordering::SeqCst);
+        self.shutdown();
+    }
+
+    /// Forces the shutdown, for `reason` (if it was not forced already).
+    pub(crate) fn force_by(&self, reason: ForceReason) {
+        let _ = self.force_reason.compare_exchange(
+            0,
+            reason.code(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        // A force starts the shutdown too: by the same hand.
+        let trigger = match reason {
+            ForceReason::Signal => Trigger::Signal,
+            ForceReason::Deadline | ForceReason::Handle => Trigger::Handle,
+        };
+        let _ =
+            self.trigger
+                .compare_exchange(0, trigger.code(), Ordering::SeqCst, Ordering::SeqCst);
+        self.force();
+    }
+
+    /// Who started the shutdown; `Handle` if nobody said.
+    pub(crate) fn trigger(&self) -> Trigger {
+        match self.trigger.load(Ordering::SeqCst) {
+            2 => Trigger::Signal,
+            _ => Trigger::Handle,
         }
+    }
+
+    /// Why the shutdown was forced; `Handle` if nobody said.
+    pub(crate) fn force_reason(&self) -> ForceReason {
+        match self.force_reason.load(Ordering::SeqCst) {
+            1 => ForceReason::Deadline,
+            3 => ForceReason::Signal,
+            _ => ForceReason::Handle,
+        }
+    }
+
+    /// Starts the shutdown: the drain, woken by it, says so (the
+    /// `ShutdownStarted` event) and then stops accepting, after the drain
+    /// delay if there is one.
+    fn shutdown(&self) {
+        self.graceful.trip();
         self.acceptor.wake();
     }
 
@@ -236,7 +328,7 @@ impl ShutdownHandle {
     /// # }
     /// ```
     pub fn shutdown(&self) {
-        self.signal.shutdown();
+        self.signal.shutdown_by(Trigger::Handle);
     }
 
     /// Forces the shutdown now, as if the drain timeout had expired.
@@ -279,7 +371,7 @@ impl ShutdownHandle {
     /// # }
     /// ```
     pub fn force(&self) {
-        self.signal.force();
+        self.signal.force_by(ForceReason::Handle);
     }
 
     /// Whether shutdown has started (gracefully or forced).
@@ -431,9 +523,9 @@ impl ShutdownHandle {
         let signal = Arc::clone(&self.signal);
         ctrlc::set_handler(move || {
             if signal.is_shutting_down() {
-                signal.force();
+                signal.force_by(ForceReason::Signal);
             } else {
-                signal.shutdown();
+                signal.shutdown_by(Trigger::Signal);
             }
         })
         .map_err(|e| {
