@@ -54,10 +54,17 @@ use crate::wake::Waker;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Outcome {
-    /// The handler said [`Next::Close`](crate::Next::Close), or the client
-    /// hung up while the connection waited.
+    /// The conversation ended normally: the handler said
+    /// [`Next::Close`](crate::Next::Close) (its queued output, if any, all
+    /// sent), or the client closed or reset the connection while it waited
+    /// idle ([`Next::Idle`](crate::Next::Idle), or new to a handler whose
+    /// new connections are idle), before sending a byte of anything new:
+    /// that is how keep-alive ends (wrk's resets at the end of a run, a
+    /// proxy closing its idle upstream connections).
     Completed,
-    /// The handler returned an error (other than a timeout).
+    /// The conversation broke: the handler returned an error other than a
+    /// timeout (e.g. the client reset the connection in the middle of a
+    /// request, or mid-conversation), or sending queued output failed.
     Failed,
     /// Cut for slowness: a turn failed with a timeout (an error of kind
     /// `TimedOut` or `WouldBlock`: a read or write timeout, a
@@ -65,9 +72,13 @@ pub enum Outcome {
     /// header timeout and minimum data rates), or a mid-conversation wait
     /// outlasted the [wait timeout](crate::Builder::wait_timeout).
     TimedOut,
-    /// Closed while waiting idle: at shutdown, or after the idle timeout.
+    /// Closed by the server while waiting idle: at the end of the idle
+    /// grace at shutdown, or after the [idle
+    /// timeout](crate::Builder::idle_timeout).
     ClosedIdle,
-    /// Cut by a forced shutdown after it had been served at least once.
+    /// Cut by a forced shutdown (deadline, second signal,
+    /// [`ShutdownHandle::force`](crate::ShutdownHandle::force)) after it had
+    /// had at least one turn, whatever the handler made of the cut.
     ForceClosed,
     /// Closed without a single turn: a forced shutdown found it before its
     /// first turn, wherever it was (queued for a worker, or waiting for its
@@ -75,7 +86,7 @@ pub enum Outcome {
     /// socket could not be prepared. See
     /// [`Report::unserved`](crate::Report::unserved).
     Unserved,
-    /// The handler panicked.
+    /// The handler panicked (the worker lives on).
     Panicked,
 }
 
