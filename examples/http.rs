@@ -8,17 +8,45 @@
 //! `Connection: close`; `/healthz` answers `503` once shutdown has started;
 //! bad input gets its status; a panic costs one connection.
 //!
+//! `/metrics` shows the server's live [`Stats`] to a Prometheus scraper, in
+//! the OpenMetrics text format written by the `prometheus-client` crate (a
+//! dependency of this example only, not of the library). Each number is a
+//! `graceful_server_` series:
+//!
+//! | series | type | what |
+//! | --- | --- | --- |
+//! | `graceful_server_connections_open` | gauge | [`Stats::open`] |
+//! | `graceful_server_connections_busy` | gauge | [`Stats::busy`] |
+//! | `graceful_server_connections_parked` | gauge | [`Stats::parked`] |
+//! | `graceful_server_connections_queued` | gauge | [`Stats::queued`] |
+//! | `graceful_server_connections_accepted_total` | counter | [`Stats::accepted`] |
+//! | `graceful_server_connections_ended_total{outcome="..."}` | counter | one per outcome: `completed`, `failed`, `timed_out`, `closed_idle`, `force_closed`, `unserved`, `panicked` |
+//!
+//! The four gauges are separate series, not one with a `state` label,
+//! because `open` counts the other three (and connections between states):
+//! summed over a label they would count connections twice. The outcomes do
+//! add up: `accepted_total - sum(ended_total) = open`, give or take the
+//! connections moving while the numbers are read.
+//!
 //! ```text
 //! cargo run --release --features http --example http -- --workers 4
 //! curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/healthz
+//! curl http://127.0.0.1:8080/metrics
 //! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use graceful_server::http::{self, Limits, Request, Response};
-use graceful_server::{Builder, Event, Report, Server};
+use graceful_server::{Builder, Event, Report, Server, Stats, StatsHandle};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 const USAGE: &str =
     "usage: http [--addr ADDR]... [--unix PATH]... [--workers N] [--drain-timeout SECS|none] \
@@ -46,6 +74,10 @@ routes:
   GET /panic          the handler panics: the connection closes, the server
                       goes on
   GET /healthz        200 'ok' while serving, 503 once shutdown has started
+  GET /metrics        the server's live numbers (open, busy, parked and
+                      queued connections; accepted and ended by outcome) as
+                      graceful_server_* series in the OpenMetrics text format
+                      that Prometheus scrapes
   POST /echo          200 with the request body
 
 On SIGINT (ctrl-c), SIGTERM or SIGHUP the server stops accepting. Requests in
@@ -102,13 +134,15 @@ exit status:
     )
 }
 
-/// The routes: this is all the HTTP code the example has.
-fn route(req: &mut Request<'_>) -> Response {
+/// The routes: this is all the HTTP code the example has. `stats` is set
+/// once the server runs (see [`run`]).
+fn route(req: &mut Request<'_>, stats: &OnceLock<StatsHandle>) -> Response {
     match (req.method(), req.path()) {
         ("GET" | "HEAD", "/") => Response::text("Hello, world!"),
         ("GET", "/slow") => slow(req.query().unwrap_or("")),
         ("GET", "/panic") => panic!("GET /panic: a deliberate panic; it costs this one connection"),
         ("GET" | "HEAD", "/healthz") => http::readiness(req),
+        ("GET", "/metrics") => metrics(stats.get()),
         // A body the layer cannot read (too large, malformed) is answered
         // by the layer itself, whatever this returns.
         ("POST", "/echo") => match req.read_body() {
@@ -116,7 +150,7 @@ fn route(req: &mut Request<'_>) -> Response {
             Err(_) => Response::new(400),
         },
         (_, "/" | "/healthz") => not_allowed("GET, HEAD"),
-        (_, "/slow" | "/panic") => not_allowed("GET"),
+        (_, "/slow" | "/panic" | "/metrics") => not_allowed("GET"),
         (_, "/echo") => not_allowed("POST"),
         _ => Response::text("not found\n").with_status(404),
     }
@@ -142,6 +176,97 @@ fn slow(query: &str) -> Response {
     Response::text(format!("slept {ms} ms\n"))
 }
 
+/// `GET /metrics`: the numbers now, in the OpenMetrics text format.
+fn metrics(stats: Option<&StatsHandle>) -> Response {
+    // Only a request on an inherited or fixed socket can come before the
+    // handle is set, between `spawn` and the next line of `run`.
+    let Some(stats) = stats else {
+        return Response::text("metrics not ready yet\n").with_status(503);
+    };
+    // A registry per scrape, holding one snapshot: the numbers are the
+    // server's, so there is nothing to keep between scrapes.
+    let mut registry = Registry::with_prefix("graceful_server");
+    registry.register_collector(Box::new(Snapshot(stats.stats())));
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+        Ok(()) => Response::new(200)
+            .header(
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .body(text),
+        // Writing to a `String` cannot fail, but the encoder's type says it
+        // might.
+        Err(_) => Response::new(500),
+    }
+}
+
+/// One reading of [`Stats`], written out as the `graceful_server_` series
+/// listed in the module docs.
+#[derive(Debug)]
+struct Snapshot(Stats);
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = &self.0;
+        for (name, help, value) in [
+            (
+                "connections_open",
+                "Connections accepted and not closed yet.",
+                stats.open,
+            ),
+            (
+                "connections_busy",
+                "Connections in a turn: a handler is running for them.",
+                stats.busy,
+            ),
+            (
+                "connections_parked",
+                "Connections between turns, waiting for input.",
+                stats.parked,
+            ),
+            (
+                "connections_queued",
+                "Connections with input, waiting for a worker.",
+                stats.queued,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+
+        let accepted = ConstCounter::new(stats.accepted);
+        accepted.encode(encoder.encode_descriptor(
+            "connections_accepted",
+            "Connections accepted.",
+            None,
+            accepted.metric_type(),
+        )?)?;
+
+        // One counter per outcome, as in the shutdown report: every
+        // accepted connection ends in exactly one.
+        let outcomes = [
+            ("completed", stats.completed),
+            ("failed", stats.failed),
+            ("timed_out", stats.timed_out),
+            ("closed_idle", stats.closed_idle),
+            ("force_closed", stats.force_closed),
+            ("unserved", stats.unserved),
+            ("panicked", stats.panicked),
+        ];
+        let mut ended = encoder.encode_descriptor(
+            "connections_ended",
+            "Connections ended, by outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, value) in outcomes {
+            ConstCounter::new(value).encode(ended.encode_family(&[("outcome", outcome)])?)?;
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Command line.
 // ---------------------------------------------------------------------------
@@ -159,8 +284,8 @@ fn main() -> ExitCode {
         }
     };
     match run(&options) {
-        Ok(report) if report.forced => ExitCode::from(3),
-        Ok(_) => ExitCode::SUCCESS,
+        // 0 drained, 3 forced.
+        Ok(report) => report.exit_code(),
         Err(error) => {
             eprintln!("http: {}", chain(&error));
             ExitCode::from(1)
@@ -183,9 +308,15 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
         .use_poll(options.poll)
         .inherit_listener(true)
         .systemd_notify(true);
-    if options.verbose {
-        builder = builder.on_event(log_event);
-    }
+    let verbose = options.verbose;
+    // Progress from the shutdown's events; with --verbose, a line per
+    // connection too.
+    builder = builder.on_event(move |event| {
+        progress(event);
+        if verbose {
+            log_event(event);
+        }
+    });
     let server = builder.build()?;
     let handle = server.shutdown_handle();
     // Before the `listening on` line: a signal sent right after it must find
@@ -195,7 +326,17 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
         header_timeout: options.header_timeout,
         ..Limits::default()
     };
-    let running = server.spawn(http::handler(route).limits(limits))?;
+    // `/metrics` reads the numbers through a handle that exists only once
+    // the server runs: set right after `spawn`, before anyone is told where
+    // to connect.
+    let stats = Arc::new(OnceLock::new());
+    let app = {
+        let stats = Arc::clone(&stats);
+        move |req: &mut Request<'_>| route(req, &stats)
+    };
+    let running = server.spawn(http::handler(app).limits(limits))?;
+    // Only set here, so this cannot find it set already.
+    let _ = stats.set(running.stats_handle());
     // Flushed at once (stdout is line-buffered only on a terminal); a closed
     // stdout must not stop the server.
     {
@@ -206,20 +347,32 @@ fn run(options: &Options) -> Result<Report, graceful_server::Error> {
         }
         let _ = stdout.flush();
     }
-    handle.wait();
-    let deadline = match options.drain_timeout {
-        Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
-        None => "with no deadline".into(),
-    };
-    say(format!(
-        "shutting down: {} connection(s) open; idle ones close in {}s; waiting {deadline} \
-         for the others (press ctrl-c again to force)",
-        running.open_connections(),
-        options.idle_grace.as_secs_f64(),
-    ));
-    let report = running.join()?;
-    say(report.to_string());
-    Ok(report)
+    running.join()
+}
+
+/// The progress lines on stderr, from the shutdown's events alone.
+fn progress(event: &Event<'_>) {
+    match event {
+        Event::ShutdownStarted {
+            open,
+            idle_grace,
+            drain_timeout,
+            ..
+        } => {
+            let deadline = match drain_timeout {
+                Some(timeout) => format!("up to {}s", timeout.as_secs_f64()),
+                None => "with no deadline".into(),
+            };
+            say(format!(
+                "shutting down: {open} connection(s) open; idle ones close in {}s; waiting \
+                 {deadline} for the others (press ctrl-c again to force)",
+                idle_grace.as_secs_f64(),
+            ));
+        }
+        Event::Forced { reason } => say(format!("forced ({reason:?})")),
+        Event::Finished { report } => say(report.to_string()),
+        _ => {}
+    }
 }
 
 fn log_event(event: &Event<'_>) {

@@ -443,6 +443,9 @@ impl Worker {
     /// Runs one turn; `None` if the connection was closed.
     fn turn(&self, mut conn: Connection) -> Option<Connection> {
         conn.served = true;
+        // In a turn, not waiting (also when this worker served the last
+        // turn and lingered on it, or input was buffered already).
+        conn.set_waiting(false);
         let consumed = conn.consumed();
         // Whether the client was at a safe boundary when this turn began.
         let was_idle = conn.waiting == Waiting::Idle;
@@ -466,7 +469,8 @@ impl Worker {
                 Waiting::Conversation
             }
             Ok(Err(error)) => {
-                if was_idle && conn.consumed() == consumed && is_hang_up(&error) {
+                let nothing_new = conn.consumed() == consumed && !conn.has_buffered_input();
+                if was_idle && nothing_new && is_hang_up(&error) {
                     // Closed or reset while waiting idle, before a byte of
                     // a new request: how keep-alive ends, not a failure.
                     conn.close(Outcome::Completed);

@@ -152,7 +152,7 @@ impl Load {
     /// would otherwise reconnect at once, into the instant between the
     /// server's final sweep of the backlog and its close of the socket. A
     /// connect completed in that instant is reset by the kernel, whoever
-    /// holds the socket; the README lists it under "Not guaranteed", and
+    /// holds the socket; docs/reliability.md lists it under "Not guaranteed", and
     /// the library's own tests count such racers. Held back, the clients
     /// connect only when the test has seen the socket closed.
     fn with_reconnect_gate(addr: SocketAddr) -> Load {

@@ -58,7 +58,11 @@
 //!             Ok(body) => Response::new(200).body(body),
 //!             Err(_) => Response::new(400),
 //!         },
-//!         (_, "/" | "/healthz" | "/echo") => Response::new(405),
+//!         // A known path, another method: 405 must say what is allowed
+//!         // (RFC 9110, section 15.5.6).
+//!         (_, "/") => Response::new(405).header("Allow", "GET, HEAD"),
+//!         (_, "/healthz") => Response::new(405).header("Allow", "GET"),
+//!         (_, "/echo") => Response::new(405).header("Allow", "POST"),
 //!         _ => Response::text("not found").with_status(404),
 //!     }
 //! }
@@ -81,9 +85,15 @@
 //!
 //! A body you leave unread is read and thrown away after your closure
 //! returns if it is small (up to 64 KiB), so that the connection can carry
-//! the next request; a larger one closes the connection. A body that turns
-//! out malformed or too large while you read it makes the read fail, and the
-//! layer answers `400` or `413` in place of your response.
+//! the next request; a larger one closes the connection. So does a body
+//! the client was still waiting to send: if you answer a request with
+//! `Expect: 100-continue` without reading its body, `100 Continue` is never
+//! sent, and the client may send the body anyway or give it up, so its
+//! next bytes could be either the body or a new request. The layer cannot
+//! tell which, so your response goes out with `Connection: close` and the
+//! connection closes after it. A body that turns out malformed or too large
+//! while you read it makes the read fail, and the layer answers `400` or
+//! `413` in place of your response.
 //!
 //! # Responses
 //!
@@ -150,6 +160,22 @@
 //! is served (with `Connection: close`) if it arrives within its deadlines
 //! and the drain deadline, and so are the requests the client had already
 //! sent behind it, the last with `Connection: close`.
+//!
+//! The defaults suit clients on ordinary links. A service for clients on
+//! slow ones gives heads longer and lets uploads go slower:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use graceful_server::http::{self, Limits, MinRate, Response};
+//!
+//! let handler = http::handler(|_req| Response::text("ok")).limits(Limits {
+//!     header_timeout: Duration::from_secs(60),
+//!     min_body_rate: Some(MinRate { bytes_per_second: 100, grace: Duration::from_secs(10) }),
+//!     ..Limits::default()
+//! });
+//! # let _ = handler;
+//! ```
 //!
 //! # Limits
 //!

@@ -3,6 +3,7 @@
 //!
 //! Every helper fails fast: nothing here can block longer than its timeout.
 #![allow(dead_code)] // each test file uses a different subset
+pub mod relay;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
