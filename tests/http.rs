@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -21,33 +20,9 @@ use support::ServerProcess;
 /// How long a test waits for the server to exit after the signal.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The example's binary, checked to be newer than its sources. Plain `cargo
-/// test` builds examples, but `cargo test --test http` does not, and a stale
-/// binary would test old code without a word.
+/// The HTTP example's binary, built from the current sources.
 fn example() -> PathBuf {
-    let binary = support::example_path("http");
-    let modified = |path: &Path| {
-        fs::metadata(path)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    };
-    let built = modified(&binary);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let library = fs::read_dir(root.join("src")).expect("read src/");
-    let sources = library
-        .map(|entry| entry.expect("read src/").path())
-        // The echo binary is not part of the library the example uses.
-        .filter(|path| !path.ends_with("main.rs"))
-        .chain([root.join("examples/http.rs")]);
-    for source in sources {
-        assert!(
-            modified(&source) <= built,
-            "{} is older than {}: run `cargo build --example http` or plain `cargo test`",
-            binary.display(),
-            source.display()
-        );
-    }
-    binary
+    support::fresh_http_example()
 }
 
 /// Starts the example. Backtraces are turned off so that the `/panic` test

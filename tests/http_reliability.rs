@@ -29,7 +29,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts the HTTP example on a free loopback port. Backtraces are off so
 /// that panicking requests cost little.
 fn start(args: &[&str]) -> ServerProcess {
-    let mut command = Command::new(support::example_path("http"));
+    let mut command = Command::new(support::fresh_http_example());
     command
         .args(["--addr", "127.0.0.1:0"])
         .args(args)

@@ -13,10 +13,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -49,33 +48,9 @@ const OUTCOMES: [&str; 7] = [
     "panicked",
 ];
 
-/// The example's binary, checked to be newer than its sources (as in
-/// `tests/http.rs`): `cargo test --test metrics` does not build examples,
-/// and a stale binary would test old code without a word.
+/// The HTTP example's binary, built from the current sources.
 fn example() -> PathBuf {
-    let binary = support::example_path("http");
-    let modified = |path: &Path| {
-        fs::metadata(path)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    };
-    let built = modified(&binary);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let library = fs::read_dir(root.join("src")).expect("read src/");
-    let sources = library
-        .map(|entry| entry.expect("read src/").path())
-        // The echo binary is not part of the library the example uses.
-        .filter(|path| !path.ends_with("main.rs"))
-        .chain([root.join("examples/http.rs")]);
-    for source in sources {
-        assert!(
-            modified(&source) <= built,
-            "{} is older than {}: run `cargo build --all-features --examples` or plain `cargo test`",
-            binary.display(),
-            source.display()
-        );
-    }
-    binary
+    support::fresh_http_example()
 }
 
 /// A response as the client read it.

@@ -50,7 +50,7 @@ fn supervisor() -> PathBuf {
 }
 
 fn http() -> PathBuf {
-    support::example_path("http")
+    support::fresh_http_example()
 }
 
 // ---------------------------------------------------------------------------

@@ -324,7 +324,7 @@ fn http_is_served_over_a_unix_socket_to_curl() {
     }
     let dir = TempDir::new("http");
     let path = dir.path("http.sock");
-    let mut server = Command::new(support::example_path("http"))
+    let mut server = Command::new(support::fresh_http_example())
         .arg("--unix")
         .arg(&path)
         .stdin(Stdio::null())

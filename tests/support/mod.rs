@@ -73,6 +73,43 @@ pub fn example_path(name: &str) -> PathBuf {
     path
 }
 
+/// The HTTP example's binary, checked to be newer than its sources (the
+/// library's, every file under `src/` but the echo binary's, and the
+/// example's). Plain `cargo test` builds examples, but `cargo test --test
+/// NAME` does not, and a stale binary would test old code without a word.
+pub fn fresh_http_example() -> PathBuf {
+    let binary = example_path("http");
+    let modified = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let built = modified(&binary);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = vec![root.join("examples/http.rs")];
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read a source directory") {
+            let path = entry.expect("read a source directory").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if !path.ends_with("main.rs") && !path.ends_with("cli.rs") {
+                // The echo binary's files are not part of the library.
+                sources.push(path);
+            }
+        }
+    }
+    for source in sources {
+        assert!(
+            modified(&source) <= built,
+            "{} is older than {}: run `cargo build --all-features --examples` or plain `cargo test`",
+            binary.display(),
+            source.display()
+        );
+    }
+    binary
+}
+
 /// The echo binary's path.
 pub fn echo_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_graceful-server"))
