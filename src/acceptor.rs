@@ -1,44 +1,41 @@
-//! The acceptor: one thread that waits for readiness of the listener, its
-//! wake-up socket and every parked connection, and feeds the workers.
+//! The acceptor: one thread that waits for readiness of the listeners and
+//! its wake-up socket, feeds the workers, and keeps the time.
 //!
-//! It is the "acceptor and poller" of Tomcat's NIO connector in one thread:
-//!
-//! - **Accept.** When the listener is readable it accepts until `WouldBlock`
+//! - **Accept.** When a listener is readable it accepts until `WouldBlock`
 //!   and queues the new connections for the workers. When the job channel is
 //!   full, or the [connection maximum](crate::Builder::max_connections) is
-//!   reached, it stops watching the listener, so new connections wait in the
-//!   kernel backlog (backpressure) instead of being refused.
-//! - **Park.** A connection waiting for input that a worker gave up is
-//!   watched here, holding no thread. When it turns readable it is queued
-//!   again. Its idle or read timeout is kept on a coarse timer.
+//!   reached, it stops watching the listeners, so new connections wait in
+//!   the kernel backlog (backpressure) instead of being refused.
+//! - **Time.** Parked connections wait in the [parking](crate::parking),
+//!   where free workers pick them up when they turn ready; their idle, wait
+//!   and own deadlines are kept on a coarse timer here.
 //! - **Stop.** At shutdown it accepts what is already in the kernel backlog
 //!   (so that no connection whose handshake completed is reset), closes the
-//!   listener (new connects are refused), closes parked idle connections
+//!   listeners (new connects are refused), closes parked idle connections
 //!   when the idle grace ends, and exits once the last connection has ended,
 //!   or at once when forced.
 //!
 //! It sleeps without a timeout unless a timer is due: an idle server makes
-//! no periodic wake-ups. Shutdown, parking and a worker freeing a slot wake
-//! it through its wake-up socket.
+//! no periodic wake-ups. Shutdown, an earlier timer and a worker freeing a
+//! slot in the channel wake it through its wake-up socket.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
-
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::connection::{Connection, IoTimeouts, Waiting};
 use crate::error::Error;
 use crate::event::Event;
 use crate::listener::{Addr, Listener, Stream};
-use crate::pool::{Due, Job, Pool, Timeouts};
-use crate::registry::{Outcome, Registry};
+use crate::parking::TIMER_SLACK;
+use crate::pool::{Job, Pool};
+use crate::registry::Registry;
 use crate::shutdown::Signal;
-use crate::sys::{self, AsSource, Interest, Poller, Readable};
+use crate::sys::{self, Interest, Poller, Readable};
 use crate::wake::WakeReceiver;
 
 /// The first and the last wait when accepting fails for lack of resources.
@@ -47,14 +44,8 @@ use crate::wake::WakeReceiver;
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
-/// How late a timer may fire. Timeouts of parked connections are coarse (a
-/// connection idle for a minute may be closed up to this much later), so
-/// that many expiring at about the same time cost one wake-up, not one
-/// each.
-const TIMER_SLACK: Duration = Duration::from_millis(100);
-
 /// The most connections accepted in one go before the acceptor looks at its
-/// other work (parked connections turning readable, wake-ups).
+/// other work (timers, wake-ups, the other listeners).
 const ACCEPT_BATCH: usize = 128;
 
 /// The most connections the final sweep takes. The kernel backlog holds at
@@ -62,8 +53,7 @@ const ACCEPT_BATCH: usize = 128;
 /// arrives faster than it can be accepted from delaying the close forever.
 const SWEEP_LIMIT: usize = 8192;
 
-/// Tokens of the acceptor's own descriptors, from the top; connections use
-/// their ids, which count up from 1.
+/// Tokens of the acceptor's own descriptors, from the top.
 const WAKE: u64 = u64::MAX;
 
 /// The token of the listener at `index`.
@@ -81,8 +71,6 @@ pub(crate) struct Acceptor {
     pub(crate) poller: Poller,
     pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Job>,
-    /// Connections that workers gave up, to park.
-    pub(crate) parking: Receiver<Connection>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) registry: Arc<Registry>,
@@ -128,9 +116,6 @@ fn classify(error: &io::Error) -> AcceptFailure {
     }
 }
 
-/// A parked connection's timeout: (deadline, id, generation).
-type Timer = Reverse<(Instant, u64, u64)>;
-
 /// One listener, as the loop watches it.
 struct Listening {
     socket: Listener,
@@ -145,8 +130,8 @@ struct Loop {
     a: Acceptor,
     /// Emptied, all at once, when accepting stops.
     listeners: Vec<Listening>,
-    parked: HashMap<u64, Connection>,
-    timers: BinaryHeap<Timer>,
+    /// When the next parked connection's time is up.
+    next_timer: Option<Instant>,
     /// Jobs for a full channel, in order.
     ready: VecDeque<Connection>,
     /// Accepting pauses until then after a resource error.
@@ -184,15 +169,15 @@ impl Acceptor {
         let mut state = Loop {
             listeners,
             a: self,
-            parked: HashMap::new(),
-            timers: BinaryHeap::new(),
+            next_timer: None,
             ready: VecDeque::new(),
             backoff: None,
             idle_closed: false,
             events: Vec::with_capacity(256),
         };
         for (stream, peer) in first {
-            state.admit(stream, peer);
+            // Accepted before the listener had its timeouts.
+            state.admit(stream, peer, false);
         }
         state.run();
     }
@@ -226,7 +211,6 @@ impl Loop {
             }
             self.expire_timers();
             self.flush();
-            self.a.pool.kick_for_waiting_jobs();
             if self.finished() {
                 break;
             }
@@ -241,8 +225,7 @@ impl Loop {
                 listening.ready = false;
             }
             let first_listener = listener_token(self.listeners.len().saturating_sub(1));
-            let events = std::mem::take(&mut self.events);
-            for event in &events {
+            for event in &self.events {
                 match event.token {
                     WAKE => self.a.wake.drain(),
                     token if token >= first_listener && !self.listeners.is_empty() => {
@@ -251,23 +234,8 @@ impl Loop {
                             listening.ready = true;
                         }
                     }
-                    id => {
-                        if let Some(mut conn) = self.parked.remove(&id) {
-                            if conn.has_queued_output() {
-                                self.send_queued(conn);
-                            } else {
-                                conn.set_waiting(false);
-                                self.ready.push_back(conn);
-                            }
-                        }
-                    }
+                    _ => {}
                 }
-            }
-            self.events = events;
-            // After draining the wake-up socket: a connection handed over
-            // after the drain comes with a new wake-up.
-            while let Ok(conn) = self.a.parking.try_recv() {
-                self.park(conn);
             }
         }
         self.exit();
@@ -325,16 +293,11 @@ impl Loop {
 
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let slack = |at: Instant| at.checked_add(TIMER_SLACK).unwrap_or(at);
         let timer = self
-            .timers
-            .peek()
-            .map(|Reverse((deadline, _, _))| slack(*deadline));
-        // Connections lingered on by workers time out too; the acceptor
-        // keeps their time, so that workers wait without a timer.
-        let lingering = self.a.pool.expire_lingering(now).map(slack);
+            .next_timer
+            .map(|at| at.checked_add(TIMER_SLACK).unwrap_or(at));
         let backoff = self.backoff.map(|(until, _)| until);
-        [timer, lingering, backoff]
+        [timer, backoff]
             .into_iter()
             .flatten()
             .min()
@@ -354,7 +317,7 @@ impl Loop {
             match listening.socket.accept() {
                 Ok((stream, peer)) => {
                     self.backoff = None;
-                    self.admit(stream, peer);
+                    self.admit(stream, peer, true);
                     self.flush();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -400,7 +363,7 @@ impl Loop {
         for listening in (0..passes).flat_map(|_| &listeners) {
             for _ in 0..SWEEP_LIMIT {
                 match listening.socket.accept() {
-                    Ok((stream, peer)) => self.admit(stream, peer),
+                    Ok((stream, peer)) => self.admit(stream, peer, true),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => match classify(&e) {
                         AcceptFailure::Connection => {}
@@ -431,9 +394,10 @@ impl Loop {
         let _ = self.a.listener_closed.set(Instant::now());
     }
 
-    /// Prepares an accepted stream, registers it and queues it.
-    fn admit(&mut self, stream: Stream, peer: Addr) {
-        if self.prepare(&stream).is_err() {
+    /// Prepares an accepted stream, registers it and queues it. `listened`:
+    /// accepted from a listener the builder prepared (not before).
+    fn admit(&mut self, stream: Stream, peer: Addr, listened: bool) {
+        if self.prepare(&stream, listened).is_err() {
             self.a.registry.reject();
             return;
         }
@@ -454,13 +418,20 @@ impl Loop {
         self.ready.push_back(conn);
     }
 
-    fn prepare(&self, stream: &Stream) -> io::Result<()> {
+    fn prepare(&self, stream: &Stream, listened: bool) -> io::Result<()> {
         // Accepted sockets inherit the listener's nonblocking mode on macOS,
         // the BSDs and Windows; handlers expect blocking I/O. Linux's
         // `accept4` (which std uses) returns a blocking socket already, so
         // the system call is saved there.
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         stream.set_nonblocking(false)?;
+        // Linux copies a TCP listener's timeouts to the accepted socket.
+        let inherited = listened
+            && cfg!(any(target_os = "linux", target_os = "android"))
+            && matches!(stream, Stream::Tcp(_));
+        if inherited {
+            return Ok(());
+        }
         if self.a.read_timeout.is_some() {
             stream.set_read_timeout(self.a.read_timeout)?;
         }
@@ -470,150 +441,30 @@ impl Loop {
         Ok(())
     }
 
-    /// Takes a connection a worker gave up: closes it if its wait is over
-    /// (idle after the grace, forced), queues it again if it has buffered
-    /// input, else watches it.
-    fn park(&mut self, mut conn: Connection) {
-        if self.a.signal.is_forced() {
-            return conn.close_forced();
-        }
-        if conn.has_queued_output() {
-            return self.watch(conn, Interest::Output);
-        }
-        // Buffered input first: a request read ahead is served, even from a
-        // connection that said it waits idle.
-        if conn.has_ready_input() {
-            conn.set_waiting(false);
-            self.ready.push_back(conn);
-            return;
-        }
-        if conn.waiting == Waiting::Idle && self.a.signal.is_closing_idle() {
-            return conn.close(Outcome::ClosedIdle);
-        }
-        match self.a.pool.timeouts.due(&conn, Instant::now()) {
-            Due::Turn => {
-                conn.set_waiting(false);
-                self.ready.push_back(conn);
-                return;
-            }
-            Due::Close => return Timeouts::close(conn),
-            Due::Nothing => {}
-        }
-        // It may wait long: an empty read buffer is freed meanwhile.
-        conn.release_buffer();
-        self.watch(conn, Interest::Oneshot);
-    }
-
-    /// Watches a parked connection for input (`Oneshot`) or for room for
-    /// its queued output (`Output`), with a timer for its next deadline.
-    fn watch(&mut self, mut conn: Connection, interest: Interest) {
-        let id = conn.id();
-        let source = conn.stream().as_source();
-        let watched = if conn.registered {
-            self.a.poller.rearm(source, id, interest)
-        } else {
-            self.a.poller.add(source, id, interest)
-        };
-        if let Err(error) = watched {
-            // Cannot watch it (out of memory in the kernel). Waiting for
-            // input, serving it now is the only way not to lose it; output
-            // cannot be sent from here without blocking.
-            if interest == Interest::Output {
-                return conn.close_with_error(Outcome::Failed, error);
-            }
-            conn.set_waiting(false);
-            self.ready.push_back(conn);
-            return;
-        }
-        conn.registered = true;
-        conn.generation += 1;
-        if let Some(deadline) = self.a.pool.timeouts.next(&conn) {
-            self.timers.push(Reverse((deadline, id, conn.generation)));
-        }
-        self.parked.insert(id, conn);
-    }
-
-    /// Sends what a parked connection's socket takes of its queued output;
-    /// once all is sent, the connection goes on as its last turn said.
-    fn send_queued(&mut self, mut conn: Connection) {
-        match conn.send_queued() {
-            Ok(false) => self.watch(conn, Interest::Output),
-            Ok(true) if conn.close_after_output => {
-                self.a.poller.forget(conn.stream().raw_source());
-                conn.close(Outcome::Completed);
-            }
-            Ok(true) => self.park(conn),
-            Err(error) => {
-                self.a.poller.forget(conn.stream().raw_source());
-                conn.close_with_error(Outcome::Failed, error);
-            }
-        }
-    }
-
-    /// Closes parked connections whose timeout has passed, and queues those
-    /// whose own deadline has, for a turn.
+    /// Closes parked connections whose wait timed out, and queues those
+    /// whose own deadline passed, for a turn.
     fn expire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(Reverse((deadline, id, generation))) = self.timers.peek().copied() {
-            if deadline > now {
-                return;
-            }
-            self.timers.pop();
-            let current = self
-                .parked
-                .get(&id)
-                .is_some_and(|c| c.generation == generation);
-            if !current {
-                // Woke up or was closed since; the timer is stale.
-                continue;
-            }
-            let due = match self.parked.get(&id) {
-                Some(conn) => self.a.pool.timeouts.due(conn, now),
-                None => continue,
-            };
-            match due {
-                Due::Nothing => {}
-                Due::Turn => {
-                    if let Some(mut conn) = self.parked.remove(&id) {
-                        // Still registered, so that parking it again rearms.
-                        self.a.poller.disarm(conn.stream().raw_source());
-                        conn.set_waiting(false);
-                        self.ready.push_back(conn);
-                    }
-                }
-                Due::Close => {
-                    if let Some(conn) = self.parked.remove(&id) {
-                        self.a.poller.forget(conn.stream().raw_source());
-                        Timeouts::close(conn);
-                    }
-                }
-            }
+        let expired = self.a.pool.parking.expire(Instant::now());
+        for mut conn in expired.turns {
+            conn.set_waiting(false);
+            self.ready.push_back(conn);
         }
+        self.next_timer = expired.next;
     }
 
     /// The end of the idle grace: closes every parked idle connection.
     fn close_parked_idle(&mut self) {
         self.idle_closed = true;
-        let idle: Vec<u64> = self
-            .parked
-            .iter()
-            .filter(|(_, c)| c.waiting == Waiting::Idle && !c.has_queued_output())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in idle {
-            if let Some(conn) = self.parked.remove(&id) {
-                self.a.poller.forget(conn.stream().raw_source());
-                conn.close(Outcome::ClosedIdle);
-            }
-        }
+        self.a.pool.parking.close_idle();
     }
 
     /// Moves ready connections into the job channel until it is full.
     fn flush(&mut self) {
         let mut asked = false;
+        let mut sent = 0;
         while let Some(conn) = self.ready.pop_front() {
             match self.a.jobs.try_send(conn) {
-                Ok(()) => {}
+                Ok(()) => sent += 1,
                 Err(TrySendError::Full(conn)) => {
                     self.ready.push_front(conn);
                     if asked {
@@ -631,13 +482,12 @@ impl Loop {
             }
         }
         self.a.pool.set_overflow(self.ready.len());
+        self.a.pool.announce(sent);
     }
 
     /// Leaves: when forced, closes every connection it holds.
     fn exit(mut self) {
-        for (_, conn) in self.parked.drain() {
-            conn.close_forced();
-        }
+        self.a.pool.parking.close_all();
         for conn in self.ready.drain(..) {
             conn.close_forced();
         }
@@ -649,19 +499,13 @@ impl Loop {
             self.record_closed();
         }
         let Acceptor {
-            jobs,
-            parking,
-            done,
-            ..
+            jobs, done, pool, ..
         } = self.a;
-        // Connections handed over after this are closed by their workers
-        // (the send fails once `parking` is dropped).
-        for conn in parking.try_iter() {
-            conn.close_forced();
-        }
-        drop(parking);
-        // Disconnects the job channel: workers exit once it is empty.
+        // Disconnects the job channel: workers exit once it is empty, and
+        // are all woken to see it. (Forced, a connection parked after this
+        // is closed by its worker: parking looks at the force first.)
         drop(jobs);
+        pool.release_all();
         drop(done);
     }
 }

@@ -16,7 +16,7 @@ use crate::event::{Event, Hook};
 use crate::listener::{Addr, Listener, Stream};
 use crate::server::Server;
 use crate::shutdown::Signal;
-use crate::sys::{self, Backend, Poller};
+use crate::sys::{self, Backend, Poller, Shared};
 use crate::systemd::{self, Notifier};
 use crate::wake;
 
@@ -167,17 +167,18 @@ impl Default for Config {
     }
 }
 
-/// The server's own descriptors: a wake-up for each worker and the
-/// acceptor (one `eventfd` each on Linux, a socket pair elsewhere), the
-/// listener and the readiness wait.
-fn own_descriptors(workers: usize) -> u64 {
-    wake::DESCRIPTORS * (workers as u64 + 1) + 2
+/// The server's own descriptors, however many workers: the acceptor's
+/// wake-up (an `eventfd` on Linux, a socket pair elsewhere) and readiness
+/// wait, the listener, and the workers' shared readiness wait with its job
+/// count (an epoll set and an `eventfd`) or its leader's wake-up.
+fn own_descriptors() -> u64 {
+    2 * wake::DESCRIPTORS + 3
 }
 
 /// The connection maximum derived from the descriptor limit: one descriptor
 /// per connection, after the server's own and a reserve for the handlers.
-pub(crate) fn default_max_connections(workers: usize) -> usize {
-    let own = own_descriptors(workers);
+pub(crate) fn default_max_connections() -> usize {
+    let own = own_descriptors();
     match sys::descriptor_limit() {
         Some(limit) => {
             let usable = limit.saturating_sub(own + RESERVED_DESCRIPTORS).max(1);
@@ -200,23 +201,6 @@ impl Config {
         }
         if self.workers > MAX_WORKERS {
             return invalid("workers", "must be at most 65536");
-        }
-        if let Some(limit) = sys::descriptor_limit() {
-            // Its own, standard input, output and error, and one connection.
-            let needed = own_descriptors(self.workers) + 3 + 1;
-            if needed > limit {
-                return Err(Error::Config {
-                    setting: "workers",
-                    reason: format!(
-                        "{} workers need at least {needed} descriptors (their wake-ups, \
-                         the listener, stdio and one connection), \
-                         more than the limit on open descriptors (RLIMIT_NOFILE) of {limit}: \
-                         raise the limit (`ulimit -n`, or \
-                         graceful_server::raise_descriptor_limit) or use fewer workers",
-                        self.workers
-                    ),
-                });
-            }
         }
         if self.queue_capacity == 0 {
             return invalid("queue_capacity", "must be at least 1");
@@ -730,9 +714,20 @@ impl Builder {
             // they cope, since the acceptor treats `WouldBlock` as "nothing
             // yet".
             listener.set_nonblocking(true).map_err(Error::Listener)?;
+            // Linux gives accepted TCP sockets the listener's timeouts.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            if let Listener::Tcp(tcp) = listener {
+                sys::set_accepted_timeouts(
+                    tcp,
+                    self.config.read_timeout,
+                    self.config.write_timeout,
+                )
+                .map_err(Error::Listener)?;
+            }
             local_addrs.push(listener.local_addr().map_err(Error::Listener)?);
         }
         let poller = Poller::new(self.config.backend).map_err(Error::Readiness)?;
+        let shared = Shared::new(self.config.backend).map_err(Error::Readiness)?;
         let (waker, wake) = wake::channel().map_err(Error::Readiness)?;
         Ok(Server {
             listeners,
@@ -740,6 +735,7 @@ impl Builder {
             local_addrs,
             signal: Signal::new(self.config.drain_delay, waker),
             poller,
+            shared,
             wake,
             notifier: self.config.notify.then(Notifier::from_env).flatten(),
             config: self.config,

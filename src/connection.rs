@@ -1,8 +1,8 @@
 //! What a handler sees: the [`Connection`] it serves one turn at a time, the
 //! [`Next`] it answers with, and the [`Handler`] trait.
 //!
-//! A connection outlives its turns: between them it waits (parked with the
-//! acceptor, or lingering on a worker) without a worker being busy on it, and
+//! A connection outlives its turns: between them it waits (parked) without
+//! a worker being busy on it, and
 //! it keeps its read buffer, so bytes the client sent ahead (pipelined
 //! requests) are never lost.
 
@@ -314,8 +314,12 @@ pub struct Connection {
     /// Bumped each time the connection is parked, so that a stale timer
     /// entry for an earlier wait is ignored.
     pub(crate) generation: u64,
-    /// Whether the acceptor's poller knows the socket (parked before).
+    /// Whether the parking's readiness wait knows the socket (parked
+    /// before).
     pub(crate) registered: bool,
+    /// The deadline of this connection's entry in the parking's timers, if
+    /// one may still come (see [`crate::parking`]).
+    pub(crate) timer: Option<Instant>,
     /// Whether it counts as waiting for input in the live stats.
     /// `Some(idle)`: counted, as waiting idle or not.
     counted_waiting: Option<bool>,
@@ -353,6 +357,7 @@ impl Connection {
             served: false,
             generation: 0,
             registered: false,
+            timer: None,
             counted_waiting: None,
             outcome: Outcome::Unserved,
             error: None,

@@ -108,10 +108,9 @@ impl Drain {
                     closed: self.registry.waiting_idle() as u64,
                 });
             }
-            // The acceptor closes parked idle connections; lingering
-            // workers are woken to close theirs.
+            // The acceptor closes parked idle connections; workers close
+            // theirs at the end of their turn.
             self.signal.close_idle();
-            self.pool.wake_lingering();
             wake = self.wait(deadline);
         }
         let drained = Instant::now();
@@ -126,7 +125,6 @@ impl Drain {
                 reason: self.signal.force_reason(),
             });
             self.registry.cut_all();
-            self.pool.wake_lingering();
             self.jobs.try_iter().for_each(Job::close_forced);
             let grace_end = after(Instant::now(), self.phases.force_grace);
             if self.wait_done(grace_end) != Wake::Done {

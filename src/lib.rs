@@ -315,6 +315,7 @@ mod event;
 pub mod http;
 mod input;
 mod listener;
+mod parking;
 mod pool;
 mod registry;
 mod report;

@@ -1,46 +1,42 @@
 //! The worker threads: the Rust Book's `ThreadPool`, serving turns instead of
 //! whole connections, surviving panics, and saying when it is done.
 //!
-//! Each [`Worker`] takes a [`Job`] (a connection with input) from a bounded
-//! channel and runs one turn of the handler inside `catch_unwind`. When the
-//! handler says to wait, the worker *lingers*: it waits on that connection and
-//! on its own wake-up socket, with no timeout, and serves the next turn
-//! itself if input comes first. It gives the connection to the acceptor (to
-//! park it) only when it is **kicked**, because a connection is queued and no
-//! worker is free, or when someone is already waiting after the turn. So with
-//! fewer clients than workers a keep-alive connection costs no hand-off at
-//! all (as fast as a thread per connection), and with more clients than
-//! workers, waiting connections hold no worker (as fair as an event loop).
+//! A free [`Worker`] takes a new connection (a [`Job`]) from the bounded
+//! channel the acceptor fills, or, when there is none, waits in the
+//! [parking](crate::parking)'s readiness wait together with the other free
+//! workers, and serves whichever parked connection turns ready first. It
+//! runs each turn of the handler inside `catch_unwind`; when the handler
+//! says to wait, the worker parks the connection and is free again. So a
+//! connection between requests holds no worker, and the thread that
+//! readiness wakes is the one that serves the turn: no hand-off to another
+//! thread on the way (leader/followers).
 //!
 //! The pool does not join its threads to learn that it is finished: every
 //! worker holds a clone of a `done` sender and drops it on exit, so the
 //! channel disconnects the moment the last worker is gone.
 
-use std::cell::Cell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::connection::{is_hang_up, Connection, Handler, Next, Waiting};
 use crate::error::Error;
+use crate::input;
+use crate::parking::{Parking, Woken};
 use crate::registry::Outcome;
-use crate::sys::{self, AsSource};
-use crate::wake::{self, WakeReceiver, Waker};
+use crate::wake::Waker;
 
 /// A connection ready for a turn.
 pub(crate) type Job = Connection;
 
-/// How long a worker waits for a new connection's first bytes before it lets
-/// itself be kicked off it. Clients usually send right after connecting, and
-/// giving such a connection up to the acceptor would cost a hand-off per
-/// connection; a client that stays silent for longer costs a worker no more
-/// than this.
-const FIRST_INPUT_WINDOW: Duration = Duration::from_millis(2);
+/// How long a worker pauses after its readiness wait failed (out of
+/// memory), rather than spin on it.
+const WAIT_FAILED_PAUSE: Duration = Duration::from_millis(5);
 
 /// Timeouts of waiting connections, as the workers and the acceptor apply
 /// them.
@@ -121,38 +117,14 @@ impl Timeouts {
     }
 }
 
-/// One worker's place in the pool, seen by whoever may kick it.
-struct Slot {
-    /// Set while the worker lingers on a connection and may be kicked.
-    lingering: AtomicBool,
-    /// When the connection it lingers on times out, in nanoseconds since the
-    /// pool's epoch; `NO_DEADLINE` for none. The worker's own wait has no
-    /// timeout (a timer armed per request costs keep-alive throughput): the
-    /// acceptor wakes it when this passes.
-    deadline: AtomicU64,
-    waker: Waker,
-}
-
-/// No deadline, in [`Slot::deadline`] and [`Pool::promised`].
-const NO_DEADLINE: u64 = u64::MAX;
-
 /// The state the workers share with the acceptor and the drain.
 pub(crate) struct Pool {
-    slots: Vec<Slot>,
-    /// The zero of the slots' deadlines.
-    epoch: Instant,
-    /// The latest time by which the acceptor has promised to look at the
-    /// slots' deadlines (nanoseconds since `epoch`); a worker with an
-    /// earlier deadline wakes it.
-    promised: AtomicU64,
-    /// Workers blocked on the job channel.
-    free: AtomicUsize,
-    /// Workers kicked and on their way to the job channel.
-    kicked: AtomicIsize,
     /// Workers not exited yet.
     alive: AtomicUsize,
     /// Workers in a turn.
     busy: AtomicUsize,
+    /// Workers waiting for work in the parking's readiness wait.
+    idle: AtomicUsize,
     /// Jobs the acceptor holds because the channel is full.
     overflow: AtomicUsize,
     /// Set by the acceptor when it holds jobs for a full channel: the next
@@ -160,12 +132,24 @@ pub(crate) struct Pool {
     acceptor_wants_space: AtomicBool,
     acceptor: Waker,
     jobs: Receiver<Job>,
-    /// Where kicked workers send connections to be parked.
-    park: Sender<Connection>,
-    pub(crate) timeouts: Timeouts,
+    /// Where connections wait between turns.
+    pub(crate) parking: Parking,
 }
 
 impl Pool {
+    pub(crate) fn new(jobs: Receiver<Job>, parking: Parking, acceptor: Waker) -> Pool {
+        Pool {
+            alive: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            overflow: AtomicUsize::new(0),
+            acceptor_wants_space: AtomicBool::new(false),
+            acceptor,
+            jobs,
+            parking,
+        }
+    }
+
     pub(crate) fn alive(&self) -> usize {
         self.alive.load(Ordering::SeqCst)
     }
@@ -175,23 +159,9 @@ impl Pool {
         self.busy.load(Ordering::Relaxed)
     }
 
-    /// Workers blocked on the job channel, waiting for work.
-    pub(crate) fn free(&self) -> usize {
-        self.free.load(Ordering::SeqCst)
-    }
-
     /// Jobs waiting for a worker.
     pub(crate) fn queued(&self) -> usize {
         self.jobs.len() + self.overflow.load(Ordering::SeqCst)
-    }
-
-    /// Whether a job waits that no free (or already kicked) worker will take.
-    /// Compared with the number of free workers, not with zero: otherwise
-    /// lingering workers would be kicked for jobs that a free worker is
-    /// about to take anyway.
-    pub(crate) fn someone_waits(&self) -> bool {
-        let taken = self.free() as isize + self.kicked.load(Ordering::SeqCst);
-        self.queued() as isize > taken
     }
 
     pub(crate) fn set_overflow(&self, held: usize) {
@@ -202,135 +172,45 @@ impl Pool {
         self.acceptor_wants_space.store(true, Ordering::SeqCst);
     }
 
-    /// Kicks lingering workers off their connections, one per job that no
-    /// worker will take. Called by the acceptor after queueing.
-    pub(crate) fn kick_for_waiting_jobs(&self) {
-        for slot in &self.slots {
-            if !self.someone_waits() {
-                return;
-            }
-            let kicked = slot
-                .lingering
-                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok();
-            if kicked {
-                // The kicked worker uncounts itself once back on the
-                // channel, possibly before this count: the counter is
-                // signed, and a moment at -1 only makes workers give up
-                // their connections a little more readily.
-                self.kicked.fetch_add(1, Ordering::SeqCst);
-                slot.waker.wake();
-            }
+    /// For the acceptor, after it queued `sent` jobs: wakes as many idle
+    /// workers (busy ones look at the channel before they wait).
+    pub(crate) fn announce(&self, sent: usize) {
+        if sent == 0 {
+            return;
         }
+        let idle = self.idle.load(Ordering::SeqCst);
+        self.parking.announce(sent.min(idle) as u64);
     }
 
-    fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos())
-            .unwrap_or(NO_DEADLINE - 1)
+    /// For the acceptor, leaving: the channel is closed; wakes the workers
+    /// to see it (each passes it on as it leaves).
+    pub(crate) fn release_all(&self) {
+        self.parking.announce(self.alive() as u64);
     }
 
-    /// For the acceptor: wakes the lingering workers whose connection's
-    /// timeout has passed (they close it), and returns the next such
-    /// deadline, which the acceptor promises to look at by then.
-    pub(crate) fn expire_lingering(&self, now: Instant) -> Option<Instant> {
-        // Withdraw the promise while scanning: a worker that starts lingering
-        // meanwhile then sees no promise and wakes the acceptor, which scans
-        // again.
-        self.promised.store(0, Ordering::SeqCst);
-        let now_nanos = self.nanos(now);
-        let mut next = NO_DEADLINE;
-        for slot in &self.slots {
-            let deadline = slot.deadline.load(Ordering::SeqCst);
-            if deadline == NO_DEADLINE {
-                continue;
-            }
-            if deadline <= now_nanos {
-                if slot.lingering.load(Ordering::SeqCst) {
-                    slot.waker.wake();
-                }
-            } else {
-                next = next.min(deadline);
-            }
-        }
-        self.promised.store(next, Ordering::SeqCst);
-        (next != NO_DEADLINE).then(|| self.epoch + Duration::from_nanos(next))
-    }
-
-    /// Wakes every lingering worker so that it looks at the shutdown state
-    /// (idle grace over, forced) without giving up its connection.
-    pub(crate) fn wake_lingering(&self) {
-        for slot in &self.slots {
-            if slot.lingering.load(Ordering::SeqCst) {
-                slot.waker.wake();
-            }
+    /// For a worker woken by an announcement: announces again while jobs
+    /// wait and workers are idle, or, `leaving`, so that the next idle
+    /// worker sees the channel closed too.
+    fn pass_on(&self, leaving: bool) {
+        let idle = self.idle.load(Ordering::SeqCst);
+        if idle > 0 && (leaving || !self.jobs.is_empty()) {
+            self.parking.announce(1);
         }
     }
 }
 
-/// Builds the pool's shared state and its workers' wake-up receivers.
-pub(crate) fn new(
-    workers: usize,
-    jobs: Receiver<Job>,
-    park: Sender<Connection>,
-    acceptor: Waker,
-    timeouts: Timeouts,
-) -> Result<(Arc<Pool>, Vec<WakeReceiver>), Error> {
-    let mut slots = Vec::with_capacity(workers);
-    let mut receivers = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (waker, receiver) = wake::channel().map_err(|e| wake_error(e, workers))?;
-        slots.push(Slot {
-            lingering: AtomicBool::new(false),
-            deadline: AtomicU64::new(NO_DEADLINE),
-            waker,
-        });
-        receivers.push(receiver);
-    }
-    let pool = Pool {
-        slots,
-        epoch: Instant::now(),
-        promised: AtomicU64::new(NO_DEADLINE),
-        free: AtomicUsize::new(0),
-        kicked: AtomicIsize::new(0),
-        alive: AtomicUsize::new(0),
-        busy: AtomicUsize::new(0),
-        overflow: AtomicUsize::new(0),
-        acceptor_wants_space: AtomicBool::new(false),
-        acceptor,
-        jobs,
-        park,
-        timeouts,
-    };
-    Ok((Arc::new(pool), receivers))
-}
-
-/// A worker's wake-up could not be made. Out of descriptors, the error
-/// names the limit and what to change, not the readiness wait.
-fn wake_error(error: io::Error, workers: usize) -> Error {
-    let out_of_descriptors = error
-        .raw_os_error()
-        .is_some_and(|code| sys::RESOURCE_ERRORS.contains(&code));
-    if !out_of_descriptors {
-        return Error::Readiness(error);
-    }
-    Error::Config {
-        setting: "workers",
-        reason: format!(
-            "{workers} workers ran out of descriptors for their wake-ups ({error}): raise \
-             the limit on open descriptors (`ulimit -n`, or \
-             graceful_server::raise_descriptor_limit) or use fewer workers"
-        ),
-    }
+/// Why a worker has a connection.
+enum Work {
+    /// Accepted, not served yet.
+    New(Connection),
+    /// Parked, and now ready.
+    Ready(Connection),
 }
 
 /// One named worker thread.
 pub(crate) struct Worker {
-    index: usize,
     pool: Arc<Pool>,
     handler: Arc<dyn Handler>,
-    wake: WakeReceiver,
-    /// Set when this worker was kicked, until it is back on the channel.
-    kicked: Cell<bool>,
 }
 
 impl Worker {
@@ -340,19 +220,12 @@ impl Worker {
         index: usize,
         pool: Arc<Pool>,
         handler: Arc<dyn Handler>,
-        wake: WakeReceiver,
         done: Sender<()>,
     ) -> Result<(), Error> {
         let name = format!("worker-{}", index + 1);
         pool.alive.fetch_add(1, Ordering::SeqCst);
         let counted = Arc::clone(&pool);
-        let worker = Worker {
-            index,
-            pool,
-            handler,
-            wake,
-            kicked: Cell::new(false),
-        };
+        let worker = Worker { pool, handler };
         let spawned = thread::Builder::new().name(name.clone()).spawn(move || {
             worker.run();
             drop(done);
@@ -372,46 +245,118 @@ impl Worker {
         }
     }
 
-    fn slot(&self) -> &Slot {
-        &self.pool.slots[self.index]
-    }
-
     fn run(self) {
-        loop {
-            self.pool.free.fetch_add(1, Ordering::SeqCst);
-            // Counted free first, so that free + kicked never dips.
-            if self.kicked.take() {
-                self.pool.kicked.fetch_sub(1, Ordering::SeqCst);
-            }
-            let job = self.pool.jobs.recv();
-            self.pool.free.fetch_sub(1, Ordering::SeqCst);
-            if self.pool.acceptor_wants_space.swap(false, Ordering::SeqCst) {
-                self.pool.acceptor.wake();
-            }
-            match job {
-                Ok(conn) => self.serve(conn),
-                // Empty and disconnected: the acceptor is done.
-                Err(_) => break,
+        while let Some(work) = self.next() {
+            match work {
+                Work::New(conn) => self.start(conn),
+                Work::Ready(conn) => self.resume(conn),
             }
         }
         self.pool.alive.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Serves turns of `conn` until it is closed or parked.
-    fn serve(&self, mut conn: Connection) {
-        // A connection that has not had a turn may have no input yet (it
-        // was just accepted): give its client a moment to send before
-        // lingering where it can be kicked.
-        if !conn.served && !conn.has_buffered_input() {
-            match sys::wait_two(conn.stream().as_source(), None, Some(FIRST_INPUT_WINDOW)) {
-                Ok(ready) if ready.connection => {}
-                Ok(_) => match self.linger(conn) {
-                    Some(ready) => conn = ready,
-                    None => return,
+    /// Waits for the next work; `None` once the job channel is empty and
+    /// disconnected (the acceptor is done).
+    fn next(&self) -> Option<Work> {
+        // Whether this worker was woken by a job announcement, which it
+        // passes on if jobs are left (announcements made before anyone
+        // woke may have counted once).
+        let mut announced = false;
+        loop {
+            match self.take_job() {
+                Ok(Some(conn)) => {
+                    if announced {
+                        self.pool.pass_on(false);
+                    }
+                    return Some(Work::New(conn));
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    self.pool.pass_on(true);
+                    return None;
+                }
+            }
+            // Counted idle, then a last look at the channel: the acceptor
+            // queues, then reads the count, so either it sees this worker
+            // (and announces the job) or this look sees the job.
+            self.pool.idle.fetch_add(1, Ordering::SeqCst);
+            let job = self.take_job();
+            let woken = match job {
+                Ok(None) => Some(self.pool.parking.wait()),
+                _ => None,
+            };
+            self.pool.idle.fetch_sub(1, Ordering::SeqCst);
+            match woken {
+                Some(Ok(Woken::Ready(conn))) => return Some(Work::Ready(conn)),
+                Some(Ok(Woken::Job)) => announced = true,
+                Some(Ok(Woken::Nothing)) => {}
+                Some(Err(_)) => thread::sleep(WAIT_FAILED_PAUSE),
+                // What the last look found, taken at the top of the loop
+                // (a job cannot be put back: it is served from here).
+                None => match job {
+                    Ok(Some(conn)) => return Some(Work::New(conn)),
+                    _ => {
+                        self.pool.pass_on(true);
+                        return None;
+                    }
                 },
-                Err(error) => return conn.close_with_error(Outcome::Failed, error),
             }
         }
+    }
+
+    /// A job from the channel if there is one (`Ok(None)` if not); an error
+    /// once it is empty and disconnected.
+    fn take_job(&self) -> Result<Option<Connection>, TryRecvError> {
+        match self.pool.jobs.try_recv() {
+            Ok(conn) => {
+                if self.pool.acceptor_wants_space.swap(false, Ordering::SeqCst) {
+                    self.pool.acceptor.wake();
+                }
+                Ok(Some(conn))
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// A new connection: served at once if its client has sent something
+    /// (one nonblocking read, which the turn's own read would have made),
+    /// parked otherwise.
+    fn start(&self, mut conn: Connection) {
+        if !conn.has_buffered_input() {
+            match conn.receive(input::CAPACITY) {
+                // Input, or the end of it: the turn sees which.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.park(conn),
+                Err(error) => return self.failed(conn, error, 0),
+            }
+        }
+        self.serve(conn);
+    }
+
+    /// A parked connection that turned ready: for input, a turn; for room
+    /// for its queued output, more of it sent.
+    fn resume(&self, mut conn: Connection) {
+        if !conn.has_queued_output() {
+            return self.serve(conn);
+        }
+        match conn.send_queued() {
+            Ok(true) if conn.close_after_output => conn.close(Outcome::Completed),
+            // All sent: on as the last turn said. Or the rest waits.
+            Ok(_) => self.park(conn),
+            Err(error) => conn.close_with_error(Outcome::Failed, error),
+        }
+    }
+
+    /// Parks `conn`, or serves it now if the parking says so.
+    fn park(&self, conn: Connection) {
+        if let Some(conn) = self.pool.parking.park(conn) {
+            self.serve(conn);
+        }
+    }
+
+    /// Serves turns of `conn` until it is closed or parked.
+    fn serve(&self, mut conn: Connection) {
         loop {
             if conn.signal().is_forced() {
                 return conn.close_forced();
@@ -420,35 +365,23 @@ impl Worker {
                 Some(conn) => conn,
                 None => return,
             };
-            // An answer the socket could not take at once is finished by
-            // the acceptor, without holding this worker.
-            if conn.has_queued_output() {
-                return self.park(conn);
+            // Requests read ahead (pipelined) are served at once.
+            if conn.has_ready_input() && !conn.has_queued_output() {
+                continue;
             }
-            // Others wait for a worker: let them go first. With input
-            // already buffered the acceptor queues it again at once, behind
-            // them.
-            if self.pool.someone_waits() {
-                return self.park(conn);
-            }
-            if !conn.has_ready_input() {
-                conn = match self.linger(conn) {
-                    Some(conn) => conn,
-                    None => return,
-                };
-            }
+            conn = match self.pool.parking.park(conn) {
+                Some(conn) => conn,
+                None => return,
+            };
         }
     }
 
     /// Runs one turn; `None` if the connection was closed.
     fn turn(&self, mut conn: Connection) -> Option<Connection> {
         conn.served = true;
-        // In a turn, not waiting (also when this worker served the last
-        // turn and lingered on it, or input was buffered already).
+        // In a turn, not waiting (also when input was buffered already).
         conn.set_waiting(false);
         let consumed = conn.consumed();
-        // Whether the client was at a safe boundary when this turn began.
-        let was_idle = conn.waiting == Waiting::Idle;
         // AssertUnwindSafe: after a panic the connection is closed without
         // being read from again, so no broken state is observed.
         self.pool.busy.fetch_add(1, Ordering::Relaxed);
@@ -469,18 +402,7 @@ impl Worker {
                 Waiting::Conversation
             }
             Ok(Err(error)) => {
-                let nothing_new = conn.consumed() == consumed && !conn.has_buffered_input();
-                if was_idle && nothing_new && is_hang_up(&error) {
-                    // Closed or reset while waiting idle, before a byte of
-                    // a new request: how keep-alive ends, not a failure.
-                    conn.close(Outcome::Completed);
-                    return None;
-                }
-                let outcome = match error.kind() {
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Outcome::TimedOut,
-                    _ => Outcome::Failed,
-                };
-                conn.close_with_error(outcome, error);
+                self.failed(conn, error, consumed);
                 return None;
             }
             Err(_panic) => {
@@ -515,95 +437,21 @@ impl Worker {
         Some(conn)
     }
 
-    /// Waits on `conn` and on this worker's wake-up socket until the
-    /// connection has input (returned, for a turn), or it must be given up:
-    /// kicked (parked), timed out or closed at shutdown (`None`).
-    fn linger(&self, conn: Connection) -> Option<Connection> {
-        let slot = self.slot();
-        loop {
-            if conn.signal().is_forced() {
-                conn.close_forced();
-                return None;
-            }
-            if conn.waiting == Waiting::Idle && conn.signal().is_closing_idle() {
-                conn.close(Outcome::ClosedIdle);
-                return None;
-            }
-            match self.pool.timeouts.due(&conn, Instant::now()) {
-                Due::Turn => return Some(conn),
-                Due::Close => {
-                    Timeouts::close(conn);
-                    return None;
-                }
-                Due::Nothing => {}
-            }
-            let deadline = self.pool.timeouts.next(&conn);
-            // Announce the linger, then look for waiting jobs: the acceptor
-            // queues, then looks for lingering workers. Both are SeqCst, so
-            // one of the two sees the other and no job waits unnoticed.
-            slot.lingering.store(true, Ordering::SeqCst);
-            if self.pool.someone_waits() {
-                self.stop_lingering(false);
-                self.park(conn);
-                return None;
-            }
-            if let Some(deadline) = deadline {
-                // The acceptor keeps the time: publish the deadline, then
-                // wake it if it did not promise to look by then.
-                let nanos = self.pool.nanos(deadline);
-                slot.deadline.store(nanos, Ordering::SeqCst);
-                let promised = self.pool.promised.load(Ordering::SeqCst);
-                if promised == 0 || promised > nanos {
-                    self.pool.acceptor.wake();
-                }
-            }
-            let ready = sys::wait_two(conn.stream().as_source(), Some(self.wake.as_source()), None);
-            slot.deadline.store(NO_DEADLINE, Ordering::SeqCst);
-            let woken = ready.as_ref().map_or(true, |ready| ready.wake);
-            let kicked = self.stop_lingering(woken);
-            let ready = match ready {
-                Ok(ready) => ready,
-                Err(error) => {
-                    conn.close_with_error(Outcome::Failed, error);
-                    return None;
-                }
-            };
-            if kicked {
-                self.park(conn);
-                return None;
-            }
-            if ready.connection {
-                return Some(conn);
-            }
-            // Woken to look at the time or the shutdown state: loop.
+    /// Closes `conn` after `error` in a turn that began with `consumed`
+    /// bytes of its input consumed.
+    fn failed(&self, conn: Connection, error: io::Error, consumed: u64) {
+        // Whether the client was at a safe boundary, with nothing new.
+        let was_idle = conn.waiting == Waiting::Idle;
+        let nothing_new = conn.consumed() == consumed && !conn.has_buffered_input();
+        if was_idle && nothing_new && is_hang_up(&error) {
+            // Closed or reset while waiting idle, before a byte of a new
+            // request: how keep-alive ends, not a failure.
+            return conn.close(Outcome::Completed);
         }
-    }
-
-    /// Clears the lingering mark; returns whether this worker was kicked
-    /// meanwhile (the kicker cleared the mark first and counted the kick).
-    ///
-    /// `woken` says whether the wait saw a byte on the wake-up socket. Only
-    /// then (or when kicked) is the socket drained: draining an empty socket
-    /// would cost a system call per turn. A byte that arrives after the wait
-    /// stays readable and only makes the next wait look again.
-    fn stop_lingering(&self, woken: bool) -> bool {
-        let kicked = !self.slot().lingering.swap(false, Ordering::SeqCst);
-        if kicked {
-            self.kicked.set(true);
-        }
-        if woken || kicked {
-            // Wake-ups are only hints to look again; consume them all now.
-            self.wake.drain();
-        }
-        kicked
-    }
-
-    /// Gives `conn` to the acceptor to wait there.
-    fn park(&self, conn: Connection) {
-        match self.pool.park.send(conn) {
-            Ok(()) => self.pool.acceptor.wake(),
-            // The acceptor has exited, which it does only when forced.
-            Err(failed) => failed.into_inner().close_forced(),
-        }
+        let outcome = match error.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Outcome::TimedOut,
+            _ => Outcome::Failed,
+        };
+        conn.close_with_error(outcome, error);
     }
 }

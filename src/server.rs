@@ -17,11 +17,12 @@ use crate::connection::{Handler, Waiting};
 use crate::drain::{Drain, Phases};
 use crate::error::Error;
 use crate::listener::{Addr, Listener, Stream};
-use crate::pool::{self, Pool, Timeouts, Worker};
+use crate::parking::Parking;
+use crate::pool::{Pool, Timeouts, Worker};
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, Signal};
-use crate::sys::Poller;
+use crate::sys::{Poller, Shared};
 use crate::systemd::Notifier;
 use crate::wake::WakeReceiver;
 
@@ -72,6 +73,8 @@ pub struct Server {
     pub(crate) config: Config,
     pub(crate) signal: Arc<Signal>,
     pub(crate) poller: Poller,
+    /// The workers' readiness wait, for the parking.
+    pub(crate) shared: Shared,
     /// The acceptor's end of the wake-up socket whose other end `signal`
     /// holds.
     pub(crate) wake: WakeReceiver,
@@ -360,26 +363,21 @@ impl Server {
             config,
             signal,
             poller,
+            shared,
             wake,
             notifier,
             ..
         } = self;
         let acceptor_waker = signal.acceptor_waker();
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.queue_capacity);
-        let (park_tx, park_rx) = crossbeam_channel::unbounded();
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let registry = Arc::new(Registry::new(acceptor_waker.clone(), config.hook.clone()));
         let timeouts = Timeouts {
             idle: config.idle_timeout,
             wait: config.wait_timeout,
         };
-        let (pool, worker_wakes) = pool::new(
-            config.workers,
-            jobs_rx.clone(),
-            park_tx,
-            acceptor_waker,
-            timeouts,
-        )?;
+        let parking = Parking::new(shared, timeouts, acceptor_waker.clone());
+        let pool = Arc::new(Pool::new(jobs_rx.clone(), parking, acceptor_waker));
         let new_waiting = if handler.new_connections_are_idle() {
             Waiting::Idle
         } else {
@@ -388,12 +386,11 @@ impl Server {
         let listener_closed = Arc::new(OnceLock::new());
         // If anything below fails, `jobs_tx` is dropped on return: the
         // workers already started see the channel disconnect and exit.
-        for (index, wake) in worker_wakes.into_iter().enumerate() {
+        for index in 0..config.workers {
             Worker::spawn(
                 index,
                 Arc::clone(&pool),
                 Arc::clone(&handler),
-                wake,
                 done_tx.clone(),
             )?;
         }
@@ -404,13 +401,12 @@ impl Server {
             poller,
             wake,
             jobs: jobs_tx,
-            parking: park_rx,
             pool: Arc::clone(&pool),
             signal: Arc::clone(&signal),
             registry: Arc::clone(&registry),
             max_connections: config
                 .max_connections
-                .unwrap_or_else(|| default_max_connections(config.workers)),
+                .unwrap_or_else(default_max_connections),
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             new_waiting,

@@ -141,6 +141,10 @@ pub(crate) enum Interest {
     /// Reported once when it can take more output (or has failed), then
     /// disarmed until rearmed (a parked connection with output queued).
     Output,
+    /// Reported once per change (epoll's edge trigger), to one waiter: the
+    /// workers' job announcements.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Edge,
 }
 
 /// The readiness wait of the acceptor thread.
@@ -179,24 +183,6 @@ impl Poller {
         }
     }
 
-    /// Arms a one-shot descriptor again after it was reported, for input
-    /// ([`Interest::Oneshot`]) or output ([`Interest::Output`]).
-    pub(crate) fn rearm(
-        &mut self,
-        fd: Borrowed<'_>,
-        token: u64,
-        interest: Interest,
-    ) -> io::Result<()> {
-        match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Poller::Epoll(epoll) => epoll.ctl(libc::EPOLL_CTL_MOD, fd, token, interest),
-            Poller::Poll(set) => {
-                set.entries.insert(raw(fd), (token, interest, true));
-                Ok(())
-            }
-        }
-    }
-
     /// Stops watching `fd`. Closing a descriptor also stops watching it, so
     /// this is only needed for descriptors that stay open.
     pub(crate) fn remove(&mut self, fd: Borrowed<'_>) -> io::Result<()> {
@@ -206,26 +192,6 @@ impl Poller {
             Poller::Poll(set) => {
                 set.entries.remove(&raw(fd));
                 Ok(())
-            }
-        }
-    }
-
-    /// Stops reporting `fd` until it is [rearmed](Self::rearm), without
-    /// forgetting it: for a one-shot descriptor taken away from the wait
-    /// before it was reported (a parked connection whose deadline passed).
-    pub(crate) fn disarm(&mut self, fd: Raw) {
-        match self {
-            // A stray report of a descriptor no longer parked is ignored by
-            // the acceptor, and it disarms the one-shot registration by
-            // itself: no system call needed.
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            Poller::Epoll(_) => {}
-            // The poll set must never poll a descriptor that may be closed
-            // meanwhile, so its entry is disarmed now.
-            Poller::Poll(set) => {
-                if let Some((_, _, armed)) = set.entries.get_mut(&fd) {
-                    *armed = false;
-                }
             }
         }
     }
@@ -299,6 +265,7 @@ impl Epoll {
             Interest::Level => libc::EPOLLIN | libc::EPOLLRDHUP,
             Interest::Oneshot => libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT,
             Interest::Output => libc::EPOLLOUT | libc::EPOLLONESHOT,
+            Interest::Edge => libc::EPOLLIN | libc::EPOLLET,
         };
         let mut event = libc::epoll_event {
             events: flags as u32,
@@ -334,6 +301,16 @@ impl Epoll {
         events.extend(self.buffer[..n].iter().map(|e| Readable { token: e.u64 }));
         Ok(())
     }
+
+    /// Waits with no timeout for one event, from any thread: each one-shot
+    /// descriptor is reported to one waiter only.
+    fn wait_one(&self) -> io::Result<Option<u64>> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `event` is one valid `epoll_event` the kernel may
+        // overwrite; the epoll descriptor is owned by `self`.
+        let n = unsafe { check(libc::epoll_wait(self.fd.as_raw_fd(), &mut event, 1, -1))? };
+        Ok((n == 1).then_some(event.u64))
+    }
 }
 
 /// The `poll(2)` backend (`WSAPoll` on Windows): the registered
@@ -347,29 +324,292 @@ pub(crate) struct PollSet {
 
 impl PollSet {
     fn wait(&mut self, events: &mut Vec<Readable>, timeout: Option<Duration>) -> io::Result<()> {
-        self.fds.clear();
-        self.fds
-            .extend(self.entries.iter().filter(|(_, (_, _, armed))| *armed).map(
-                |(&fd, &(_, interest, _))| {
-                    let mut entry = poll_entry(fd);
-                    if interest == Interest::Output {
-                        entry.events = POLL_OUT;
-                    }
-                    entry
-                },
-            ));
+        let mut fds = std::mem::take(&mut self.fds);
+        fds.clear();
+        self.armed_entries(&mut fds);
         // Every descriptor in the set is open: the acceptor removes a
         // descriptor (`forget`) before closing it.
-        poll(&mut self.fds, timeout)?;
-        for pollfd in self.fds.iter().filter(|p| p.revents != 0) {
+        let polled = poll(&mut fds, timeout);
+        if polled.is_ok() {
+            self.take_ready(&fds, events);
+        }
+        self.fds = fds;
+        polled
+    }
+
+    /// Appends an entry for every armed descriptor.
+    fn armed_entries(&self, fds: &mut Vec<PollFd>) {
+        fds.extend(self.entries.iter().filter(|(_, (_, _, armed))| *armed).map(
+            |(&fd, &(_, interest, _))| {
+                let mut entry = poll_entry(fd);
+                if interest == Interest::Output {
+                    entry.events = POLL_OUT;
+                }
+                entry
+            },
+        ));
+    }
+
+    /// Reports the polled entries that are ready, disarming one-shot ones.
+    fn take_ready(&mut self, fds: &[PollFd], events: &mut Vec<Readable>) {
+        for pollfd in fds.iter().filter(|p| p.revents != 0) {
             if let Some((token, interest, armed)) = self.entries.get_mut(&poll_source(pollfd)) {
+                // Disarmed meanwhile (taken away, maybe closed): not ours.
+                if !*armed {
+                    continue;
+                }
                 if *interest != Interest::Level {
                     *armed = false;
                 }
                 events.push(Readable { token: *token });
             }
         }
-        Ok(())
+    }
+}
+
+/// What a worker's wait in the [`Shared`] poller brought.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// A parked connection is ready: its token.
+    Ready(u64),
+    /// A job was announced with [`Shared::notify`] (or every worker was
+    /// told to look: the job channel may have closed).
+    Job,
+    /// Nothing (interrupted): look again.
+    Nothing,
+}
+
+/// The readiness wait that every free worker shares: the parked
+/// connections, and a count of announced jobs.
+///
+/// With epoll, every free worker waits in `epoll_wait` on the one set at
+/// once; each one-shot connection is reported to exactly one of them, and
+/// jobs are announced on an `eventfd` in the set, edge-triggered, so that
+/// an announcement wakes one worker, not all. Announcements made before a
+/// worker woke count once: the worker that takes a job passes the
+/// announcement on while jobs are left ([`Shared::notify`] again).
+/// With `poll(2)` only one worker at a time (the leader) polls, the others
+/// wait on a condition variable for what it found; a connection armed while
+/// the leader polls wakes it, so that it polls again with the new set.
+pub(crate) enum Shared {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Epoll {
+        epoll: Epoll,
+        /// An `eventfd`, watched edge-triggered: each write wakes one waiter.
+        jobs: std::fs::File,
+    },
+    Poll(PollShared),
+}
+
+/// The token of the jobs semaphore in the epoll set.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const JOBS: u64 = u64::MAX;
+
+impl Shared {
+    pub(crate) fn new(backend: Backend) -> io::Result<Shared> {
+        Ok(match backend {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::Epoll => {
+                let epoll = Epoll::new()?;
+                let jobs = std::fs::File::from(eventfd()?);
+                epoll.ctl(libc::EPOLL_CTL_ADD, jobs.as_fd(), JOBS, Interest::Edge)?;
+                Shared::Epoll { epoll, jobs }
+            }
+            Backend::Poll => Shared::Poll(PollShared::new()?),
+        })
+    }
+
+    /// Watches `fd` under `token` for `interest` (one-shot): `first` adds
+    /// it, otherwise it is rearmed.
+    pub(crate) fn arm(
+        &self,
+        fd: Borrowed<'_>,
+        token: u64,
+        interest: Interest,
+        first: bool,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Shared::Epoll { epoll, .. } => {
+                let op = if first {
+                    libc::EPOLL_CTL_ADD
+                } else {
+                    libc::EPOLL_CTL_MOD
+                };
+                epoll.ctl(op, fd, token, interest)
+            }
+            // A poll set entry is the same whether new or not.
+            Shared::Poll(shared) => {
+                let _ = first;
+                shared.arm(raw(fd), token, interest);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops reporting `fd` until it is armed again: for a connection taken
+    /// away before it was reported, which may be closed next. (A stray epoll
+    /// report is ignored by its stale token; the `poll(2)` set must not
+    /// poll a descriptor that may be closed.)
+    pub(crate) fn disarm(&self, fd: Raw) {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Shared::Epoll { .. } => {}
+            Shared::Poll(shared) => shared.disarm(fd),
+        }
+    }
+
+    /// Announces `jobs` jobs: wakes up to that many waiting workers (with
+    /// epoll, one; it passes the announcement on).
+    pub(crate) fn notify(&self, jobs: u64) {
+        if jobs == 0 {
+            return;
+        }
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Shared::Epoll { jobs: counter, .. } => {
+                use std::io::Write;
+                // Each write is an edge: one waiter wakes. The counter is
+                // read (reset) by whoever wakes, so it cannot fill up.
+                let _ = (&*counter).write(&1u64.to_ne_bytes());
+            }
+            Shared::Poll(shared) => shared.notify(jobs),
+        }
+    }
+
+    /// Waits, with no timeout, for a parked connection to be ready or a job
+    /// to be announced.
+    pub(crate) fn wait(&self) -> io::Result<Woken> {
+        let woken = match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Shared::Epoll { epoll, jobs } => match epoll.wait_one() {
+                Ok(Some(JOBS)) => {
+                    use std::io::Read;
+                    // Reset the counter; the edge was the message.
+                    let mut count = [0; 8];
+                    let _ = (&*jobs).read(&mut count);
+                    Ok(Woken::Job)
+                }
+                Ok(Some(token)) => Ok(Woken::Ready(token)),
+                Ok(None) => Ok(Woken::Nothing),
+                Err(e) => Err(e),
+            },
+            Shared::Poll(shared) => shared.wait(),
+        };
+        match woken {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Woken::Nothing),
+            other => other,
+        }
+    }
+}
+
+/// The `poll(2)` backend of [`Shared`]: leader and followers.
+pub(crate) struct PollShared {
+    state: std::sync::Mutex<PollState>,
+    /// Followers wait here for what the leader found, or for its place.
+    found: std::sync::Condvar,
+    /// Ends the leader's poll, to poll again with a changed set.
+    leader: crate::wake::Waker,
+    leader_wake: crate::wake::WakeReceiver,
+}
+
+#[derive(Default)]
+struct PollState {
+    set: PollSet,
+    /// Tokens the leader found ready, not taken yet.
+    ready: std::collections::VecDeque<u64>,
+    /// Announced jobs not taken yet.
+    jobs: u64,
+    /// Whether a worker is polling.
+    polling: bool,
+}
+
+impl PollShared {
+    fn new() -> io::Result<PollShared> {
+        let (leader, leader_wake) = crate::wake::channel()?;
+        Ok(PollShared {
+            state: std::sync::Mutex::default(),
+            found: std::sync::Condvar::new(),
+            leader,
+            leader_wake,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PollState> {
+        // The state is only counters and a set, consistent after every
+        // statement: a panic elsewhere leaves nothing half-done.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn arm(&self, fd: Raw, token: u64, interest: Interest) {
+        let mut state = self.lock();
+        state.set.entries.insert(fd, (token, interest, true));
+        if state.polling {
+            self.leader.wake();
+        }
+    }
+
+    fn disarm(&self, fd: Raw) {
+        let mut state = self.lock();
+        if let Some((_, _, armed)) = state.set.entries.get_mut(&fd) {
+            *armed = false;
+            if state.polling {
+                // The leader's poll may hold the descriptor: end it, so
+                // that it is not polled once closed.
+                self.leader.wake();
+            }
+        }
+    }
+
+    fn notify(&self, jobs: u64) {
+        let mut state = self.lock();
+        state.jobs = state.jobs.saturating_add(jobs);
+        if state.polling {
+            self.leader.wake();
+        }
+        drop(state);
+        self.found.notify_all();
+    }
+
+    fn wait(&self) -> io::Result<Woken> {
+        let mut state = self.lock();
+        loop {
+            if state.jobs > 0 {
+                state.jobs -= 1;
+                return Ok(Woken::Job);
+            }
+            if let Some(token) = state.ready.pop_front() {
+                return Ok(Woken::Ready(token));
+            }
+            if state.polling {
+                state = self
+                    .found
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            // Lead: poll the armed set and the leader's wake-up, unlocked.
+            state.polling = true;
+            let mut fds = vec![poll_entry(raw(self.leader_wake.as_source()))];
+            state.set.armed_entries(&mut fds);
+            drop(state);
+            let polled = poll(&mut fds, None);
+            state = self.lock();
+            state.polling = false;
+            if fds[0].revents != 0 {
+                self.leader_wake.drain();
+            }
+            if polled.is_ok() {
+                let mut found = Vec::new();
+                state.set.take_ready(&fds[1..], &mut found);
+                state.ready.extend(found.into_iter().map(|r| r.token));
+            }
+            // Others may take what was found, or lead next.
+            self.found.notify_all();
+            polled?;
+        }
     }
 }
 
@@ -652,6 +892,41 @@ pub(crate) fn set_backlog(listener: &impl AsFd, backlog: u32) -> io::Result<()> 
     Ok(())
 }
 
+/// Sets a TCP listener's receive and send timeouts (`None`: none). Linux
+/// copies them to every connection accepted from it, which saves two
+/// system calls per connection.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn set_accepted_timeouts(
+    listener: &impl AsFd,
+    read: Option<Duration>,
+    write: Option<Duration>,
+) -> io::Result<()> {
+    for (option, timeout) in [(libc::SO_RCVTIMEO, read), (libc::SO_SNDTIMEO, write)] {
+        let timeout = timeout.unwrap_or(Duration::ZERO);
+        let mut value = libc::timeval {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+        };
+        // As std does: a timeout under a microsecond is not "none".
+        if !timeout.is_zero() && value.tv_sec == 0 && value.tv_usec == 0 {
+            value.tv_usec = 1;
+        }
+        let size = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: `value` is a valid `timeval` the kernel reads `size`
+        // bytes of; the descriptor is borrowed, so open for the call.
+        unsafe {
+            check(libc::setsockopt(
+                listener.as_fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                std::ptr::addr_of!(value).cast(),
+                size,
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// Keeps std's backlog (128) on Windows. Winsock documents that `listen` on
 /// a socket that already listens succeeds without changing its backlog, and
 /// std's `TcpListener::bind` has listened already.
@@ -820,60 +1095,71 @@ mod tests {
     }
 
     #[test]
-    fn oneshot_reports_once_until_rearmed() {
+    fn the_shared_wait_reports_a_oneshot_once_until_armed_again() {
         for backend in backends() {
-            let mut poller = Poller::new(backend).expect("poller");
+            let shared = Shared::new(backend).expect("shared");
             let (mut tx, rx) = socket_pair().expect("pair");
-            poller
-                .add(rx.as_source(), 7, Interest::Oneshot)
+            shared
+                .arm(rx.as_source(), 7, Interest::Oneshot, true)
                 .expect("add");
-            let mut events = Vec::new();
             tx.write_all(b"x").expect("write");
-            poller
-                .wait(&mut events, Some(Duration::from_secs(5)))
-                .expect("wait");
-            assert_eq!(events, [Readable { token: 7 }], "{backend:?}");
-            poller
-                .wait(&mut events, Some(Duration::ZERO))
-                .expect("wait");
-            assert!(events.is_empty(), "{backend:?}: disarmed after one report");
-            poller
-                .rearm(rx.as_source(), 7, Interest::Oneshot)
+            assert_eq!(shared.wait().expect("wait"), Woken::Ready(7), "{backend:?}");
+            // Still readable, but disarmed: the job comes first.
+            shared.notify(1);
+            assert_eq!(shared.wait().expect("wait"), Woken::Job, "{backend:?}");
+            shared
+                .arm(rx.as_source(), 8, Interest::Oneshot, false)
                 .expect("rearm");
-            poller
-                .wait(&mut events, Some(Duration::from_secs(5)))
-                .expect("wait");
-            assert_eq!(events, [Readable { token: 7 }], "{backend:?}");
+            assert_eq!(shared.wait().expect("wait"), Woken::Ready(8), "{backend:?}");
         }
     }
 
     #[test]
-    fn output_interest_reports_room_once_until_rearmed() {
+    fn the_shared_wait_reports_room_for_output() {
         for backend in backends() {
-            let mut poller = Poller::new(backend).expect("poller");
+            let shared = Shared::new(backend).expect("shared");
             let (tx, rx) = socket_pair().expect("pair");
             // A fresh socket has room for output, and no input.
-            poller
-                .add(tx.as_source(), 9, Interest::Output)
+            shared
+                .arm(tx.as_source(), 9, Interest::Output, true)
                 .expect("add");
-            let mut events = Vec::new();
-            poller
-                .wait(&mut events, Some(Duration::from_secs(5)))
-                .expect("wait");
-            assert_eq!(events, [Readable { token: 9 }], "{backend:?}");
-            poller
-                .wait(&mut events, Some(Duration::ZERO))
-                .expect("wait");
-            assert!(events.is_empty(), "{backend:?}: disarmed after one report");
-            // Rearmed for input instead: nothing has arrived.
-            poller
-                .rearm(tx.as_source(), 9, Interest::Oneshot)
+            assert_eq!(shared.wait().expect("wait"), Woken::Ready(9), "{backend:?}");
+            // Armed for input instead: nothing has arrived, the job comes.
+            shared
+                .arm(tx.as_source(), 10, Interest::Oneshot, false)
                 .expect("rearm");
-            poller
-                .wait(&mut events, Some(Duration::ZERO))
-                .expect("wait");
-            assert!(events.is_empty(), "{backend:?}: no input yet");
+            shared.notify(1);
+            assert_eq!(shared.wait().expect("wait"), Woken::Job, "{backend:?}");
             drop(rx);
+        }
+    }
+
+    #[test]
+    fn an_announcement_wakes_one_waiting_worker() {
+        for backend in backends() {
+            let shared = std::sync::Arc::new(Shared::new(backend).expect("shared"));
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            for _ in 0..3 {
+                let shared = std::sync::Arc::clone(&shared);
+                let done = done_tx.clone();
+                std::thread::spawn(move || {
+                    let woken = shared.wait();
+                    let _ = done.send(woken.ok());
+                });
+            }
+            let timeout = Duration::from_secs(5);
+            for _ in 0..2 {
+                shared.notify(1);
+                let woken = done_rx.recv_timeout(timeout).expect("a waiter woke");
+                assert_eq!(woken, Some(Woken::Job), "{backend:?}");
+                assert!(
+                    done_rx.recv_timeout(Duration::from_millis(100)).is_err(),
+                    "{backend:?}: one announcement wakes one waiter"
+                );
+            }
+            shared.notify(1);
+            let last = done_rx.recv_timeout(timeout).expect("the third woke");
+            assert_eq!(last, Some(Woken::Job), "{backend:?}");
         }
     }
 

@@ -99,9 +99,12 @@ const LINGER: Duration = Duration::from_millis(200);
 /// client closes too, for at most [`LINGER`] (RFC 9112, section 9.6). With
 /// nothing pending, closing at once is already clean.
 fn close_politely(conn: &mut Connection) {
+    // One nonblocking read says it: more input (linger), the client's end
+    // of file (it is gone: nothing to wait for), or nothing yet.
     let pending = conn.has_buffered_input()
-        || crate::sys::wait_two(conn.stream().as_source(), None, Some(Duration::ZERO))
-            .is_ok_and(|ready| ready.connection);
+        || conn
+            .receive(crate::input::CAPACITY)
+            .is_ok_and(|received| received > 0);
     if !pending {
         return;
     }
