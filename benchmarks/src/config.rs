@@ -43,7 +43,7 @@ usage: cargo bench -p graceful-server-benchmarks -- [--quick] [--secs N] [--roun
   --rounds N               rounds; medians are reported [default: 3; BENCH_ROUNDS]
   --only IDS               run only these measurements: {}
   --servers IDS            run only these servers: ours, ours-defaults, ours-poll, echo,
-                           blocking, tiny, node
+                           blocking, tiny, astra, hyper, node
   --update-readme-figures  also write benchmarks/results/compare.md and .svg (tracked)
   --list                   list the measurements and their servers
 

@@ -64,6 +64,12 @@ pub struct PeerBinaries {
     /// The crate's HTTP quick start with the library's defaults but 4
     /// workers (`src/bin/quickstart.rs`): `ours-defaults`.
     pub quickstart: PathBuf,
+    /// hyper 1 on a tokio current-thread runtime: one thread, one core
+    /// (`src/bin/hyper.rs`).
+    pub hyper: PathBuf,
+    /// astra 0.4, blocking workers driving hyper's connections
+    /// (`src/bin/astra.rs`).
+    pub astra: PathBuf,
 }
 
 /// This package's folder (`benchmarks/`).

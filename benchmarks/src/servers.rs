@@ -169,6 +169,18 @@ pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool) -> Vec<Spec> {
             program: path(&peers.tiny),
             args: vec![],
         },
+        Spec {
+            id: "astra",
+            name: "astra",
+            program: path(&peers.astra),
+            args: vec![],
+        },
+        Spec {
+            id: "hyper",
+            name: "hyper (1 thread)",
+            program: path(&peers.hyper),
+            args: vec![],
+        },
     ];
     if node {
         let script = crate::package_dir().join("node").join("http.js");
