@@ -25,6 +25,8 @@ pub enum Unit {
     Percent,
     /// A plain count.
     Count,
+    /// A large count, shown in millions.
+    Millions,
     /// A count out of this many.
     OutOf(u32),
     /// Context switches per request.
@@ -48,6 +50,7 @@ impl Unit {
             Unit::PerSec => format!("{v:.1}/s"),
             Unit::Percent => format!("{v:.1}%"),
             Unit::Count => format!("{v:.0}"),
+            Unit::Millions => format!("{:.1} M", v / 1e6),
             Unit::OutOf(n) => format!("{v:.0}/{n}"),
             Unit::PerRequest => format!("{v:.2}"),
             Unit::Seconds => format!("{v:.2} s"),

@@ -6,6 +6,7 @@
 //! `poll(2)` backend: the `ours-poll` server in 1, 2, 7 and 8.
 
 pub mod close;
+pub mod costs;
 pub mod idle;
 pub mod idle_load;
 pub mod keepalive;
@@ -40,6 +41,7 @@ pub const ALL: &[Measurement] = &[
     idle_load::MEASUREMENT,
     slow_clients::MEASUREMENT,
     unix::MEASUREMENT,
+    costs::MEASUREMENT,
 ];
 
 pub struct Measurement {
@@ -80,6 +82,19 @@ impl Bench<'_> {
     /// Starts a fresh `spec` server with `extra` arguments.
     pub fn start(&mut self, spec: &Spec, extra: &[&str]) -> Result<Server, String> {
         Server::start(spec, extra, self.pin, &self.log_dir, &mut self.record)
+    }
+
+    /// Starts a fresh `spec` server under `wrapper` (see
+    /// [`Server::start_wrapped`]).
+    pub fn start_wrapped(&mut self, spec: &Spec, wrapper: &[String]) -> Result<Server, String> {
+        Server::start_wrapped(
+            spec,
+            wrapper,
+            &[],
+            self.pin,
+            &self.log_dir,
+            &mut self.record,
+        )
     }
 
     /// Records a client command line, as one would type it (pinned like
