@@ -333,7 +333,7 @@ fn parse_strace(table: &str) -> Option<Vec<(String, u64)>> {
         }
     }
     total?;
-    calls.sort_by(|a, b| b.1.cmp(&a.1));
+    calls.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     Some(calls)
 }
 
