@@ -11,5 +11,7 @@ fn main() -> ExitCode {
         blocking: PathBuf::from(env!("CARGO_BIN_EXE_blocking")),
         tiny: PathBuf::from(env!("CARGO_BIN_EXE_tiny")),
         quickstart: PathBuf::from(env!("CARGO_BIN_EXE_quickstart")),
+        hyper: PathBuf::from(env!("CARGO_BIN_EXE_hyper")),
+        astra: PathBuf::from(env!("CARGO_BIN_EXE_astra")),
     })
 }

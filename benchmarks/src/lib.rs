@@ -1,10 +1,12 @@
 //! Side-by-side benchmark: graceful-server against the peers users would pick
-//! instead (the Rust Book's blocking pool, tiny_http, Node.js).
+//! instead (the Rust Book's blocking pool, tiny_http, astra, hyper on one
+//! thread, Node.js).
 //!
 //! ```text
 //! cargo bench -p graceful-server-benchmarks                   # full run (about 8 minutes)
 //! cargo bench -p graceful-server-benchmarks -- --quick        # smoke run (about 1 minute)
 //! cargo bench -p graceful-server-benchmarks -- --only keepalive,idle --servers ours,blocking
+//! cargo bench -p graceful-server-benchmarks -- --only keepalive,keepalive-c32,close,sequential,costs
 //! cargo bench -p graceful-server-benchmarks -- --help
 //! ```
 //!
@@ -15,6 +17,15 @@
 //! runs on CPU 1. The server order rotates every round; tables show medians
 //! over rounds, and every ratio is computed within a round before its median
 //! is taken. Targets are reported as met or not, never asserted.
+//!
+//! The peers (`src/bin/`, `node/`): `blocking` (the Rust Book's pool),
+//! `tiny` (tiny_http 0.12), `astra` (astra 0.4: hyper's connections on
+//! blocking workers, 4 at most), `hyper` (hyper 1 on a tokio current-thread
+//! runtime: one thread), `node` (Node.js `http`), and `ours-defaults` (the
+//! library's quick start). Every wrk measurement also counts the server's
+//! context switches per request (all its threads, from `/proc`); measurement
+//! 13, `costs`, counts system calls (strace) and instructions (callgrind)
+//! per request, and is skipped when either tool is missing.
 //!
 //! Output: the tables on stdout and in `target/bench/compare.md`, the ratio
 //! chart in `target/bench/compare.svg`; with `--update-readme-figures` also
@@ -64,6 +75,12 @@ pub struct PeerBinaries {
     /// The crate's HTTP quick start with the library's defaults but 4
     /// workers (`src/bin/quickstart.rs`): `ours-defaults`.
     pub quickstart: PathBuf,
+    /// hyper 1 on a tokio current-thread runtime: one thread, one core
+    /// (`src/bin/hyper.rs`).
+    pub hyper: PathBuf,
+    /// astra 0.4, blocking workers driving hyper's connections
+    /// (`src/bin/astra.rs`).
+    pub astra: PathBuf,
 }
 
 /// This package's folder (`benchmarks/`).

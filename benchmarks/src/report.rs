@@ -25,6 +25,8 @@ pub enum Unit {
     Percent,
     /// A plain count.
     Count,
+    /// A large count, shown in millions.
+    Millions,
     /// A count out of this many.
     OutOf(u32),
     /// Context switches per request.
@@ -48,6 +50,7 @@ impl Unit {
             Unit::PerSec => format!("{v:.1}/s"),
             Unit::Percent => format!("{v:.1}%"),
             Unit::Count => format!("{v:.0}"),
+            Unit::Millions => format!("{:.1} M", v / 1e6),
             Unit::OutOf(n) => format!("{v:.0}/{n}"),
             Unit::PerRequest => format!("{v:.2}"),
             Unit::Seconds => format!("{v:.2} s"),
@@ -129,6 +132,34 @@ impl Target {
     }
 }
 
+/// The summary table's columns: (heading, figure, unit). One row per server
+/// with any of them; a column nobody has is left out.
+const SUMMARY: &[(&str, &str, Unit)] = &[
+    ("keep-alive c4", "ka4_rps", Unit::Rps),
+    ("keep-alive c32", "c32_rps", Unit::Rps),
+    ("`Connection: close` c16", "close16_rps", Unit::Rps),
+    ("sequential p50", "seq_p50_us", Unit::Micros),
+    ("switches/req c4", "ka4_switches", Unit::PerRequest),
+    ("switches/req c32", "c32_switches", Unit::PerRequest),
+    (
+        "switches/req close c16",
+        "close16_switches",
+        Unit::PerRequest,
+    ),
+    (
+        "syscalls/req keep-alive",
+        "cost_ka_syscalls",
+        Unit::PerRequest,
+    ),
+    (
+        "syscalls/req close",
+        "cost_close_syscalls",
+        Unit::PerRequest,
+    ),
+    ("instructions/req keep-alive", "cost_ka_ir", Unit::Count),
+    ("instructions/req close", "cost_close_ir", Unit::Count),
+];
+
 /// Everything the report shows.
 pub struct Run<'a> {
     pub config: &'a Config,
@@ -169,6 +200,16 @@ pub fn render(run: &Run) -> String {
         run.minutes
     );
 
+    // Only the servers that some measurement of this run ran on.
+    let specs: Vec<&Spec> = run
+        .specs
+        .iter()
+        .filter(|s| run.measurements.iter().any(|m| m.servers.contains(&s.id)))
+        .filter(|s| run.config.servers.is_empty() || run.config.servers.iter().any(|id| id == s.id))
+        .collect();
+
+    summary(&mut md, &specs, run.record);
+
     let _ = writeln!(md, "## Targets\n");
     let _ = writeln!(md, "| Figure | ours | peer | ratio | target | met? |");
     let _ = writeln!(md, "|---|---:|---:|---:|---|---|");
@@ -196,23 +237,23 @@ pub fn render(run: &Run) -> String {
 
     let _ = writeln!(md, "\n## Every figure (medians)\n");
     let _ = write!(md, "| Figure |");
-    for spec in run.specs {
+    for spec in &specs {
         let _ = write!(md, " {} |", spec.name);
     }
     let _ = write!(md, "\n|---|");
-    for _ in run.specs {
+    for _ in &specs {
         let _ = write!(md, "---:|");
     }
     let _ = writeln!(md);
     for m in run.measurements {
         let _ = write!(md, "| **{}** |", m.title);
-        for _ in run.specs {
+        for _ in &specs {
             let _ = write!(md, " |");
         }
         let _ = writeln!(md);
         for row in m.rows {
             let _ = write!(md, "| {} |", row.label);
-            for spec in run.specs {
+            for spec in &specs {
                 let cell = if m.servers.contains(&spec.id) {
                     run.record
                         .median(spec.id, row.figure)
@@ -247,4 +288,47 @@ pub fn render(run: &Run) -> String {
         }
     }
     md
+}
+
+/// The table of the issue's figures: a row per server, a column per figure
+/// (throughput, latency, and what a request costs).
+fn summary(md: &mut String, specs: &[&Spec], record: &Record) {
+    let columns: Vec<&(&str, &str, Unit)> = SUMMARY
+        .iter()
+        .filter(|(_, figure, _)| specs.iter().any(|s| record.median(s.id, figure).is_some()))
+        .collect();
+    if columns.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Summary (medians)\n");
+    let _ = write!(md, "| server |");
+    for (heading, _, _) in &columns {
+        let _ = write!(md, " {heading} |");
+    }
+    let _ = write!(md, "\n|---|");
+    for _ in &columns {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for spec in specs {
+        let cells: Vec<Option<String>> = columns
+            .iter()
+            .map(|(_, figure, unit)| record.median(spec.id, figure).map(|v| unit.show(v)))
+            .collect();
+        if cells.iter().all(Option::is_none) {
+            continue;
+        }
+        let _ = write!(md, "| {} |", spec.name);
+        for cell in cells {
+            let _ = write!(md, " {} |", cell.as_deref().unwrap_or("-"));
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(
+        md,
+        "\nswitches/req: voluntary and involuntary context switches of every thread of the \
+         server (`/proc/PID/task/*/status`; threads that exit during the load are not counted) \
+         during the load, per request; syscalls/req and \
+         instructions/req: measurement 13 (strace, callgrind), one request at a time.\n"
+    );
 }

@@ -169,6 +169,18 @@ pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool) -> Vec<Spec> {
             program: path(&peers.tiny),
             args: vec![],
         },
+        Spec {
+            id: "astra",
+            name: "astra",
+            program: path(&peers.astra),
+            args: vec![],
+        },
+        Spec {
+            id: "hyper",
+            name: "hyper (1 thread)",
+            program: path(&peers.hyper),
+            args: vec![],
+        },
     ];
     if node {
         let script = crate::package_dir().join("node").join("http.js");
@@ -203,10 +215,25 @@ impl Server {
         log_dir: &Path,
         record: &mut Record,
     ) -> Result<Server, String> {
+        Server::start_wrapped(spec, &[], extra, pin, log_dir, record)
+    }
+
+    /// [`Server::start`] under `wrapper` (a program that execs or runs the
+    /// server in its own process, such as `valgrind --tool=callgrind`), so
+    /// that the child's pid is still the server's.
+    pub fn start_wrapped(
+        spec: &Spec,
+        wrapper: &[String],
+        extra: &[&str],
+        pin: bool,
+        log_dir: &Path,
+        record: &mut Record,
+    ) -> Result<Server, String> {
         let mut argv: Vec<String> = Vec::new();
         if pin {
             argv.extend(["taskset".into(), "-c".into(), SERVER_CPU.to_string()]);
         }
+        argv.extend(wrapper.iter().cloned());
         argv.extend(spec.program.iter().cloned());
         argv.extend([
             "--addr".into(),
@@ -262,6 +289,23 @@ impl Server {
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("{}: unexpected first line {line:?}", spec.id))?;
         Ok(server)
+    }
+
+    /// Sends `signal` and waits up to `limit` for the process to exit:
+    /// whether it did (a profiler writes its figures on the way out).
+    pub fn stop(&mut self, signal: i32, limit: Duration) -> bool {
+        if !self.running() {
+            return true;
+        }
+        // SAFETY: plain syscall on our own child, not yet reaped (as in
+        // `drop`).
+        unsafe {
+            libc::kill(self.pid, signal);
+        }
+        if self.exited.recv_timeout(limit).is_ok() {
+            self.gone = true;
+        }
+        self.gone
     }
 
     /// Whether the process is still running (it did not crash).

@@ -92,6 +92,8 @@ pub enum Tool {
     Wrk,
     /// `python3` with the `requests` module.
     PythonRequests,
+    Strace,
+    Valgrind,
 }
 
 impl Tool {
@@ -99,6 +101,8 @@ impl Tool {
         match self {
             Tool::Wrk => "wrk",
             Tool::PythonRequests => "python3 with requests",
+            Tool::Strace => "strace",
+            Tool::Valgrind => "valgrind",
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct Tools {
     pub python_requests: bool,
     pub python: bool,
     pub node: bool,
+    pub strace: bool,
+    pub valgrind: bool,
 }
 
 impl Tools {
@@ -126,6 +132,8 @@ impl Tools {
                     .status()
                     .is_ok_and(|s| s.success()),
             node: have("node"),
+            strace: have("strace"),
+            valgrind: have("valgrind"),
         }
     }
 
@@ -133,6 +141,8 @@ impl Tools {
         match tool {
             Tool::Wrk => self.wrk,
             Tool::PythonRequests => self.python_requests,
+            Tool::Strace => self.strace,
+            Tool::Valgrind => self.valgrind,
         }
     }
 
@@ -156,6 +166,15 @@ impl Tools {
                  install it with `pip install requests`"
                     .to_string(),
             );
+        }
+        for (have, tool) in [(self.strace, "strace"), (self.valgrind, "valgrind")] {
+            if !have {
+                lines.push(format!(
+                    "{tool} is not installed: the costs measurement (system calls and \
+                     instructions per request) is skipped; install it with \
+                     `apt-get install -y {tool}`"
+                ));
+            }
         }
         if !self.node {
             lines.push(

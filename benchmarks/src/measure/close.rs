@@ -2,7 +2,7 @@
 //! `Connection: close`, so every request is a new connection: accept,
 //! dispatch and close are on the path of every request.
 
-use super::{ratio, Bench, Measurement, Row};
+use super::{ratio, skip_close, Bench, Measurement, Row};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
 use crate::servers::Spec;
@@ -12,7 +12,15 @@ use crate::wrk::Load;
 pub const MEASUREMENT: Measurement = Measurement {
     id: "close",
     title: "2. connection-per-request, 16 connections (wrk -c16, Connection: close)",
-    servers: &["ours", "ours-poll", "blocking", "tiny"],
+    servers: &[
+        "ours",
+        "ours-poll",
+        "blocking",
+        "tiny",
+        "astra",
+        "hyper",
+        "node",
+    ],
     needs: &[Tool::Wrk],
     run,
     rows: &[
@@ -51,6 +59,9 @@ pub const MEASUREMENT: Measurement = Measurement {
 };
 
 fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
+    if skip_close(bench, spec) {
+        return Ok(());
+    }
     let mut server = bench.start(spec, &[])?;
     let load = Load {
         connections: 16,
@@ -86,6 +97,22 @@ fn targets(r: &Record) -> Vec<Target> {
             rps("tiny"),
             Unit::Rps,
             Goal::AtLeast(1.0),
+        ),
+        ratio(
+            r,
+            "2. conn-per-request req/s, 16 conns: ours / hyper (1 thread)",
+            rps("ours"),
+            rps("hyper"),
+            Unit::Rps,
+            Goal::None,
+        ),
+        ratio(
+            r,
+            "2. conn-per-request req/s, 16 conns: ours / Node.js",
+            rps("ours"),
+            rps("node"),
+            Unit::Rps,
+            Goal::None,
         ),
         ratio(
             r,

@@ -12,7 +12,15 @@ use crate::wrk::Load;
 pub const MEASUREMENT: Measurement = Measurement {
     id: "keepalive",
     title: "1. keep-alive, 4 connections (wrk -c4)",
-    servers: &["ours", "ours-poll", "blocking", "tiny", "node"],
+    servers: &[
+        "ours",
+        "ours-poll",
+        "blocking",
+        "tiny",
+        "astra",
+        "hyper",
+        "node",
+    ],
     needs: &[Tool::Wrk],
     run,
     rows: &[
@@ -70,7 +78,7 @@ fn targets(r: &Record) -> Vec<Target> {
             rps("ours"),
             rps("blocking"),
             Unit::Rps,
-            Goal::AtLeast(0.95),
+            Goal::AtLeast(1.0),
         ),
         ratio(
             r,
@@ -85,6 +93,22 @@ fn targets(r: &Record) -> Vec<Target> {
             "1. keep-alive req/s, 4 conns: ours / Node.js",
             rps("ours"),
             rps("node"),
+            Unit::Rps,
+            Goal::None,
+        ),
+        ratio(
+            r,
+            "1. keep-alive req/s, 4 conns: ours / hyper (1 thread)",
+            rps("ours"),
+            rps("hyper"),
+            Unit::Rps,
+            Goal::None,
+        ),
+        ratio(
+            r,
+            "1. keep-alive req/s, 4 conns: ours / astra",
+            rps("ours"),
+            rps("astra"),
             Unit::Rps,
             Goal::None,
         ),

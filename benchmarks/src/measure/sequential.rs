@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{difference, Bench, Measurement, Row};
+use super::{difference, skip_close, Bench, Measurement, Row};
 use crate::client;
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
@@ -15,7 +15,7 @@ use crate::stats::percentile;
 pub const MEASUREMENT: Measurement = Measurement {
     id: "sequential",
     title: "3. sequential connection-per-request latency (one client)",
-    servers: &["ours", "blocking", "tiny", "node"],
+    servers: &["ours", "blocking", "tiny", "astra", "hyper", "node"],
     needs: &[],
     run,
     rows: &[
@@ -39,6 +39,9 @@ pub const MEASUREMENT: Measurement = Measurement {
 };
 
 fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
+    if skip_close(bench, spec) {
+        return Ok(());
+    }
     let server = bench.start(spec, &[])?;
     let (secs, max) = (bench.config.secs, bench.config.sequential_max);
     bench.record.command(
@@ -64,12 +67,31 @@ fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
 }
 
 fn targets(r: &Record) -> Vec<Target> {
-    vec![difference(
-        r,
-        "3. sequential conn-per-request p50: ours - blocking",
-        ("ours", "seq_p50_us"),
-        ("blocking", "seq_p50_us"),
-        Unit::Micros,
-        Goal::AtMost(30.0),
-    )]
+    let p50 = |id| (id, "seq_p50_us");
+    vec![
+        difference(
+            r,
+            "3. sequential conn-per-request p50: ours - blocking",
+            p50("ours"),
+            p50("blocking"),
+            Unit::Micros,
+            Goal::AtMost(10.0),
+        ),
+        difference(
+            r,
+            "3. sequential conn-per-request p50: ours - tiny_http",
+            p50("ours"),
+            p50("tiny"),
+            Unit::Micros,
+            Goal::None,
+        ),
+        difference(
+            r,
+            "3. sequential conn-per-request p50: ours - hyper (1 thread)",
+            p50("ours"),
+            p50("hyper"),
+            Unit::Micros,
+            Goal::None,
+        ),
+    ]
 }
