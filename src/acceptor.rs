@@ -39,6 +39,7 @@ use crate::pool::{Due, Job, Pool, Timeouts};
 use crate::registry::{Outcome, Registry};
 use crate::shutdown::Signal;
 use crate::sys::{self, AsSource, Interest, Poller, Readable};
+use crate::tls::ListenerTls;
 use crate::wake::WakeReceiver;
 
 /// The first and the last wait when accepting fails for lack of resources.
@@ -73,11 +74,11 @@ fn listener_token(index: usize) -> u64 {
 
 /// Everything the acceptor thread needs.
 pub(crate) struct Acceptor {
-    /// Taken by the loop when it starts; at least one.
-    pub(crate) listeners: Vec<Listener>,
+    /// Taken by the loop when it starts; at least one, each with its TLS.
+    pub(crate) listeners: Vec<(Listener, ListenerTls)>,
     /// A connection accepted before the loop started (while checking an
     /// inherited listener); served first.
-    pub(crate) first: Vec<(Stream, Addr)>,
+    pub(crate) first: Vec<(Stream, Addr, ListenerTls)>,
     pub(crate) poller: Poller,
     pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Job>,
@@ -134,6 +135,8 @@ type Timer = Reverse<(Instant, u64, u64)>;
 /// One listener, as the loop watches it.
 struct Listening {
     socket: Listener,
+    /// Whether its connections speak TLS.
+    tls: ListenerTls,
     /// Whether the poller watches it.
     watched: bool,
     /// Whether the last wait reported it readable.
@@ -175,8 +178,9 @@ impl Acceptor {
         let first = std::mem::take(&mut self.first);
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()
-            .map(|socket| Listening {
+            .map(|(socket, tls)| Listening {
                 socket,
+                tls,
                 watched: false,
                 ready: false,
             })
@@ -191,8 +195,8 @@ impl Acceptor {
             idle_closed: false,
             events: Vec::with_capacity(256),
         };
-        for (stream, peer) in first {
-            state.admit(stream, peer);
+        for (stream, peer, tls) in first {
+            state.admit(stream, peer, &tls);
         }
         state.run();
     }
@@ -353,8 +357,9 @@ impl Loop {
             };
             match listening.socket.accept() {
                 Ok((stream, peer)) => {
+                    let tls = listening.tls.clone();
                     self.backoff = None;
-                    self.admit(stream, peer);
+                    self.admit(stream, peer, &tls);
                     self.flush();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -400,7 +405,7 @@ impl Loop {
         for listening in (0..passes).flat_map(|_| &listeners) {
             for _ in 0..SWEEP_LIMIT {
                 match listening.socket.accept() {
-                    Ok((stream, peer)) => self.admit(stream, peer),
+                    Ok((stream, peer)) => self.admit(stream, peer, &listening.tls),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => match classify(&e) {
                         AcceptFailure::Connection => {}
@@ -432,11 +437,11 @@ impl Loop {
     }
 
     /// Prepares an accepted stream, registers it and queues it.
-    fn admit(&mut self, stream: Stream, peer: Addr) {
-        if self.prepare(&stream).is_err() {
+    fn admit(&mut self, stream: Stream, peer: Addr, tls: &ListenerTls) {
+        let Ok(tls) = self.prepare(&stream).and_then(|()| tls.start()) else {
             self.a.registry.reject();
             return;
-        }
+        };
         let socket = Arc::new(stream);
         let id = self.a.registry.register(Arc::clone(&socket));
         let conn = Connection::new(
@@ -450,6 +455,7 @@ impl Loop {
                 read: self.a.read_timeout,
                 write: self.a.write_timeout,
             },
+            tls,
         );
         self.ready.push_back(conn);
     }

@@ -30,6 +30,7 @@ use crate::connection::{is_hang_up, Connection, Handler, Next, Waiting};
 use crate::error::Error;
 use crate::registry::Outcome;
 use crate::sys::{self, AsSource};
+use crate::tls::{self, Before};
 use crate::wake::{self, WakeReceiver, Waker};
 
 /// A connection ready for a turn.
@@ -441,7 +442,14 @@ impl Worker {
     }
 
     /// Runs one turn; `None` if the connection was closed.
-    fn turn(&self, mut conn: Connection) -> Option<Connection> {
+    fn turn(&self, conn: Connection) -> Option<Connection> {
+        // TLS: the handshake, and records without plaintext, are taken
+        // before the handler, which then only runs with something to read.
+        let mut conn = match tls::before_turn(conn) {
+            Before::Turn(conn) => conn,
+            Before::Wait(conn) => return Some(conn),
+            Before::Closed => return None,
+        };
         conn.served = true;
         // In a turn, not waiting (also when this worker served the last
         // turn and lingered on it, or input was buffered already).
