@@ -673,3 +673,106 @@ mod enabled {
         Ok(Arc::new(config))
     }
 }
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::config_from_pem;
+    use crate::error::Error;
+
+    /// A directory of PEM files for one test.
+    struct Files(PathBuf);
+
+    impl Files {
+        fn new(name: &str) -> Files {
+            let dir =
+                std::env::temp_dir().join(format!("gs-tls-unit-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create a directory");
+            Files(dir)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).expect("write a file");
+            path
+        }
+    }
+
+    impl Drop for Files {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn reason(result: Result<impl Sized, Error>) -> String {
+        match result {
+            Err(Error::Tls(reason)) => reason,
+            Err(other) => panic!("expected Error::Tls, got {other:?}"),
+            Ok(_) => panic!("expected an error"),
+        }
+    }
+
+    #[test]
+    fn a_pair_loads_and_every_bad_file_is_named() {
+        let files = Files::new("pairs");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let cert_pem = files.write("cert.pem", &cert.cert.pem());
+        let key_pem = files.write("key.pem", &cert.key_pair.serialize_pem());
+        let other_key = files.write("other.pem", &other.key_pair.serialize_pem());
+        let empty = files.write("empty.pem", "");
+        let missing = files.0.join("missing.pem");
+
+        assert!(config_from_pem(&cert_pem, &key_pem).is_ok());
+
+        let why = reason(config_from_pem(&missing, &key_pem));
+        assert!(
+            why.contains("certificate file") && why.contains("missing.pem"),
+            "{why}"
+        );
+        let why = reason(config_from_pem(&cert_pem, &missing));
+        assert!(
+            why.contains("key file") && why.contains("missing.pem"),
+            "{why}"
+        );
+        let why = reason(config_from_pem(&empty, &key_pem));
+        assert!(why.contains("no certificate"), "{why}");
+        let why = reason(config_from_pem(&key_pem, &key_pem));
+        assert!(why.contains("no certificate"), "{why}");
+        let why = reason(config_from_pem(&cert_pem, &empty));
+        assert!(why.contains("no private key"), "{why}");
+        let why = reason(config_from_pem(&cert_pem, &cert_pem));
+        assert!(why.contains("no private key"), "{why}");
+        let why = reason(config_from_pem(&cert_pem, &other_key));
+        assert!(why.contains("do not make a usable pair"), "{why}");
+    }
+
+    #[test]
+    fn a_listener_without_tls_starts_no_session() {
+        let plain = super::ListenerTls::default();
+        assert!(matches!(plain.start(), Ok(None)));
+    }
+
+    #[test]
+    fn a_listener_with_tls_starts_a_session_in_its_handshake() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("config");
+        let timeout = std::time::Duration::from_secs(3);
+        let tls = super::ListenerTls {
+            setup: Some((std::sync::Arc::new(config), timeout)),
+        };
+        let session = tls.start().expect("start").expect("a session");
+        let deadline = session.handshake_deadline().expect("handshaking");
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(left <= timeout && left > timeout / 2, "{left:?}");
+        assert!(!session.has_input());
+    }
+}
