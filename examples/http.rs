@@ -33,6 +33,15 @@
 //! curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/healthz
 //! curl http://127.0.0.1:8080/metrics
 //! ```
+//!
+//! HTTPS, with `--tls-cert` and `--tls-key` (PEM files) and the `tls`
+//! feature:
+//!
+//! ```text
+//! cargo run --release --features http,tls --example http -- --addr 127.0.0.1:8443 \
+//!     --tls-cert cert.pem --tls-key key.pem
+//! curl --cacert ca.pem https://localhost:8443/
+//! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -51,7 +60,8 @@ use prometheus_client::registry::Registry;
 const USAGE: &str =
     "usage: http [--addr ADDR]... [--unix PATH]... [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--idle-grace SECS] [--header-timeout SECS] \
-     [--read-timeout SECS|none] [--write-timeout SECS|none] [--poll] [--verbose] [--help]";
+     [--read-timeout SECS|none] [--write-timeout SECS|none] [--tls-cert FILE --tls-key FILE] \
+     [--poll] [--verbose] [--help]";
 
 /// The example's own defaults; the others are the library's.
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -111,6 +121,12 @@ options:
                           'none' [default: {timeout}]
   --write-timeout SECS    disconnect a client that stops reading for this
                           long, or 'none' [default: {timeout}]
+  --tls-cert FILE         serve HTTPS on every listener with this
+                          certificate chain (PEM, the server's certificate
+                          first); needs --tls-key and the tls feature
+                          (--features http,tls). Shutdown ends each TLS
+                          connection with close_notify
+  --tls-key FILE          the certificate's private key (PEM)
   --poll                  watch waiting connections with poll(2) instead of
                           epoll (to compare the portable backend)
   --verbose               a line on stderr for every connection that ends
@@ -125,7 +141,7 @@ READY=1 / STOPPING=1 to NOTIFY_SOCKET when set.
 exit status:
   0  every connection ended by itself or as idle
   1  the server could not start or failed (e.g. address in use)
-  2  bad command line
+  2  bad command line (also a TLS certificate or key that cannot be used)
   3  shutdown was forced (drain timeout or second signal)",
         workers = Builder::DEFAULT_WORKERS,
         drain = Builder::DEFAULT_DRAIN_TIMEOUT.as_secs_f64(),
@@ -272,8 +288,17 @@ impl Collector for Snapshot {
 // ---------------------------------------------------------------------------
 
 fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
+    // The TLS files are loaded before anything starts: a bad pair is a bad
+    // command line.
+    let parsed = parse(std::env::args().skip(1)).and_then(|options| match options {
+        Some(options) => {
+            let tls = tls_config(options.tls_cert.as_deref(), options.tls_key.as_deref())?;
+            Ok(Some((options, tls)))
+        }
+        None => Ok(None),
+    });
+    let (options, tls) = match parsed {
+        Ok(Some(parsed)) => parsed,
         Ok(None) => {
             println!("{}", help());
             return ExitCode::SUCCESS;
@@ -283,7 +308,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    match run(&options, tls) {
         // 0 drained, 3 forced.
         Ok(report) => report.exit_code(),
         Err(error) => {
@@ -293,11 +318,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(options: &Options) -> Result<Report, graceful_server::Error> {
+fn run(options: &Options, tls: Option<TlsConfig>) -> Result<Report, graceful_server::Error> {
     // Every connection costs a descriptor: use all the system allows, as
     // Go's servers do. Failing to raise it only leaves the soft limit.
     let _ = graceful_server::raise_descriptor_limit();
-    let mut builder = listening(&options.listen)
+    let mut builder = with_tls(listening(&options.listen), tls)
         .workers(options.workers)
         .drain_timeout(options.drain_timeout)
         .drain_delay(options.drain_delay)
@@ -411,6 +436,45 @@ fn chain(error: &dyn std::error::Error) -> String {
     line
 }
 
+/// The server's TLS config, from `--tls-cert` and `--tls-key`.
+#[cfg(feature = "tls")]
+type TlsConfig = Arc<graceful_server::rustls::ServerConfig>;
+/// Without the `tls` feature there is none.
+#[cfg(not(feature = "tls"))]
+enum TlsConfig {}
+
+/// Both files or neither, loaded and checked to be a pair.
+fn tls_config(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<Option<TlsConfig>, String> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)".into()),
+        (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate chain)".into()),
+        #[cfg(feature = "tls")]
+        (Some(cert), Some(key)) => graceful_server::tls_config_from_pem(cert, key)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        #[cfg(not(feature = "tls"))]
+        (Some(_), Some(_)) => Err(
+            "--tls-cert: this example was built without TLS; run it with --features http,tls"
+                .into(),
+        ),
+    }
+}
+
+/// `builder` serving HTTPS on every listener, if `tls` is given.
+fn with_tls(builder: Builder, tls: Option<TlsConfig>) -> Builder {
+    match tls {
+        #[cfg(feature = "tls")]
+        Some(config) => builder.tls(config),
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+        None => builder,
+    }
+}
+
 /// One listener of the command line.
 #[derive(Debug, PartialEq)]
 enum Listen {
@@ -448,6 +512,8 @@ struct Options {
     header_timeout: Duration,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
     poll: bool,
     verbose: bool,
 }
@@ -463,6 +529,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         header_timeout: DEFAULT_TIMEOUT,
         read_timeout: Some(DEFAULT_TIMEOUT),
         write_timeout: Some(DEFAULT_TIMEOUT),
+        tls_cert: None,
+        tls_key: None,
         poll: false,
         verbose: false,
     };
@@ -512,6 +580,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--header-timeout" => options.header_timeout = seconds(&flag, &value()?)?,
             "--read-timeout" => options.read_timeout = timeout(&flag, &value()?)?,
             "--write-timeout" => options.write_timeout = timeout(&flag, &value()?)?,
+            "--tls-cert" => options.tls_cert = Some(value()?.into()),
+            "--tls-key" => options.tls_key = Some(value()?.into()),
             "--poll" => options.poll = true,
             "--verbose" | "-v" => options.verbose = true,
             other => return Err(format!("unknown argument {other:?}")),

@@ -36,6 +36,7 @@ use crate::pool::{Job, Pool};
 use crate::registry::Registry;
 use crate::shutdown::Signal;
 use crate::sys::{self, Interest, Poller, Readable};
+use crate::tls::ListenerTls;
 use crate::wake::WakeReceiver;
 
 /// The first and the last wait when accepting fails for lack of resources.
@@ -63,11 +64,11 @@ fn listener_token(index: usize) -> u64 {
 
 /// Everything the acceptor thread needs.
 pub(crate) struct Acceptor {
-    /// Taken by the loop when it starts; at least one.
-    pub(crate) listeners: Vec<Listener>,
+    /// Taken by the loop when it starts; at least one, each with its TLS.
+    pub(crate) listeners: Vec<(Listener, ListenerTls)>,
     /// A connection accepted before the loop started (while checking an
     /// inherited listener); served first.
-    pub(crate) first: Vec<(Stream, Addr)>,
+    pub(crate) first: Vec<(Stream, Addr, ListenerTls)>,
     pub(crate) poller: Poller,
     pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Job>,
@@ -119,6 +120,8 @@ fn classify(error: &io::Error) -> AcceptFailure {
 /// One listener, as the loop watches it.
 struct Listening {
     socket: Listener,
+    /// Whether its connections speak TLS.
+    tls: ListenerTls,
     /// Whether the poller watches it.
     watched: bool,
     /// Whether the last wait reported it readable.
@@ -160,8 +163,9 @@ impl Acceptor {
         let first = std::mem::take(&mut self.first);
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()
-            .map(|socket| Listening {
+            .map(|(socket, tls)| Listening {
                 socket,
+                tls,
                 watched: false,
                 ready: false,
             })
@@ -175,9 +179,9 @@ impl Acceptor {
             idle_closed: false,
             events: Vec::with_capacity(256),
         };
-        for (stream, peer) in first {
+        for (stream, peer, tls) in first {
             // Accepted before the listener had its timeouts.
-            state.admit(stream, peer, false);
+            state.admit(stream, peer, &tls, false);
         }
         state.run();
     }
@@ -316,8 +320,9 @@ impl Loop {
             };
             match listening.socket.accept() {
                 Ok((stream, peer)) => {
+                    let tls = listening.tls.clone();
                     self.backoff = None;
-                    self.admit(stream, peer, true);
+                    self.admit(stream, peer, &tls, true);
                     self.flush();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -363,7 +368,7 @@ impl Loop {
         for listening in (0..passes).flat_map(|_| &listeners) {
             for _ in 0..SWEEP_LIMIT {
                 match listening.socket.accept() {
-                    Ok((stream, peer)) => self.admit(stream, peer, true),
+                    Ok((stream, peer)) => self.admit(stream, peer, &listening.tls, true),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => match classify(&e) {
                         AcceptFailure::Connection => {}
@@ -396,11 +401,11 @@ impl Loop {
 
     /// Prepares an accepted stream, registers it and queues it. `listened`:
     /// accepted from a listener the builder prepared (not before).
-    fn admit(&mut self, stream: Stream, peer: Addr, listened: bool) {
-        if self.prepare(&stream, listened).is_err() {
+    fn admit(&mut self, stream: Stream, peer: Addr, tls: &ListenerTls, listened: bool) {
+        let Ok(tls) = self.prepare(&stream, listened).and_then(|()| tls.start()) else {
             self.a.registry.reject();
             return;
-        }
+        };
         let socket = Arc::new(stream);
         let id = self.a.registry.register(Arc::clone(&socket));
         let conn = Connection::new(
@@ -414,6 +419,7 @@ impl Loop {
                 read: self.a.read_timeout,
                 write: self.a.write_timeout,
             },
+            tls,
         );
         self.ready.push_back(conn);
     }

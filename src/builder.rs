@@ -18,6 +18,7 @@ use crate::server::Server;
 use crate::shutdown::Signal;
 use crate::sys::{self, Backend, Poller, Shared};
 use crate::systemd::{self, Notifier};
+use crate::tls::ListenerTls;
 use crate::wake;
 
 /// Default worker count: how many turns run at once. A connection waiting
@@ -60,8 +61,17 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 /// The connection maximum when the descriptor limit is unknown or infinite.
 const FALLBACK_MAX_CONNECTIONS: usize = 65_536;
 
+/// Default TLS handshake timeout. A handshake is two round trips and some
+/// arithmetic: a client that has not finished it in 10 s is broken or
+/// hostile (Go bounds it by the read timeout, Caddy by 10 s).
+#[cfg(feature = "tls")]
+const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Upper bounds that catch unit mistakes and values no server can honour.
 const MAX_WORKERS: usize = 65_536;
+/// The longest TLS handshake timeout: a day.
+#[cfg(feature = "tls")]
+const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub(crate) enum Source {
     Addr(io::Result<Vec<SocketAddr>>),
@@ -103,6 +113,10 @@ impl fmt::Debug for Source {
 pub struct Builder {
     /// Where to listen: the constructor's, then each added one, in order.
     sources: Vec<Source>,
+    /// The TLS configs of the listeners added with their own
+    /// ([`Builder::listen_tls`]), by index in `sources`.
+    #[cfg(feature = "tls")]
+    listener_tls: Vec<(usize, std::sync::Arc<rustls::ServerConfig>)>,
     config: Config,
 }
 
@@ -140,6 +154,11 @@ pub(crate) struct Config {
     pub(crate) inherit: Inherit,
     pub(crate) notify: bool,
     pub(crate) hook: Option<Hook>,
+    /// The TLS config of every listener without one of its own.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_handshake_timeout: Duration,
 }
 
 impl Default for Config {
@@ -163,6 +182,10 @@ impl Default for Config {
             inherit: Inherit::No,
             notify: false,
             hook: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -224,6 +247,15 @@ impl Config {
         if self.wait_timeout == Some(Duration::ZERO) {
             return invalid("wait_timeout", "must be above zero, or None");
         }
+        #[cfg(feature = "tls")]
+        if self.tls_handshake_timeout.is_zero()
+            || self.tls_handshake_timeout > MAX_HANDSHAKE_TIMEOUT
+        {
+            return invalid(
+                "tls_handshake_timeout",
+                "must be above zero and at most a day",
+            );
+        }
         Ok(())
     }
 }
@@ -274,10 +306,16 @@ impl Builder {
     pub const DEFAULT_READ_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
     /// The default of [`write_timeout`](Self::write_timeout): 60 s.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = DEFAULT_IO_TIMEOUT;
+    /// The default of [`tls_handshake_timeout`](Self::tls_handshake_timeout):
+    /// 10 s.
+    #[cfg(feature = "tls")]
+    pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = DEFAULT_TLS_HANDSHAKE_TIMEOUT;
 
     pub(crate) fn new(source: Source) -> Builder {
         Builder {
             sources: vec![source],
+            #[cfg(feature = "tls")]
+            listener_tls: Vec::new(),
             config: Config::default(),
         }
     }
@@ -593,6 +631,140 @@ impl Builder {
         self
     }
 
+    /// Speaks TLS on every listener that has no config of its own (see
+    /// [`listen_tls`](Self::listen_tls)), inherited ones included. By
+    /// default, none: plain TCP (feature `tls`).
+    ///
+    /// Every connection of such a listener is a `rustls::ServerConnection`
+    /// under the same [`Connection`](crate::Connection): handlers read and
+    /// write plaintext, and the [HTTP layer](crate::http) serves HTTPS
+    /// unchanged. The handshake holds no worker: it advances as each flight
+    /// arrives, the connection waiting between flights like any other, and
+    /// it must be done within the
+    /// [handshake timeout](Self::tls_handshake_timeout) (else the
+    /// connection is closed, counted
+    /// [`timed_out`](crate::Report::timed_out)); a handler's first turn
+    /// comes after it. A failed handshake is counted
+    /// [`failed`](crate::Report::failed), and the client gets rustls's
+    /// alert if its socket takes it at once.
+    ///
+    /// Every close the server decides (after [`Next::Close`](crate::Next::Close),
+    /// at the idle grace, at an idle, wait or read timeout, at the end of
+    /// the drain) sends `close_notify`, then closes the TCP connection, so
+    /// that a client can tell a complete response from a cut one. A client's
+    /// `close_notify` is the end of its input: a read returns 0. A TCP end
+    /// without it is an error of kind `UnexpectedEof`. A forced close sends
+    /// `close_notify` when the socket takes it at once and the connection
+    /// was between turns; a connection cut in the middle of a turn, or with
+    /// output still queued, ends without it, so that its client sees a cut
+    /// stream, which is the truth.
+    ///
+    /// Build the config with rustls (re-exported as
+    /// [`graceful_server::rustls`](crate::rustls)), or from PEM files with
+    /// [`tls_config_from_pem`](crate::tls_config_from_pem).
+    ///
+    /// ```
+    /// use std::io::{self, Read, Write};
+    /// use std::net::TcpStream;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::rustls::{self, pki_types::PrivateKeyDer};
+    /// use graceful_server::{Connection, Next, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A self-signed certificate for the example (made with rcgen).
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    /// let key = PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    /// let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()?
+    /// .with_no_client_auth()
+    /// .with_single_cert(vec![cert.cert.der().clone()], key)?;
+    ///
+    /// let running = Server::builder("127.0.0.1:0")
+    ///     .tls(Arc::new(config))
+    ///     .build()?
+    ///     .spawn(|conn: &mut Connection| {
+    ///         let mut buf = [0; 64];
+    ///         let n = conn.read(&mut buf)?; // plaintext
+    ///         conn.write_all(&buf[..n])?;
+    ///         Ok(Next::Close) // close_notify, then the TCP close
+    ///     })?;
+    ///
+    /// // A client that trusts that certificate.
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(cert.cert.der().clone())?;
+    /// let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()?
+    /// .with_root_certificates(roots)
+    /// .with_no_client_auth();
+    /// let name = "localhost".try_into()?;
+    /// let tls = rustls::ClientConnection::new(Arc::new(client_config), name)?;
+    /// let tcp = TcpStream::connect(running.local_addr())?;
+    /// tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
+    /// let mut client = rustls::StreamOwned::new(tls, tcp);
+    /// client.write_all(b"hello")?;
+    /// let mut reply = Vec::new();
+    /// client.read_to_end(&mut reply)?; // Ok only after close_notify
+    /// assert_eq!(reply, b"hello");
+    ///
+    /// running.shutdown_handle().shutdown();
+    /// assert_eq!(running.join()?.completed, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Builder {
+        self.config.tls = Some(config);
+        self
+    }
+
+    /// Listens on `addr` too, speaking TLS with `config` there, whatever
+    /// [`tls`](Self::tls) says for the others (feature `tls`). Otherwise
+    /// as [`listen`](Self::listen).
+    ///
+    /// TLS on one port and plain HTTP on another, e.g. to redirect:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), graceful_server::Error> {
+    /// let config = graceful_server::tls_config_from_pem("cert.pem", "key.pem")?;
+    /// let server = graceful_server::Server::builder("0.0.0.0:80")
+    ///     .listen_tls("0.0.0.0:443", config)
+    ///     .build()?;
+    /// # drop(server);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(
+        mut self,
+        addr: impl ToSocketAddrs,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> Builder {
+        self.listener_tls.push((self.sources.len(), config));
+        self.listen(addr)
+    }
+
+    /// How long a TLS handshake may take, from the accept. By default,
+    /// 10 s ([`DEFAULT_TLS_HANDSHAKE_TIMEOUT`](Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT)).
+    /// Feature `tls`.
+    ///
+    /// A client that has not completed its handshake by then (silent,
+    /// stalled mid-flight, or trickling) is closed and counted
+    /// [`timed_out`](crate::Report::timed_out). Waiting for its flights
+    /// costs no worker, so this bounds the sockets such clients hold, not
+    /// the threads. Must be above zero and at most a day.
+    #[cfg(feature = "tls")]
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Builder {
+        self.config.tls_handshake_timeout = timeout;
+        self
+    }
+
     /// Serves on the listening sockets inherited through systemd's
     /// socket-activation protocol, when there are any. By default, off.
     ///
@@ -691,25 +863,34 @@ impl Builder {
     /// ```
     pub fn build(self) -> Result<Server, Error> {
         self.config.validate()?;
+        let tls = self.listener_tls()?;
         let inherited = match &self.config.inherit {
             Inherit::No => None,
             Inherit::All => systemd::inherited_listeners(None)?,
             Inherit::Named(name) => systemd::inherited_listeners(Some(name))?,
         };
         let (listeners, first) = match inherited {
-            // Served instead of every configured address.
-            Some(inherited) => inherited.into_iter().unzip::<_, _, Vec<_>, Vec<_>>(),
+            // Served instead of every configured address, with the
+            // builder's own TLS setting.
+            Some(inherited) => inherited
+                .into_iter()
+                .map(|(listener, first)| ((listener, tls.default.clone()), first))
+                .unzip::<_, _, Vec<_>, Vec<_>>(),
             None => {
                 let mut listeners = Vec::with_capacity(self.sources.len());
-                for source in self.sources {
-                    listeners.push(self.config.listener(source)?);
+                for (source, tls) in self.sources.into_iter().zip(tls.each) {
+                    listeners.push((self.config.listener(source)?, tls));
                 }
                 (listeners, Vec::new())
             }
         };
-        let first: Vec<(Stream, Addr)> = first.into_iter().flatten().collect();
+        let first: Vec<(Stream, Addr, ListenerTls)> = first
+            .into_iter()
+            .flatten()
+            .map(|(stream, peer)| (stream, peer, tls.default.clone()))
+            .collect();
         let mut local_addrs = Vec::with_capacity(listeners.len());
-        for listener in &listeners {
+        for (listener, _) in &listeners {
             // On an inherited socket this flag is shared with every holder;
             // they cope, since the acceptor treats `WouldBlock` as "nothing
             // yet".
@@ -739,6 +920,51 @@ impl Builder {
             wake,
             notifier: self.config.notify.then(Notifier::from_env).flatten(),
             config: self.config,
+        })
+    }
+}
+
+/// The TLS setting of each listener, in order, and of inherited ones.
+struct TlsSettings {
+    each: Vec<ListenerTls>,
+    default: ListenerTls,
+}
+
+impl Builder {
+    /// Each source's TLS setting: its own config, the builder's, or none;
+    /// every config checked to make sessions.
+    #[cfg(feature = "tls")]
+    fn listener_tls(&self) -> Result<TlsSettings, Error> {
+        let timeout = self.config.tls_handshake_timeout;
+        let setting = |config: Option<&std::sync::Arc<rustls::ServerConfig>>| {
+            let Some(config) = config else {
+                return Ok(ListenerTls::default());
+            };
+            crate::tls::check(config).map_err(|reason| Error::Config {
+                setting: "tls",
+                reason: format!("the server config cannot make TLS sessions: {reason}"),
+            })?;
+            Ok(ListenerTls {
+                setup: Some((std::sync::Arc::clone(config), timeout)),
+            })
+        };
+        let default = setting(self.config.tls.as_ref())?;
+        let mut each = Vec::with_capacity(self.sources.len());
+        for index in 0..self.sources.len() {
+            let own = self.listener_tls.iter().rev().find(|(i, _)| *i == index);
+            each.push(match own {
+                Some((_, config)) => setting(Some(config))?,
+                None => default.clone(),
+            });
+        }
+        Ok(TlsSettings { each, default })
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn listener_tls(&self) -> Result<TlsSettings, Error> {
+        Ok(TlsSettings {
+            each: vec![ListenerTls; self.sources.len()],
+            default: ListenerTls,
         })
     }
 }

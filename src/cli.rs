@@ -5,6 +5,7 @@
 use std::error::Error as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -91,6 +92,54 @@ pub fn builder(listen: &[Listen], fallback: SocketAddr) -> Builder {
         });
     }
     builder.unwrap_or_else(|| Server::builder(fallback))
+}
+
+/// A server's TLS config, as `--tls-cert` and `--tls-key` give it.
+#[cfg(feature = "tls")]
+pub type TlsConfig = std::sync::Arc<graceful_server::rustls::ServerConfig>;
+/// Without the `tls` feature there is none to give.
+#[cfg(not(feature = "tls"))]
+pub enum TlsConfig {}
+
+/// `--tls-cert FILE --tls-key FILE`: the two PEM files, both or neither,
+/// loaded and checked to be a pair, so that a bad one is a usage error
+/// before anything starts.
+pub fn tls_config(cert: Option<&Path>, key: Option<&Path>) -> Result<Option<TlsConfig>, String> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)".into()),
+        (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate chain)".into()),
+        (Some(cert), Some(key)) => load_tls(cert, key).map(Some),
+    }
+}
+
+#[cfg(feature = "tls")]
+fn load_tls(cert: &Path, key: &Path) -> Result<TlsConfig, String> {
+    graceful_server::tls_config_from_pem(cert, key).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "tls"))]
+fn load_tls(_cert: &Path, _key: &Path) -> Result<TlsConfig, String> {
+    Err("--tls-cert: this binary was built without TLS; build it with `--features tls`".into())
+}
+
+/// `builder` speaking TLS on every listener, if `tls` is given.
+pub fn with_tls(builder: Builder, tls: Option<&TlsConfig>) -> Builder {
+    match tls {
+        #[cfg(feature = "tls")]
+        Some(config) => builder.tls(std::sync::Arc::clone(config)),
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match *never {},
+        None => builder,
+    }
+}
+
+/// A path flag's value.
+pub fn path(flag: &str, text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err(format!("{flag}: the path is empty"));
+    }
+    Ok(text.into())
 }
 
 pub fn workers(flag: &str, text: &str) -> Result<usize, String> {

@@ -16,6 +16,7 @@ use crate::listener::{Addr, Stream};
 use crate::registry::{Ending, Outcome, Registry};
 use crate::shutdown::Signal;
 use crate::sys::{self, AsSource};
+use crate::tls::Session;
 
 /// What a handler says at the end of a turn: what happens to the connection
 /// next.
@@ -331,6 +332,8 @@ pub struct Connection {
 }
 
 impl Connection {
+    // Called from one place (the acceptor's admit), with what it holds.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         socket: Arc<Stream>,
         id: u64,
@@ -339,10 +342,13 @@ impl Connection {
         signal: Arc<Signal>,
         waiting: Waiting,
         io_timeouts: IoTimeouts,
+        tls: Option<Box<Session>>,
     ) -> Connection {
+        // A TLS connection's handshake is due by its deadline.
+        let deadline = tls.as_deref().and_then(Session::handshake_deadline);
         Connection {
-            input: Input::new(socket),
-            deadline: None,
+            input: Input::new(socket, tls),
+            deadline,
             io_timeouts,
             output: Vec::new(),
             sent: 0,
@@ -434,8 +440,12 @@ impl Connection {
     /// more buffered (pipelined requests), the next turn follows at once;
     /// after a turn that consumes none of it (a partial request, see
     /// [`receive`](Self::receive)), the connection waits for more.
+    ///
+    /// Over TLS, plaintext that has been decrypted but not yet taken into
+    /// the buffer counts too, and so does the client's `close_notify`: the
+    /// next read returns them without touching the socket.
     pub fn has_buffered_input(&self) -> bool {
-        !self.input.buffer().is_empty()
+        !self.input.buffer().is_empty() || self.input.has_tls_input()
     }
 
     /// What is buffered, without reading: the input a turn has not consumed
@@ -564,7 +574,41 @@ impl Connection {
     /// connection is in the middle of a conversation, whatever the turn
     /// said: shutdown does not close it as idle.
     pub fn queue_output(&mut self, output: &[u8]) {
-        self.output.extend_from_slice(output);
+        match self.input.tls() {
+            // Queued encrypted: what the acceptor sends is records.
+            Some((tls, _)) => tls.encrypt_into(output, &mut self.output),
+            None => self.output.extend_from_slice(output),
+        }
+    }
+
+    /// Queues the records the TLS session has to send (a handshake flight
+    /// the socket did not take at once).
+    #[cfg(feature = "tls")]
+    pub(crate) fn queue_tls_records(&mut self) {
+        if let Some((tls, _)) = self.input.tls() {
+            tls.drain_into(&mut self.output);
+        }
+    }
+
+    /// Whether the connection speaks TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.input.session().is_some()
+    }
+
+    /// The TLS session and the socket, on a TLS connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(&mut self) -> Option<(&mut Session, &Stream)> {
+        self.input.tls()
+    }
+
+    /// Sends `close_notify` now, on a TLS connection, before the socket's
+    /// write side is shut down (the HTTP layer's polite close).
+    #[cfg(feature = "http")]
+    pub(crate) fn close_notify(&mut self) {
+        let queued = self.has_queued_output();
+        if let Some((tls, socket)) = self.input.tls() {
+            tls.close(socket, Outcome::Completed, queued);
+        }
     }
 
     /// Whether output queued with [`queue_output`](Self::queue_output) is
@@ -587,7 +631,8 @@ impl Connection {
         }
         self.output = Vec::new();
         self.sent = 0;
-        self.deadline = None;
+        // A TLS handshake goes on under its own deadline.
+        self.deadline = self.input.session().and_then(Session::handshake_deadline);
         Ok(true)
     }
 
@@ -649,25 +694,20 @@ impl Write for Connection {
             self.queue_output(buf);
             return Ok(buf.len());
         }
-        let Some(deadline) = IoTimeouts::bound(self.deadline, self.io_timeouts.write) else {
-            return self.stream().write(buf);
-        };
-        loop {
-            match self.stream().send_nonblocking(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(input::past_deadline());
-                    }
-                    sys::wait_writable(self.stream().as_source(), left)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => return other,
-            }
+        let deadline = IoTimeouts::bound(self.deadline, self.io_timeouts.write);
+        match self.input.tls() {
+            Some((tls, socket)) => tls.write(socket, &[IoSlice::new(buf)], deadline),
+            None => write_socket(self.stream(), buf, deadline),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if !self.has_queued_output() {
+            if let Some((tls, socket)) = self.input.tls() {
+                let deadline = IoTimeouts::bound(self.deadline, self.io_timeouts.write);
+                return tls.write(socket, bufs, deadline);
+            }
+        }
         if self.deadline.is_some() || self.has_queued_output() {
             // One slice at a time, each bounded by the deadline.
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
@@ -681,8 +721,40 @@ impl Write for Connection {
     }
 }
 
+/// A blocking write of `stream` (bounded by its write timeout), or, with a
+/// deadline, a write that fails with `TimedOut` once the deadline has
+/// passed with the socket still full.
+pub(crate) fn write_socket(
+    stream: &Stream,
+    buf: &[u8],
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    let Some(deadline) = deadline else {
+        return (&*stream).write(buf);
+    };
+    loop {
+        match stream.send_nonblocking(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(input::past_deadline());
+                }
+                sys::wait_writable(stream.as_source(), left)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
+        // TLS: `close_notify` before the TCP close, on every close (see
+        // `Session::close` for when it is left out).
+        let (outcome, queued) = (self.outcome, self.has_queued_output());
+        if let Some((tls, socket)) = self.input.tls() {
+            tls.close(socket, outcome, queued);
+        }
         self.set_waiting(false);
         // Deregister first; the socket closes right after, when the input
         // (the last owner of the descriptor) is dropped with `self`.

@@ -99,6 +99,12 @@ pub enum Error {
     /// when a handler was already installed through the `ctrlc` crate; any
     /// other error is the operating system's.
     CtrlC(io::Error),
+    /// A TLS certificate or key could not be loaded: a file missing or
+    /// unreadable, no certificate or key in it, or a key that is not the
+    /// certificate's. Returned by
+    /// [`tls_config_from_pem`](crate::tls_config_from_pem). Feature `tls`.
+    #[cfg(feature = "tls")]
+    Tls(String),
     /// A server thread panicked outside a handler. This is a bug in this
     /// crate; handler panics are contained and counted instead.
     Internal(&'static str),
@@ -117,6 +123,8 @@ impl fmt::Display for Error {
             Error::Activation(reason) => write!(f, "cannot inherit the listener: {reason}"),
             Error::Spawn { thread, .. } => write!(f, "cannot spawn thread {thread}"),
             Error::CtrlC(_) => f.write_str("cannot install the ctrl-c handler"),
+            #[cfg(feature = "tls")]
+            Error::Tls(reason) => write!(f, "cannot set up TLS: {reason}"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -134,6 +142,8 @@ impl StdError for Error {
             #[cfg(unix)]
             Error::BindUnix { source, .. } => Some(source),
             Error::Config { .. } | Error::Activation(_) | Error::Internal(_) => None,
+            #[cfg(feature = "tls")]
+            Error::Tls(_) => None,
         }
     }
 }

@@ -12,6 +12,10 @@
 //! A worker keeps the few it gave up last for the next connections it
 //! serves: allocating and zeroing 8 KiB per keep-alive request would cost
 //! more than the rest of the request.
+//!
+//! Over TLS the input owns the connection's [`Session`] too: every read
+//! takes records from the socket through it and plaintext out of it, so
+//! that the buffer only ever holds plaintext.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use std::time::Instant;
 
 use crate::listener::Stream;
 use crate::sys::{self, AsSource};
+use crate::tls::Session;
 
 /// The buffer's usual size, as std's `BufReader`. It grows beyond this only
 /// when [`Input::receive`] is asked to gather more.
@@ -34,21 +39,41 @@ pub(crate) struct Input {
     /// Bytes consumed over the connection's life: tells whether a turn used
     /// any of its input.
     consumed: u64,
+    /// The TLS session, on a TLS listener's connection.
+    tls: Option<Box<Session>>,
 }
 
 impl Input {
-    pub(crate) fn new(socket: Arc<Stream>) -> Input {
+    pub(crate) fn new(socket: Arc<Stream>, tls: Option<Box<Session>>) -> Input {
         Input {
             socket,
             buf: Vec::new(),
             start: 0,
             end: 0,
             consumed: 0,
+            tls,
         }
     }
 
     pub(crate) fn socket(&self) -> &Stream {
         &self.socket
+    }
+
+    /// The TLS session and the socket under it, on a TLS connection.
+    pub(crate) fn tls(&mut self) -> Option<(&mut Session, &Stream)> {
+        let tls = self.tls.as_deref_mut()?;
+        Some((tls, &*self.socket))
+    }
+
+    /// The TLS session, on a TLS connection.
+    pub(crate) fn session(&self) -> Option<&Session> {
+        self.tls.as_deref()
+    }
+
+    /// Whether input waits that is not in the buffer yet: plaintext rustls
+    /// has decrypted, or the client's end of the TLS stream.
+    pub(crate) fn has_tls_input(&self) -> bool {
+        self.tls.as_deref().is_some_and(Session::has_input)
     }
 
     /// The unread input.
@@ -91,9 +116,11 @@ impl Input {
         }
         self.make_room(limit);
         let room = (self.buf.len() - self.end).min(limit - buffered);
-        let n = self
-            .socket
-            .recv_nonblocking(&mut self.buf[self.end..self.end + room])?;
+        let out = &mut self.buf[self.end..self.end + room];
+        let n = match self.tls.as_deref_mut() {
+            Some(tls) => tls.recv_nonblocking(&self.socket, out)?,
+            None => self.socket.recv_nonblocking(out)?,
+        };
         self.end += n;
         Ok(n)
     }
@@ -128,7 +155,7 @@ impl Input {
             }
             self.start = 0;
             self.end = 0;
-            let n = read_socket(&self.socket, &mut self.buf, deadline)?;
+            let n = read_input(&self.socket, &mut self.tls, &mut self.buf, deadline)?;
             self.end = n;
         }
         Ok(self.buffer())
@@ -139,7 +166,7 @@ impl Input {
     /// size, as `BufReader` does).
     pub(crate) fn read(&mut self, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
         if self.start == self.end && out.len() >= CAPACITY {
-            return read_socket(&self.socket, out, deadline);
+            return read_input(&self.socket, &mut self.tls, out, deadline);
         }
         let available = self.fill(deadline)?;
         let n = available.len().min(out.len());
@@ -149,10 +176,28 @@ impl Input {
     }
 }
 
+/// A blocking read of the connection's input: through its TLS session if
+/// it has one, else straight from the socket.
+fn read_input(
+    socket: &Stream,
+    tls: &mut Option<Box<Session>>,
+    out: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    match tls.as_deref_mut() {
+        Some(tls) => tls.read(socket, out, deadline),
+        None => read_socket(socket, out, deadline),
+    }
+}
+
 /// A blocking read of `stream` (bounded by its read timeout), or, with a
 /// deadline, a read that fails with `TimedOut` once the deadline has passed
 /// without input.
-fn read_socket(stream: &Stream, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+pub(crate) fn read_socket(
+    stream: &Stream,
+    out: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
     let Some(deadline) = deadline else {
         return (&*stream).read(out);
     };

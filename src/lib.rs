@@ -323,6 +323,7 @@ mod server;
 mod shutdown;
 mod sys;
 mod systemd;
+mod tls;
 mod wake;
 
 pub use builder::{raise_descriptor_limit, Builder};
@@ -334,6 +335,14 @@ pub use registry::Outcome;
 pub use report::{Report, Stats};
 pub use server::{RunningServer, Server, StatsHandle};
 pub use shutdown::{ForceReason, ShutdownHandle, Trigger};
+#[cfg(feature = "tls")]
+pub use tls::config_from_pem as tls_config_from_pem;
+
+/// The TLS crate whose [`ServerConfig`](rustls::ServerConfig)
+/// [`Builder::tls`] takes, re-exported so that you can build one with the
+/// same version (feature `tls`).
+#[cfg(feature = "tls")]
+pub use rustls;
 
 /// The channel crate whose [`Receiver`](crossbeam_channel::Receiver)
 /// [`ShutdownHandle::receiver`] returns, re-exported so that you can

@@ -16,7 +16,7 @@ const PROGRAM: &str = "graceful-server";
 
 const USAGE: &str =
     "usage: graceful-server [--addr ADDR]... [--unix PATH]... [--workers N] [--drain-timeout SECS|none] \
-     [--drain-delay SECS] [--verbose] [--help] [--version]";
+     [--drain-delay SECS] [--tls-cert FILE --tls-key FILE] [--verbose] [--help] [--version]";
 
 fn help() -> String {
     format!(
@@ -48,6 +48,13 @@ options:
                           this long before draining (for load balancers
                           that stop sending clients only after the signal)
                           [default: 0]
+  --tls-cert FILE         speak TLS on every listener with this certificate
+                          chain (PEM, the server's certificate first);
+                          needs --tls-key. Shutdown ends each TLS
+                          connection with close_notify. Needs the binary
+                          built with --features tls
+  --tls-key FILE          the certificate's private key (PEM: PKCS#8,
+                          PKCS#1 or SEC1)
   --verbose               a line on stderr for every connection that ends
                           (id, peer, outcome, duration, error) and every
                           failed accept
@@ -64,7 +71,7 @@ reports READY=1 / STOPPING=1 to NOTIFY_SOCKET when set.
 exit status:
   0  every connection ended by itself
   1  the server could not start or failed (e.g. address in use)
-  2  bad command line
+  2  bad command line (also a TLS certificate or key that cannot be used)
   3  shutdown was forced (drain timeout or second signal)",
         workers = Builder::DEFAULT_WORKERS,
         drain = Builder::DEFAULT_DRAIN_TIMEOUT.as_secs_f64(),
@@ -82,6 +89,8 @@ struct Options {
     workers: usize,
     drain_timeout: Option<Duration>,
     drain_delay: Duration,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
     verbose: bool,
 }
 
@@ -94,7 +103,14 @@ enum Command {
 
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1)) {
-        Ok(Command::Serve(options)) => cli::exit_status(PROGRAM, run(&options)),
+        Ok(Command::Serve(options)) => {
+            // Loaded before anything starts: a bad pair is a bad command line.
+            let tls = cli::tls_config(options.tls_cert.as_deref(), options.tls_key.as_deref());
+            match tls {
+                Ok(tls) => cli::exit_status(PROGRAM, run(&options, tls.as_ref())),
+                Err(message) => cli::usage_error(PROGRAM, &message, USAGE),
+            }
+        }
         Ok(Command::Help) => {
             println!("{}", help());
             ExitCode::SUCCESS
@@ -107,7 +123,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(options: &Options) -> Result<Report, Error> {
+fn run(options: &Options, tls: Option<&cli::TlsConfig>) -> Result<Report, Error> {
     // Every connection costs a descriptor: use all the system allows, as
     // Go's servers do. Failing to raise it only leaves the soft limit.
     let _ = graceful_server::raise_descriptor_limit();
@@ -115,7 +131,7 @@ fn run(options: &Options) -> Result<Report, Error> {
         .parse()
         .expect("the default address is a valid socket address");
     let verbose = options.verbose;
-    let server = cli::builder(&options.listen, fallback)
+    let server = cli::with_tls(cli::builder(&options.listen, fallback), tls)
         // Progress from the shutdown's events; with --verbose, a line per
         // connection too.
         .on_event(move |event| {
@@ -157,6 +173,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
         workers: Builder::DEFAULT_WORKERS,
         drain_timeout: Some(Builder::DEFAULT_DRAIN_TIMEOUT),
         drain_delay: Duration::ZERO,
+        tls_cert: None,
+        tls_key: None,
         verbose: false,
     };
     let mut flags = cli::Flags::new(args);
@@ -175,6 +193,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Command, String> {
                 options.drain_timeout = cli::seconds_or_none(&flag, &flags.value(&flag)?)?;
             }
             "--drain-delay" => options.drain_delay = cli::seconds(&flag, &flags.value(&flag)?)?,
+            "--tls-cert" => options.tls_cert = Some(cli::path(&flag, &flags.value(&flag)?)?),
+            "--tls-key" => options.tls_key = Some(cli::path(&flag, &flags.value(&flag)?)?),
             "--verbose" | "-v" => options.verbose = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -224,6 +244,8 @@ mod tests {
                 workers: 4,
                 drain_timeout: Some(Duration::from_millis(500)),
                 drain_delay: Duration::ZERO,
+                tls_cert: None,
+                tls_key: None,
                 verbose: false,
             }))
         );
@@ -260,6 +282,42 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_go_together() {
+        let Ok(Command::Serve(options)) = args(&["--tls-cert", "c.pem", "--tls-key=k.pem"]) else {
+            panic!("--tls-cert and --tls-key must parse");
+        };
+        assert_eq!(options.tls_cert.as_deref(), Some("c.pem".as_ref()));
+        assert_eq!(options.tls_key.as_deref(), Some("k.pem".as_ref()));
+        let alone = cli::tls_config(Some("c.pem".as_ref()), None).map(|c| c.is_some());
+        assert!(
+            alone.is_err_and(|e| e.contains("--tls-key")),
+            "a certificate alone"
+        );
+        let alone = cli::tls_config(None, Some("k.pem".as_ref())).map(|c| c.is_some());
+        assert!(
+            alone.is_err_and(|e| e.contains("--tls-cert")),
+            "a key alone"
+        );
+        assert!(matches!(cli::tls_config(None, None), Ok(None)));
+        // A missing file, with the feature; without it, any pair says so.
+        let missing = cli::tls_config(
+            Some("/nonexistent/c.pem".as_ref()),
+            Some("/nonexistent/k.pem".as_ref()),
+        )
+        .map(|c| c.is_some());
+        #[cfg(feature = "tls")]
+        assert!(
+            missing.is_err_and(|e| e.contains("/nonexistent/c.pem")),
+            "a missing file is named"
+        );
+        #[cfg(not(feature = "tls"))]
+        assert!(
+            missing.is_err_and(|e| e.contains("--features tls")),
+            "built without TLS, the flag says how to get it"
+        );
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         for bad in [
             &["--workers", "0"][..],
@@ -273,6 +331,8 @@ mod tests {
             &["--addr", "localhost"],
             &["--addr", "300.1.1.1:80"],
             &["--addr"],
+            &["--tls-cert"],
+            &["--tls-key="],
             &["--bogus"],
         ] {
             assert!(args(bad).is_err(), "{bad:?} must be rejected");

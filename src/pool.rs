@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::input;
 use crate::parking::{Parking, Woken};
 use crate::registry::Outcome;
+use crate::tls::{self, Before};
 use crate::wake::Waker;
 
 /// A connection ready for a turn.
@@ -323,7 +324,9 @@ impl Worker {
     /// (one nonblocking read, which the turn's own read would have made),
     /// parked otherwise.
     fn start(&self, mut conn: Connection) {
-        if !conn.has_buffered_input() {
+        // A TLS connection's first input is its handshake, which the turn
+        // takes (and answers) as it arrives.
+        if !conn.has_buffered_input() && !conn.is_tls() {
             match conn.receive(input::CAPACITY) {
                 // Input, or the end of it: the turn sees which.
                 Ok(_) => {}
@@ -377,7 +380,14 @@ impl Worker {
     }
 
     /// Runs one turn; `None` if the connection was closed.
-    fn turn(&self, mut conn: Connection) -> Option<Connection> {
+    fn turn(&self, conn: Connection) -> Option<Connection> {
+        // TLS: the handshake, and records without plaintext, are taken
+        // before the handler, which then only runs with something to read.
+        let mut conn = match tls::before_turn(conn) {
+            Before::Turn(conn) => conn,
+            Before::Wait(conn) => return Some(conn),
+            Before::Closed => return None,
+        };
         conn.served = true;
         // In a turn, not waiting (also when input was buffered already).
         conn.set_waiting(false);

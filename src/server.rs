@@ -24,6 +24,7 @@ use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, Signal};
 use crate::sys::{Poller, Shared};
 use crate::systemd::Notifier;
+use crate::tls::ListenerTls;
 use crate::wake::WakeReceiver;
 
 /// The first TCP address of `addrs`, for `local_addr`.
@@ -64,10 +65,11 @@ fn first_tcp(addrs: &[Addr]) -> SocketAddr {
 /// # }
 /// ```
 pub struct Server {
-    /// At least one.
-    pub(crate) listeners: Vec<Listener>,
-    /// Connections accepted while checking inherited listeners.
-    pub(crate) first: Vec<(Stream, Addr)>,
+    /// At least one, each with its TLS setting.
+    pub(crate) listeners: Vec<(Listener, ListenerTls)>,
+    /// Connections accepted while checking inherited listeners, with their
+    /// listener's TLS setting.
+    pub(crate) first: Vec<(Stream, Addr, ListenerTls)>,
     /// The listeners' addresses, in the same order.
     pub(crate) local_addrs: Vec<Addr>,
     pub(crate) config: Config,

@@ -195,6 +195,10 @@ impl<'a> Body<'a> {
         if self.failure.is_some() {
             return false;
         }
+        // Read to its end already (every body of a GET): nothing to do.
+        if self.state == State::Done {
+            return true;
+        }
         // The client waits for our `100 Continue` before sending the body,
         // and may or may not send it without one: the next bytes could be
         // either the body or a new request, so we cannot go on.

@@ -108,6 +108,8 @@ fn close_politely(conn: &mut Connection) {
     if !pending {
         return;
     }
+    // Over TLS our end is `close_notify`, which must go before the TCP one.
+    conn.close_notify();
     // Errors here mean the connection is already gone, which is the goal.
     let _ = conn.stream().shutdown(Shutdown::Write);
     let deadline = Instant::now() + LINGER;

@@ -4,6 +4,8 @@
 //! Every helper fails fast: nothing here can block longer than its timeout.
 #![allow(dead_code)] // each test file uses a different subset
 pub mod relay;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
