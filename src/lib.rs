@@ -62,29 +62,34 @@
 //!        ctrl-c / SIGTERM / ShutdownHandle::shutdown()
 //!                 |  flag + broadcast channel + a byte on the wake-up socket
 //!                 v
-//!  epoll or poll(2) on: listener (nonblocking) | wake-up socket | parked connections
+//!  acceptor thread: epoll or poll(2) on the listener (nonblocking) and its
+//!  wake-up socket; accept until WouldBlock; timers of parked connections
 //!                 |
-//!            acceptor thread --bounded channel--> worker 1..N
-//!              accept until WouldBlock              handler.turn(&mut conn) -> Next
-//!              readable parked conn -> queue        catch_unwind around each turn
-//!                 ^                                       |
-//!                 +---- waiting connections are parked ---+
-//!                       (Close / Idle / Wait)
+//!                 +--bounded channel--> worker 1..N (free ones also wait in
+//!                                       the parking's readiness wait)
+//!                                         handler.turn(&mut conn) -> Next
+//!                                         catch_unwind around each turn
+//!                                           |
+//!        parking: the waiting connections <-+ Idle / Wait: parked by the
+//!        (one readiness wait that every     | worker; the free worker that
+//!         free worker shares) --------------+ readiness wakes serves the turn
 //! ```
 //!
 //! The acceptor sleeps in `epoll_wait` (Linux), `poll(2)` (other unix
-//! systems) or `WSAPoll` (Windows) with no timeout unless a timer is due, so an idle server makes no
-//! wake-ups at all. When the listener is readable it accepts until
-//! `WouldBlock` and queues the new connections for the workers.
+//! systems) or `WSAPoll` (Windows) with no timeout unless a timer is due, so
+//! an idle server makes no wake-ups at all. When the listener is readable it
+//! accepts until `WouldBlock` and queues the new connections for the
+//! workers.
 //!
 //! After a turn that returns [`Next::Idle`] or [`Next::Wait`], the worker
-//! *lingers*: it waits on that connection and its own wake-up socket, and
-//! serves the next turn itself if input comes first (as fast as a thread per
-//! connection). It gives the connection back to the acceptor, which *parks*
-//! it, only when another connection is queued and no worker is free. A
-//! parked connection holds no thread; when it turns readable it is queued
-//! again. So thousands of keep-alive clients can share a handful of workers,
-//! none is starved, and none is ever closed to make room for another.
+//! *parks* the connection: it arms it in one readiness wait that every free
+//! worker waits in (leader/followers), and is free again. When the
+//! connection turns readable, the free worker that the readiness wakes
+//! takes it and serves the turn itself: no thread hands it to another. A
+//! parked connection holds no thread and, once its buffer is empty, no
+//! buffer. So thousands of keep-alive clients share a handful of workers,
+//! none is starved (each readiness report goes to the worker that has
+//! waited longest), and none is ever closed to make room for another.
 //!
 //! # How shutdown works
 //!
