@@ -52,24 +52,7 @@ fn six_hundred_workers_under_a_limit_of_1024_serve_300_connections_at_once() {
         "ulimit -n 1024",
         &["--addr", "127.0.0.1:0", "--workers", "600"],
     );
-    let mut server = ServerProcess::start_command(command);
-    let mut clients: Vec<_> = (0..300).map(|_| client(server.addr)).collect();
-    for (i, conn) in clients.iter_mut().enumerate() {
-        conn.write_all(format!("{i:03}").as_bytes()).expect("write");
-    }
-    // All 300 open at once, each answered while the others stay open.
-    for (i, conn) in clients.iter_mut().enumerate() {
-        let mut reply = [0; 3];
-        conn.read_exact(&mut reply)
-            .unwrap_or_else(|e| panic!("client {i} not served: {e}"));
-        assert_eq!(reply, format!("{i:03}").as_bytes());
-    }
-    drop(clients);
-    server.signal("INT");
-    let status = server.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "{}", server.stderr());
-    let stderr = server.stderr();
-    assert!(stderr.contains("300 accepted, 300 completed"), "{stderr}");
+    serves_at_once(command, 300);
 }
 
 /// Started with a soft limit below the hard one, the binary raises the
@@ -107,21 +90,30 @@ fn three_hundred_workers_fit_under_a_limit_of_256() {
         "ulimit -n 256",
         &["--addr", "127.0.0.1:0", "--workers", "300"],
     );
+    serves_at_once(command, 150);
+}
+
+/// Starts the echo binary with `command`, opens `clients` connections and
+/// has each echoed while all stay open, then stops it with SIGINT: it
+/// exits 0, every connection served.
+fn serves_at_once(command: Command, clients: usize) {
     let mut server = ServerProcess::start_command(command);
-    let mut clients: Vec<_> = (0..150).map(|_| client(server.addr)).collect();
-    for (i, conn) in clients.iter_mut().enumerate() {
+    let mut conns: Vec<_> = (0..clients).map(|_| client(server.addr)).collect();
+    for (i, conn) in conns.iter_mut().enumerate() {
         conn.write_all(format!("{i:03}").as_bytes()).expect("write");
     }
-    for (i, conn) in clients.iter_mut().enumerate() {
+    // All open at once, each answered while the others stay open.
+    for (i, conn) in conns.iter_mut().enumerate() {
         let mut reply = [0; 3];
         conn.read_exact(&mut reply)
             .unwrap_or_else(|e| panic!("client {i} not served: {e}"));
         assert_eq!(reply, format!("{i:03}").as_bytes());
     }
-    drop(clients);
+    drop(conns);
     server.signal("INT");
     let status = server.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
     let stderr = server.stderr();
-    assert!(stderr.contains("150 accepted, 150 completed"), "{stderr}");
+    let served = format!("{clients} accepted, {clients} completed");
+    assert!(stderr.contains(&served), "{stderr}");
 }

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use graceful_server::http::{self, Response};
-use graceful_server::{Connection, Event, Next, Outcome, Server};
+use graceful_server::{Connection, Event, Next, Outcome, RunningServer, Server};
 
 use support::tls::{
     ended_cleanly, handshake, raw, read_response, read_to_close, send_close_notify, Certs,
@@ -31,6 +31,16 @@ fn hello_app() -> impl graceful_server::Handler {
         "/" => Response::text("Hello, world!"),
         _ => Response::text("not here").with_status(404),
     })
+}
+
+/// The HTTP layer answering `hello_app`, over TLS with `certs`.
+fn hello_over_tls(certs: &Certs) -> RunningServer {
+    Server::builder("127.0.0.1:0")
+        .tls(certs.server_config())
+        .build()
+        .expect("build")
+        .spawn(hello_app())
+        .expect("spawn")
 }
 
 #[test]
@@ -89,12 +99,7 @@ fn idle_keep_alive_is_closed_at_shutdown_with_close_notify() {
 #[test]
 fn connection_close_is_answered_then_close_notify() {
     let certs = Certs::new();
-    let running = Server::builder("127.0.0.1:0")
-        .tls(certs.server_config())
-        .build()
-        .expect("build")
-        .spawn(hello_app())
-        .expect("spawn");
+    let running = hello_over_tls(&certs);
     let mut client = certs.client(running.local_addr());
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -261,12 +266,7 @@ fn a_body_larger_than_a_record_and_a_large_response() {
 #[test]
 fn a_bad_client_hello_is_failed_with_an_alert() {
     let certs = Certs::new();
-    let running = Server::builder("127.0.0.1:0")
-        .tls(certs.server_config())
-        .build()
-        .expect("build")
-        .spawn(hello_app())
-        .expect("spawn");
+    let running = hello_over_tls(&certs);
     // Plain HTTP on the TLS port.
     let mut plain = raw(running.local_addr());
     plain
