@@ -176,6 +176,13 @@ impl Input {
     }
 }
 
+impl Drop for Input {
+    fn drop(&mut self) {
+        // The next connection this thread serves can use it.
+        spare::recycle(std::mem::take(&mut self.buf));
+    }
+}
+
 /// A blocking read of the connection's input: through its TLS session if
 /// it has one, else straight from the socket.
 fn read_input(
@@ -225,7 +232,7 @@ pub(crate) fn past_deadline() -> io::Error {
     )
 }
 
-/// Read buffers given up by connections parked on this thread.
+/// Read buffers given up by connections parked or closed on this thread.
 mod spare {
     use std::cell::RefCell;
 

@@ -40,7 +40,7 @@ const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 /// How many shards the table has.
 const SHARDS: usize = 16;
 
-/// No deadline, in [`Parking::promised`].
+/// No deadline, in [`Parking::earliest`].
 const NO_DEADLINE: u64 = u64::MAX;
 
 fn token(conn: &Connection) -> u64 {
@@ -54,12 +54,13 @@ pub(crate) struct Parking {
     /// taking different connections seldom wait for each other's lock.
     tables: Vec<Mutex<Table>>,
     pub(crate) timeouts: Timeouts,
-    /// The zero of `promised`.
+    /// The zero of `earliest`.
     epoch: Instant,
-    /// The latest time by which the acceptor has promised to look at the
-    /// timers (nanoseconds since `epoch`); 0 while it is looking. A worker
-    /// that adds an earlier timer wakes it.
-    promised: AtomicU64,
+    /// The earliest timer entry (nanoseconds since `epoch`): never later
+    /// than the earliest in the heaps, so that the acceptor need not look
+    /// at them before. A worker that makes it earlier wakes the acceptor,
+    /// which may be sleeping until a later one.
+    earliest: AtomicU64,
     acceptor: Waker,
 }
 
@@ -119,7 +120,7 @@ impl Parking {
             tables: (0..SHARDS).map(|_| Mutex::default()).collect(),
             timeouts,
             epoch: Instant::now(),
-            promised: AtomicU64::new(NO_DEADLINE),
+            earliest: AtomicU64::new(NO_DEADLINE),
             acceptor,
         }
     }
@@ -251,8 +252,8 @@ impl Parking {
         }
         table.timers.push(Reverse((at, conn.id())));
         conn.timer = Some(at);
-        let promised = self.promised.load(Ordering::SeqCst);
-        promised == 0 || promised > self.nanos(at)
+        let nanos = self.nanos(at);
+        nanos < self.earliest.fetch_min(nanos, Ordering::SeqCst)
     }
 
     /// Waits until a parked connection is ready or a job is announced.
@@ -299,9 +300,16 @@ impl Parking {
     /// returns those whose own deadline passed, for a turn, and the next
     /// deadline, which the acceptor promises to look at by then.
     pub(crate) fn expire(&self, now: Instant) -> Expired {
-        // Withdraw the promise while looking: a worker that adds a timer
-        // meanwhile then wakes the acceptor, which looks again.
-        self.promised.store(0, Ordering::SeqCst);
+        if self.earliest.load(Ordering::SeqCst) > self.nanos(now) {
+            return Expired {
+                turns: Vec::new(),
+                next: self.earliest(),
+            };
+        }
+        // Forget the earliest while looking: a timer a worker adds
+        // meanwhile lowers it again (and wakes the acceptor), whether or
+        // not this look sees its entry.
+        self.earliest.store(NO_DEADLINE, Ordering::SeqCst);
         let mut turns = Vec::new();
         let mut closes = Vec::new();
         let mut next: Option<Instant> = None;
@@ -338,10 +346,20 @@ impl Parking {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         }
-        let promise = next.map_or(NO_DEADLINE, |at| self.nanos(at));
-        self.promised.store(promise, Ordering::SeqCst);
+        if let Some(at) = next {
+            self.earliest.fetch_min(self.nanos(at), Ordering::SeqCst);
+        }
         closes.into_iter().for_each(Timeouts::close);
-        Expired { turns, next }
+        Expired {
+            turns,
+            next: self.earliest(),
+        }
+    }
+
+    /// When the earliest timer entry is due, if there is one.
+    fn earliest(&self) -> Option<Instant> {
+        let nanos = self.earliest.load(Ordering::SeqCst);
+        (nanos != NO_DEADLINE).then(|| self.epoch + Duration::from_nanos(nanos))
     }
 
     /// The end of the idle grace: closes every parked idle connection.
