@@ -575,7 +575,7 @@ impl Connection {
     /// said: shutdown does not close it as idle.
     pub fn queue_output(&mut self, output: &[u8]) {
         match self.input.tls() {
-            // Queued encrypted: what the acceptor sends is records.
+            // Queued encrypted: what is sent while parked is records.
             Some((tls, _)) => tls.encrypt_into(output, &mut self.output),
             None => self.output.extend_from_slice(output),
         }

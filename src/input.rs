@@ -215,7 +215,7 @@ pub(crate) fn read_socket(
                 if left.is_zero() {
                     return Err(past_deadline());
                 }
-                sys::wait_two(stream.as_source(), None, Some(left))?;
+                sys::wait_readable(stream.as_source(), Some(left))?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,

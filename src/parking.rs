@@ -18,6 +18,7 @@
 //! request.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -215,13 +216,26 @@ impl Parking {
             Interest::Oneshot
         };
         conn.generation = conn.generation.wrapping_add(1);
-        let armed = self.shared.arm(
-            conn.stream().as_source(),
-            token(&conn),
-            interest,
-            !conn.registered,
-        );
+        let (id, token, first) = (conn.id(), token(&conn), !conn.registered);
+        conn.registered = true;
+        let wake_acceptor = self.schedule(table, &mut conn, Instant::now());
+        // In the table before it is armed, so that a report finds it; and
+        // armed last, so that a worker woken by the report seldom finds the
+        // lock still held.
+        let conn = match table.conns.entry(id) {
+            Entry::Vacant(place) => place.insert(conn),
+            // Never: a connection is parked once at a time, under its own
+            // id. Served rather than lost if it were.
+            Entry::Occupied(_) => return Parked::Not(conn, Verdict::Turn),
+        };
+        let armed = self
+            .shared
+            .arm(conn.stream().as_source(), token, interest, first);
         if let Err(error) = armed {
+            let Some(mut conn) = table.conns.remove(&id) else {
+                return Parked::Waiting { wake_acceptor };
+            };
+            conn.registered = !first;
             // Cannot watch it (out of memory in the kernel). Waiting for
             // input, serving it now is the only way not to lose it; output
             // cannot be waited for.
@@ -230,9 +244,6 @@ impl Parking {
                 _ => Parked::Not(conn, Verdict::Turn),
             };
         }
-        conn.registered = true;
-        let wake_acceptor = self.schedule(table, &mut conn, Instant::now());
-        table.conns.insert(conn.id(), conn);
         Parked::Waiting { wake_acceptor }
     }
 

@@ -213,8 +213,8 @@ pub struct Stats {
     pub open: u64,
     /// Connections in a turn (a handler is running for them).
     pub busy: u64,
-    /// Connections between turns, waiting for input: parked with the
-    /// acceptor, or lingered on by an otherwise free worker.
+    /// Connections between turns, waiting for input: parked, holding no
+    /// worker.
     pub parked: u64,
     /// Connections with input, waiting for a worker.
     pub queued: u64,

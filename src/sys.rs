@@ -735,38 +735,14 @@ fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
-/// What a worker's wait on its own connection and its wake-up socket saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Ready {
-    /// Input, end of file or an error on the connection: a turn will not block.
-    pub(crate) connection: bool,
-    /// A byte on the wake-up socket.
-    pub(crate) wake: bool,
-}
-
-/// Waits until `connection` has input (or hung up), `wake` has a byte, or
-/// `timeout` passes. This is how a worker lingers on a connection between
-/// turns: two descriptors, so `poll(2)` (`WSAPoll`) is as cheap as anything.
-pub(crate) fn wait_two(
-    connection: Borrowed<'_>,
-    wake: Option<Borrowed<'_>>,
-    timeout: Option<Duration>,
-) -> io::Result<Ready> {
-    let mut fds = [poll_entry(raw(connection)), poll_entry(raw(connection))];
-    let count = match wake {
-        Some(wake) => {
-            fds[1] = poll_entry(raw(wake));
-            2
-        }
-        None => 1,
-    };
-    // The descriptors are borrowed, so open for the whole wait.
-    match poll(&mut fds[..count], timeout) {
-        Ok(()) => Ok(Ready {
-            connection: fds[0].revents != 0,
-            wake: count == 2 && fds[1].revents != 0,
-        }),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Ready::default()),
+/// Waits until `source` has input (or hung up) or `timeout` passes;
+/// returns whether it has. This is how a read under a deadline waits.
+pub(crate) fn wait_readable(source: Borrowed<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut fds = [poll_entry(raw(source))];
+    // The descriptor is borrowed, so open for the whole wait.
+    match poll(&mut fds, timeout) {
+        Ok(()) => Ok(fds[0].revents != 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -1190,30 +1166,16 @@ mod tests {
     }
 
     #[test]
-    fn wait_two_sees_either_descriptor() {
-        let (mut a_tx, a_rx) = socket_pair().expect("pair");
-        let (mut w_tx, w_rx) = socket_pair().expect("pair");
-        let none = wait_two(
-            a_rx.as_source(),
-            Some(w_rx.as_source()),
-            Some(Duration::ZERO),
-        )
-        .expect("poll");
-        assert_eq!(none, Ready::default());
-        w_tx.write_all(b"k").expect("write");
-        let woke = wait_two(a_rx.as_source(), Some(w_rx.as_source()), None).expect("poll");
-        assert_eq!((woke.connection, woke.wake), (false, true));
-        a_tx.write_all(b"d").expect("write");
-        let both = wait_two(a_rx.as_source(), Some(w_rx.as_source()), None).expect("poll");
-        assert_eq!((both.connection, both.wake), (true, true));
-    }
-
-    #[test]
-    fn wait_two_sees_a_hang_up() {
+    fn wait_readable_sees_input_and_a_hang_up() {
+        let (mut tx, rx) = socket_pair().expect("pair");
+        let none = wait_readable(rx.as_source(), Some(Duration::ZERO)).expect("poll");
+        assert!(!none, "nothing written yet");
+        tx.write_all(b"d").expect("write");
+        assert!(wait_readable(rx.as_source(), None).expect("poll"));
         let (tx, rx) = socket_pair().expect("pair");
         drop(tx);
-        let ready = wait_two(rx.as_source(), None, Some(Duration::from_secs(5))).expect("poll");
-        assert!(ready.connection, "end of file counts as ready");
+        let ready = wait_readable(rx.as_source(), Some(Duration::from_secs(5))).expect("poll");
+        assert!(ready, "end of file counts as ready");
     }
 
     #[test]

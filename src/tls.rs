@@ -13,8 +13,8 @@
 //! - [`before_turn`]: what a worker does before a turn of a TLS connection.
 //!   The handshake advances there as its records arrive, never inside a
 //!   handler: each flight is taken without blocking, the answer is written
-//!   as far as the socket takes it at once (the rest queued, sent by the
-//!   acceptor), and the connection waits between flights like any other,
+//!   as far as the socket takes it at once (the rest queued, sent as the
+//!   socket drains), and the connection waits between flights like any other,
 //!   holding no worker, under the handshake deadline. Records that carry
 //!   no plaintext (a ticket, a key update) are handled there too, so that
 //!   a handler's turn comes only with plaintext, or the client's end, to
@@ -571,7 +571,7 @@ mod enabled {
                 return Before::Closed;
             }
             let deadline = tls.handshake_deadline();
-            // What the socket did not take goes with the acceptor.
+            // What the socket did not take is sent while parked.
             conn.queue_tls_records();
             conn.set_deadline(deadline);
             if deadline.is_some() || conn.has_queued_output() {
