@@ -12,7 +12,6 @@ use std::io::{self, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use graceful_server::http::{self, Response};
@@ -22,6 +21,7 @@ use support::tls::{
     ended_cleanly, handshake, raw, read_response, read_to_close, send_close_notify, Certs,
     PARTIAL_HELLO,
 };
+#[cfg(unix)]
 use support::ServerProcess;
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -462,6 +462,7 @@ fn echo_binary_over_tls_drains_then_exits_0() {
     assert!(report.contains(" 1 accepted, 1 completed"), "{report}");
 }
 
+#[cfg(unix)]
 fn start_http_example(certs: &Certs, extra: &[&str]) -> ServerProcess {
     let mut args = vec![
         "--addr",
@@ -523,6 +524,7 @@ fn http_example_over_tls_with_curl() {
 
 /// Python's `ssl` with `suppress_ragged_eofs=False` raises `SSLEOFError`
 /// at a TCP end without close_notify: "clean" means it came.
+#[cfg(unix)]
 const PYTHON_CLIENT: &str = r#"
 import socket, ssl, sys
 port, cafile = int(sys.argv[1]), sys.argv[2]
@@ -572,7 +574,7 @@ fn http_example_over_tls_with_python_ssl_sees_close_notify_at_shutdown() {
         .expect("run python3 (it must be installed)");
     let mut stdout = python.stdout.take().expect("piped stdout");
     let (lines_tx, lines_rx) = crossbeam_channel::unbounded();
-    thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut text = String::new();
         let mut byte = [0; 1];
         while let Ok(1) = stdout.read(&mut byte) {
