@@ -468,10 +468,16 @@ impl Shared {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Shared::Epoll { jobs: counter, .. } => {
-                use std::io::Write;
-                // Each write is an edge: one waiter wakes. The counter is
-                // read (reset) by whoever wakes, so it cannot fill up.
-                let _ = (&*counter).write(&1u64.to_ne_bytes());
+                use std::io::{Read, Write};
+                // Each write is an edge: one waiter wakes. Nobody reads the
+                // counter (that would cost a call per job); it would take
+                // 2^64 writes to fill, and then one read empties it.
+                let mut counter: &std::fs::File = counter;
+                if counter.write(&1u64.to_ne_bytes()).is_err() {
+                    let mut count = [0; 8];
+                    let _ = counter.read(&mut count);
+                    let _ = counter.write(&1u64.to_ne_bytes());
+                }
             }
             Shared::Poll(shared) => shared.notify(jobs),
         }
@@ -482,14 +488,9 @@ impl Shared {
     pub(crate) fn wait(&self) -> io::Result<Woken> {
         let woken = match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Shared::Epoll { epoll, jobs } => match epoll.wait_one() {
-                Ok(Some(JOBS)) => {
-                    use std::io::Read;
-                    // Reset the counter; the edge was the message.
-                    let mut count = [0; 8];
-                    let _ = (&*jobs).read(&mut count);
-                    Ok(Woken::Job)
-                }
+            Shared::Epoll { epoll, .. } => match epoll.wait_one() {
+                // The edge was the message: the counter is left as it is.
+                Ok(Some(JOBS)) => Ok(Woken::Job),
                 Ok(Some(token)) => Ok(Woken::Ready(token)),
                 Ok(None) => Ok(Woken::Nothing),
                 Err(e) => Err(e),
