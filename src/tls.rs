@@ -433,16 +433,7 @@ mod enabled {
         /// Writes pending records as far as the socket takes them now;
         /// whether all went.
         fn send_nonblocking(&mut self, socket: &Stream) -> io::Result<bool> {
-            while self.conn.wants_write() {
-                match self.conn.write_tls(&mut Nonblocking(socket)) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(true)
+            self.send_nonblocking_counted(socket).map(|(all, _)| all)
         }
 
         /// Advances the handshake with what has arrived, without blocking:
