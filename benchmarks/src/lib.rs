@@ -72,6 +72,8 @@ pub struct PeerBinaries {
     pub blocking: PathBuf,
     /// tiny_http on a fixed number of threads (`src/bin/tiny.rs`).
     pub tiny: PathBuf,
+    /// tiny_http with `ssl-rustls`, HTTPS (`src/bin/tiny_tls.rs`).
+    pub tiny_tls: PathBuf,
     /// The crate's HTTP quick start with the library's defaults but 4
     /// workers (`src/bin/quickstart.rs`): `ours-defaults`.
     pub quickstart: PathBuf,
@@ -159,7 +161,7 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
         record.note(missing);
     }
     let pin = system::pin_load_generator(&mut record);
-    let specs = servers::specs(&built, &peers, tools.node);
+    let specs = servers::specs(&built, &peers, tools.node, tools.nginx.as_deref());
 
     let log_dir = target_dir().join("bench").join("logs");
     if let Err(e) = fs::create_dir_all(&log_dir) {

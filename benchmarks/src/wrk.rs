@@ -28,6 +28,11 @@ pub struct WrkResult {
 
 /// The arguments of `wrk` for `load` on `addr`.
 pub fn args(addr: SocketAddr, load: Load) -> Vec<String> {
+    args_for(&format!("http://{addr}/"), load)
+}
+
+/// The arguments of `wrk` for `load` on `url` (`https://` as well).
+pub fn args_for(url: &str, load: Load) -> Vec<String> {
     let mut args = vec![
         "wrk".to_string(),
         "-t1".into(),
@@ -40,22 +45,40 @@ pub fn args(addr: SocketAddr, load: Load) -> Vec<String> {
     if load.close {
         args.extend(["-H".into(), "Connection: close".into()]);
     }
-    args.push(format!("http://{addr}/"));
+    args.push(url.to_string());
     args
 }
 
 /// Runs `wrk` (killed if it overruns by 15 s) and parses its report.
 pub fn run(addr: SocketAddr, load: Load) -> Result<WrkResult, String> {
-    let args = args(addr, load);
-    let child = Command::new(&args[0])
+    run_for(&format!("http://{addr}/"), load, &[]).map(|(result, _)| result)
+}
+
+/// Runs `wrk` on `url` with `env` added to its environment (such as an
+/// `LD_PRELOAD`), and returns its parsed report and its stderr.
+pub fn run_for(
+    url: &str,
+    load: Load,
+    env: &[(String, String)],
+) -> Result<(WrkResult, String), String> {
+    let args = args_for(url, load);
+    let mut child = Command::new(&args[0])
         .args(&args[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let errors = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let output = wait_output(child, Duration::from_secs(load.secs + 15))?;
-    parse(&String::from_utf8_lossy(&output))
+    let stderr = errors.join().unwrap_or_default();
+    Ok((parse(&String::from_utf8_lossy(&output))?, stderr))
 }
 
 /// Parses `wrk --latency`'s report.
