@@ -37,11 +37,13 @@ pub struct Ours {
 /// Builds the HTTP example and the echo binary in release mode. The HTTP
 /// example may need the root crate's `http` feature: without it first,
 /// then with it. Before them, the HTTP example with `--features http,tls`
-/// for the `tls` measurement (a failure there is a note, not an error).
-pub fn build_ours(record: &mut Record) -> Result<Ours, String> {
-    let http_tls = match build_ours_tls(record) {
-        Ok(path) => Some(path),
-        Err(e) => {
+/// for the `tls` measurement, if `tls` (a failure there is a note, not an
+/// error).
+pub fn build_ours(record: &mut Record, tls: bool) -> Result<Ours, String> {
+    let http_tls = match tls.then(|| build_ours_tls(record)) {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(e)) => {
             eprintln!("compare: {e}");
             record.note(format!("ours-tls: not measured: {e}"));
             None
@@ -490,9 +492,16 @@ pub fn shown(argv: &[String]) -> String {
     let root = workspace_dir();
     argv.iter()
         .map(|a| {
-            Path::new(a)
+            let a = Path::new(a)
                 .strip_prefix(&root)
-                .map_or_else(|_| a.clone(), |p| p.to_string_lossy().into_owned())
+                .map_or_else(|_| a.clone(), |p| p.to_string_lossy().into_owned());
+            // Quoted where a shell would split it (`-H 'Connection: close'`,
+            // `-g 'daemon off;'`).
+            if a.contains([' ', ';', '"']) {
+                format!("'{a}'")
+            } else {
+                a
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")

@@ -102,11 +102,22 @@ impl Bench<'_> {
     /// Records a client command line, as one would type it (pinned like
     /// this process).
     pub fn client_command(&mut self, what: &str, argv: &[String]) {
+        self.client_command_env(what, &[], argv);
+    }
+
+    /// [`Bench::client_command`] with `env` set for the command, shown
+    /// first (`NAME=VALUE ... taskset -c 1 PROGRAM ...`).
+    pub fn client_command_env(&mut self, what: &str, env: &[(String, String)], argv: &[String]) {
         let mut line = shown(argv);
         if self.pin {
             line = format!("taskset -c {CLIENT_CPU} {line}");
         }
-        self.record.command(what, &line);
+        let env: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shown(std::slice::from_ref(v))))
+            .chain(std::iter::once(line))
+            .collect();
+        self.record.command(what, &env.join(" "));
     }
 
     /// Runs `wrk` on `server` and records, under `prefix`: `_rps`, `_p50_us`,
@@ -141,13 +152,7 @@ impl Bench<'_> {
         load: Load,
         run: &WrkOn,
     ) -> Result<(WrkResult, String), String> {
-        let mut argv: Vec<String> = run
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", shown(std::slice::from_ref(v))))
-            .collect();
-        argv.extend(wrk::args_for(run.url, load));
-        self.client_command("load", &argv);
+        self.client_command_env("load", run.env, &wrk::args_for(run.url, load));
         let usage = |pid| {
             if run.children {
                 system::usage_with_children(pid)
@@ -168,6 +173,10 @@ impl Bench<'_> {
         r.set(id, &format!("{prefix}_p50_us"), result.p50_us);
         r.set(id, &format!("{prefix}_p99_us"), result.p99_us);
         r.set(id, &format!("{prefix}_errors"), result.errors as f64);
+        if let Some(cpu) = result.client_cpu_secs {
+            // Near 100%: the load generator's one thread was the limit.
+            r.set(id, &format!("{prefix}_wrk_cpu_pct"), cpu / seconds * 100.0);
+        }
         r.set(
             id,
             &format!("{prefix}_cpu_pct"),

@@ -124,6 +124,11 @@ macro_rules! rows {
                 unit: Unit::Percent,
             },
             Row {
+                label: concat!($label, ": load generator CPU (wrk, one thread)"),
+                figure: concat!($key, "_wrk_cpu_pct"),
+                unit: Unit::Percent,
+            },
+            Row {
                 label: concat!($label, ": wrk errors"),
                 figure: concat!($key, "_errors"),
                 unit: Unit::Count,
@@ -401,6 +406,19 @@ fn targets(r: &Record) -> Vec<Target> {
             goal,
         )
     };
+    // Lower is better, and steadier than req/s when the load generator is
+    // the limit (new connections: wrk's one thread does a client handshake
+    // each) or other work shares the CPUs. Not on the chart.
+    let cpu = |label: &str, figure: &'static str, peer: &'static str| {
+        ratio(
+            r,
+            label,
+            fig("ours-tls", figure),
+            fig(peer, figure),
+            Unit::MicrosFine,
+            Goal::None,
+        )
+    };
     vec![
         vs(
             "14. HTTPS keep-alive req/s, 16 conns: ours / tiny_http (ssl-rustls)",
@@ -425,6 +443,27 @@ fn targets(r: &Record) -> Vec<Target> {
             "tls_full_rps",
             "nginx",
             Goal::None,
+        ),
+        cpu(
+            "14. server CPU time per HTTPS keep-alive request: ours / tiny_http (ssl-rustls)",
+            "tls_ka_cpu_us",
+            "tiny-tls",
+        ),
+        cpu(
+            "14. server CPU time per new TLS connection, full handshake: ours / tiny_http \
+             (ssl-rustls)",
+            "tls_full_cpu_us",
+            "tiny-tls",
+        ),
+        cpu(
+            "14. server CPU time per HTTPS keep-alive request: ours / nginx",
+            "tls_ka_cpu_us",
+            "nginx",
+        ),
+        cpu(
+            "14. server CPU time per new TLS connection, full handshake: ours / nginx",
+            "tls_full_cpu_us",
+            "nginx",
         ),
         vs(
             "14. new TLS connections/s, wrk's resumption, 16 conns: ours / tiny_http \
@@ -463,12 +502,16 @@ mod tests {
         }
         r.set("ours-tls", "tls_ka_rps", 3.0);
         let targets = (MEASUREMENT.targets)(&r);
-        assert_eq!(targets.len(), 6);
-        assert!(targets.iter().all(|t| t.value.is_some() && t.chart));
+        assert_eq!(targets.len(), 10);
+        assert!(targets.iter().all(|t| t.value.is_some()));
+        // The throughput ratios are on the chart, the CPU time ones not.
+        let charted: Vec<bool> = targets.iter().map(|t| t.chart).collect();
+        assert_eq!(charted.iter().filter(|&&c| c).count(), 6);
+        assert!(!charted[4] && !charted[7]);
         assert_eq!(targets[0].value, Some(1.5));
         assert_eq!(targets[0].met(), Some(true));
         assert_eq!(targets[1].met(), Some(true));
-        assert_eq!(MEASUREMENT.rows.len(), 27);
+        assert_eq!(MEASUREMENT.rows.len(), 30);
     }
 
     #[test]
