@@ -468,6 +468,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.group {
+            // A master that forks workers (nginx) stops them and reaps them
+            // itself on SIGTERM; the group's SIGKILL below is the fallback.
+            self.stop(libc::SIGTERM, Duration::from_secs(5));
+        }
         if self.running() {
             // SAFETY: plain syscall on our own child, which its waiting
             // thread has not reported reaped, so the pid is still its own.
