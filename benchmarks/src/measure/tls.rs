@@ -50,6 +50,11 @@
 //! `taskset -c 0 nginx -c CONF -p PREFIX -e ERRORLOG -g 'daemon off;'`; its
 //! CPU time and context switches are the master's and the worker's.
 //!
+//! wrk's one thread on CPU 1 is the limit on two CPUs (a client handshake
+//! per request costs it more than the server's side), so wrk's own CPU time
+//! is recorded beside the server's (`_wrk_cpu_pct`, from `wait4`), and the
+//! server's CPU time per request is reported as ours / peer too.
+//!
 //! tiny_http ends every TLS connection without `close_notify`, which
 //! OpenSSL reports as an error: with `Connection: close` wrk counts one
 //! read error per request there (the answer was complete and is counted).
