@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     graceful_server_benchmarks::run(graceful_server_benchmarks::PeerBinaries {
         blocking: PathBuf::from(env!("CARGO_BIN_EXE_blocking")),
         tiny: PathBuf::from(env!("CARGO_BIN_EXE_tiny")),
+        tiny_tls: PathBuf::from(env!("CARGO_BIN_EXE_tiny_tls")),
         quickstart: PathBuf::from(env!("CARGO_BIN_EXE_quickstart")),
         hyper: PathBuf::from(env!("CARGO_BIN_EXE_hyper")),
         astra: PathBuf::from(env!("CARGO_BIN_EXE_astra")),

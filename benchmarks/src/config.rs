@@ -43,17 +43,21 @@ usage: cargo bench -p graceful-server-benchmarks -- [--quick] [--secs N] [--roun
   --rounds N               rounds; medians are reported [default: 3; BENCH_ROUNDS]
   --only IDS               run only these measurements: {}
   --servers IDS            run only these servers: ours, ours-defaults, ours-poll, echo,
-                           blocking, tiny, astra, hyper, node
+                           blocking, tiny, astra, hyper, node; for `tls`: ours-tls,
+                           tiny-tls, nginx
   --update-readme-figures  also write benchmarks/results/compare.md and .svg (tracked)
   --list                   list the measurements and their servers
 
 Needs wrk (apt-get install -y wrk), python3 with requests (pip install requests)
 for the think-time clients, node for the Node.js peer, and strace and valgrind
 (apt-get install -y strace valgrind) for `costs`, the system calls and
-instructions per request; what is missing is skipped and said so in the
-results. Peers: blocking (the Rust Book's pool), tiny (tiny_http), astra
+instructions per request, and nginx (apt-get install -y nginx) and a C compiler
+(cc, which ring needs anyway) for `tls`; what is missing is skipped and said so
+in the results. Peers: blocking (the Rust Book's pool), tiny (tiny_http), astra
 (blocking workers on hyper), hyper (hyper 1 on a tokio current-thread runtime,
-one thread), node (Node.js http).",
+one thread), node (Node.js http); for `tls` (HTTPS, measurement 14): ours-tls
+(the HTTP example built with --features http,tls), tiny-tls (tiny_http with
+ssl-rustls) and nginx (one worker process).",
         ids.join(", ")
     )
 }

@@ -1,12 +1,13 @@
 //! Side-by-side benchmark: graceful-server against the peers users would pick
 //! instead (the Rust Book's blocking pool, tiny_http, astra, hyper on one
-//! thread, Node.js).
+//! thread, Node.js; for HTTPS, tiny_http with rustls and nginx).
 //!
 //! ```text
 //! cargo bench -p graceful-server-benchmarks                   # full run (about 8 minutes)
 //! cargo bench -p graceful-server-benchmarks -- --quick        # smoke run (about 1 minute)
 //! cargo bench -p graceful-server-benchmarks -- --only keepalive,idle --servers ours,blocking
 //! cargo bench -p graceful-server-benchmarks -- --only keepalive,keepalive-c32,close,sequential,costs
+//! cargo bench -p graceful-server-benchmarks -- --rounds 1 --only tls   # HTTPS, about 2 minutes
 //! cargo bench -p graceful-server-benchmarks -- --help
 //! ```
 //!
@@ -27,12 +28,23 @@
 //! 13, `costs`, counts system calls (strace) and instructions (callgrind)
 //! per request, and is skipped when either tool is missing.
 //!
+//! HTTPS (measurement 14, `tls`, [`measure::tls`]) has peers of its own:
+//! `ours-tls` (the HTTP example built with `--features http,tls`, copied to
+//! `target/bench/tls/http-tls`), `tiny-tls` (tiny_http 0.12 with
+//! `ssl-rustls`, `src/bin/tiny_tls.rs`) and `nginx` (one worker process,
+//! from a configuration the measurement writes; skipped when nginx is not
+//! installed: `apt-get install -y nginx`), with a certificate made once per
+//! run (rcgen) in `target/bench/tls/`. It loads them with `wrk` on
+//! `https://localhost:PORT/`: keep-alive, and new connections with full
+//! handshakes (forced, and counted, by a small library preloaded into wrk
+//! that the driver compiles with `cc`) and with wrk's session resumption.
+//!
 //! Output: the tables on stdout and in `target/bench/compare.md`, the ratio
 //! chart in `target/bench/compare.svg`; with `--update-readme-figures` also
 //! `benchmarks/results/compare.{md,svg}` (tracked, what the README shows).
 //!
 //! Layout: [`config`] (flags), [`system`] (pinning, limits, tools, `/proc`),
-//! [`servers`] (building and starting the servers), [`wrk`] and [`client`]
+//! [`servers`] (building and starting the servers, nginx too), [`wrk`] and [`client`]
 //! (the two kinds of load), [`record`] (figures per round, commands, notes),
 //! [`measure`] (one file per measurement, with its figures and targets),
 //! [`report`] and [`chart`] (the output).
@@ -72,6 +84,8 @@ pub struct PeerBinaries {
     pub blocking: PathBuf,
     /// tiny_http on a fixed number of threads (`src/bin/tiny.rs`).
     pub tiny: PathBuf,
+    /// tiny_http with `ssl-rustls`, HTTPS (`src/bin/tiny_tls.rs`).
+    pub tiny_tls: PathBuf,
     /// The crate's HTTP quick start with the library's defaults but 4
     /// workers (`src/bin/quickstart.rs`): `ours-defaults`.
     pub quickstart: PathBuf,
@@ -134,7 +148,9 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
     }
 
     // Build with every CPU, before pinning.
-    let built = match servers::build_ours(&mut record) {
+    // The TLS build of the HTTP example only if `tls` runs.
+    let tls = config.only.is_empty() || config.only.iter().any(|id| id == "tls");
+    let built = match servers::build_ours(&mut record, tls) {
         Ok(built) => built,
         Err(e) => {
             eprintln!("compare: {e}");
@@ -159,7 +175,7 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
         record.note(missing);
     }
     let pin = system::pin_load_generator(&mut record);
-    let specs = servers::specs(&built, &peers, tools.node);
+    let specs = servers::specs(&built, &peers, tools.node, tools.nginx.as_deref());
 
     let log_dir = target_dir().join("bench").join("logs");
     if let Err(e) = fs::create_dir_all(&log_dir) {

@@ -93,8 +93,15 @@ impl Record {
 fn mask_port(line: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
-    while let Some(at) = rest.find("127.0.0.1:") {
-        let (before, after) = rest.split_at(at + "127.0.0.1:".len());
+    // `localhost:` too: the `tls` measurement's URLs (see measure/tls.rs).
+    let next = |text: &str| {
+        ["127.0.0.1:", "localhost:"]
+            .iter()
+            .filter_map(|host| Some((text.find(host)?, host.len())))
+            .min()
+    };
+    while let Some((at, len)) = next(rest) {
+        let (before, after) = rest.split_at(at + len);
         out.push_str(before);
         let digits = after.chars().take_while(char::is_ascii_digit).count();
         let port = &after[..digits];
@@ -116,6 +123,10 @@ mod tests {
         assert_eq!(
             super::mask_port("wrk http://127.0.0.1:4312/ x --addr 127.0.0.1:0"),
             "wrk http://127.0.0.1:PORT/ x --addr 127.0.0.1:0"
+        );
+        assert_eq!(
+            super::mask_port("wrk https://localhost:4312/ listen 127.0.0.1:80"),
+            "wrk https://localhost:PORT/ listen 127.0.0.1:PORT"
         );
     }
 }

@@ -139,11 +139,27 @@ const SUMMARY: &[(&str, &str, Unit)] = &[
     ("keep-alive c32", "c32_rps", Unit::Rps),
     ("`Connection: close` c16", "close16_rps", Unit::Rps),
     ("sequential p50", "seq_p50_us", Unit::Micros),
+    ("HTTPS keep-alive c16", "tls_ka_rps", Unit::Rps),
+    (
+        "new TLS conns c16, full handshakes",
+        "tls_full_rps",
+        Unit::Rps,
+    ),
     ("switches/req c4", "ka4_switches", Unit::PerRequest),
     ("switches/req c32", "c32_switches", Unit::PerRequest),
     (
         "switches/req close c16",
         "close16_switches",
+        Unit::PerRequest,
+    ),
+    (
+        "switches/req HTTPS c16",
+        "tls_ka_switches",
+        Unit::PerRequest,
+    ),
+    (
+        "switches/req new TLS conn",
+        "tls_full_switches",
         Unit::PerRequest,
     ),
     (
@@ -329,6 +345,7 @@ fn summary(md: &mut String, specs: &[&Spec], record: &Record) {
         "\nswitches/req: voluntary and involuntary context switches of every thread of the \
          server (`/proc/PID/task/*/status`; threads that exit during the load are not counted) \
          during the load, per request; syscalls/req and \
-         instructions/req: measurement 13 (strace, callgrind), one request at a time.\n"
+         instructions/req: measurement 13 (strace, callgrind), one request at a time; HTTPS \
+         and new TLS connections (full handshakes): measurement 14.\n"
     );
 }

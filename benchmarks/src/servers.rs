@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::record::Record;
 use crate::system::SERVER_CPU;
@@ -27,12 +28,66 @@ pub struct Ours {
     pub http: PathBuf,
     /// The echo binary, `src/main.rs`.
     pub echo: PathBuf,
+    /// `examples/http.rs` built with `--features http,tls`, copied to
+    /// `target/bench/tls/http-tls` (the plain build that follows replaces
+    /// `target/release/examples/http`); `None` if that build failed.
+    pub http_tls: Option<PathBuf>,
 }
 
 /// Builds the HTTP example and the echo binary in release mode. The HTTP
 /// example may need the root crate's `http` feature: without it first,
-/// then with it.
-pub fn build_ours(record: &mut Record) -> Result<Ours, String> {
+/// then with it. Before them, the HTTP example with `--features http,tls`
+/// for the `tls` measurement, if `tls` (a failure there is a note, not an
+/// error).
+pub fn build_ours(record: &mut Record, tls: bool) -> Result<Ours, String> {
+    let http_tls = match tls.then(|| build_ours_tls(record)) {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(e)) => {
+            eprintln!("compare: {e}");
+            record.note(format!("ours-tls: not measured: {e}"));
+            None
+        }
+    };
+    let mut ours = build_ours_plain(record)?;
+    ours.http_tls = http_tls;
+    Ok(ours)
+}
+
+/// `cargo build --release -p graceful-server --example http --features
+/// http,tls`, and the executable copied out of cargo's way.
+fn build_ours_tls(record: &mut Record) -> Result<PathBuf, String> {
+    let args = [
+        "build",
+        "--release",
+        "-p",
+        "graceful-server",
+        "--example",
+        "http",
+    ];
+    let features = ["--features", "http,tls"];
+    let shown = format!("cargo {} {}", args.join(" "), features.join(" "));
+    eprintln!("compare: {shown}");
+    let found = cargo_build(&args, &features)
+        .map_err(|e| format!("cannot build the HTTP example with TLS: {e}"))?;
+    let built = found
+        .get("http")
+        .ok_or("cargo reported no executable for the HTTP example")?;
+    let dir = crate::target_dir().join("bench").join("tls");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let copy = dir.join("http-tls");
+    // Replace rather than overwrite: a copy still running would make the
+    // write fail (ETXTBSY).
+    let _ = fs::remove_file(&copy);
+    fs::copy(built, &copy).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
+    record.command(
+        "build the server under test, with TLS (copied to target/bench/tls/http-tls)",
+        &shown,
+    );
+    Ok(copy)
+}
+
+fn build_ours_plain(record: &mut Record) -> Result<Ours, String> {
     let base = [
         "build",
         "--release",
@@ -59,6 +114,7 @@ pub fn build_ours(record: &mut Record) -> Result<Ours, String> {
                 return Ok(Ours {
                     http: path("http")?,
                     echo: path("graceful-server")?,
+                    http_tls: None,
                 });
             }
             Err(e) => failures.push(e),
@@ -129,8 +185,10 @@ pub struct Spec {
     pub args: Vec<String>,
 }
 
-/// Every server; Node.js only if `node` is installed.
-pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool) -> Vec<Spec> {
+/// Every server; Node.js only if `node` is installed, nginx (the `tls`
+/// measurement's peer, started by it from its own configuration) only if
+/// `nginx` is, and `ours-tls` only if it was built.
+pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool, nginx: Option<&str>) -> Vec<Spec> {
     let path = |p: &Path| vec![p.to_string_lossy().into_owned()];
     let mut specs = vec![
         Spec {
@@ -182,6 +240,28 @@ pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool) -> Vec<Spec> {
             args: vec![],
         },
     ];
+    if let Some(http_tls) = &ours.http_tls {
+        specs.push(Spec {
+            id: "ours-tls",
+            name: "ours (HTTPS)",
+            program: path(http_tls),
+            args: vec![],
+        });
+    }
+    specs.push(Spec {
+        id: "tiny-tls",
+        name: "tiny_http (ssl-rustls)",
+        program: path(&peers.tiny_tls),
+        args: vec![],
+    });
+    if let Some(nginx) = nginx {
+        specs.push(Spec {
+            id: "nginx",
+            name: "nginx (HTTPS)",
+            program: vec![nginx.to_string()],
+            args: vec![],
+        });
+    }
     if node {
         let script = crate::package_dir().join("node").join("http.js");
         specs.push(Spec {
@@ -202,6 +282,9 @@ pub struct Server {
     pub addr: SocketAddr,
     exited: mpsc::Receiver<std::io::Result<ExitStatus>>,
     gone: bool,
+    /// Started in a process group of its own, killed as a group: a server
+    /// that forks workers (nginx).
+    group: bool,
 }
 
 impl Server {
@@ -279,6 +362,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             exited,
             gone: false,
+            group: false,
         };
         let line = line_rx
             .recv_timeout(START_TIMEOUT)
@@ -289,6 +373,71 @@ impl Server {
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("{}: unexpected first line {line:?}", spec.id))?;
         Ok(server)
+    }
+
+    /// Starts `argv` (a server with a command line of its own, such as
+    /// nginx with its configuration file), pinned to [`SERVER_CPU`] when
+    /// `pin`, in a process group of its own (dropping it kills the group:
+    /// the master and the workers it forked), its stderr appended to
+    /// `log_dir/ID.log`, and waits until `addr` accepts a connection.
+    pub fn start_command(
+        id: &str,
+        argv: &[String],
+        addr: SocketAddr,
+        pin: bool,
+        log_dir: &Path,
+        record: &mut Record,
+    ) -> Result<Server, String> {
+        let mut full: Vec<String> = Vec::new();
+        if pin {
+            full.extend(["taskset".into(), "-c".into(), SERVER_CPU.to_string()]);
+        }
+        full.extend(argv.iter().cloned());
+        record.command(&format!("server {id}"), &shown(&full));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("{id}.log")))
+            .map_err(|e| format!("cannot open the server log: {e}"))?;
+        let mut child = Command::new(&full[0])
+            .args(&full[1..])
+            .current_dir(workspace_dir())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", full.join(" ")))?;
+        let pid = child.id() as i32;
+        let (exit_tx, exited) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = exit_tx.send(child.wait());
+        });
+        let mut server = Server {
+            pid,
+            addr,
+            exited,
+            gone: false,
+            group: true,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if !server.running() {
+                return Err(format!(
+                    "{id} exited at start (its log: {})",
+                    log_dir.join(format!("{id}.log")).display()
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{id} did not listen on {addr} within {START_TIMEOUT:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends `signal` and waits up to `limit` for the process to exit:
@@ -319,6 +468,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.group {
+            // A master that forks workers (nginx) stops them and reaps them
+            // itself on SIGTERM; the group's SIGKILL below is the fallback.
+            self.stop(libc::SIGTERM, Duration::from_secs(5));
+        }
         if self.running() {
             // SAFETY: plain syscall on our own child, which its waiting
             // thread has not reported reaped, so the pid is still its own.
@@ -326,6 +480,14 @@ impl Drop for Server {
                 libc::kill(self.pid, libc::SIGKILL);
             }
             let _ = self.exited.recv_timeout(Duration::from_secs(5));
+        }
+        if self.group {
+            // SAFETY: plain syscall on the process group this server was
+            // started in (its id is the server's pid): its forked workers,
+            // which outlive a killed master.
+            unsafe {
+                libc::kill(-self.pid, libc::SIGKILL);
+            }
         }
     }
 }
@@ -335,9 +497,16 @@ pub fn shown(argv: &[String]) -> String {
     let root = workspace_dir();
     argv.iter()
         .map(|a| {
-            Path::new(a)
+            let a = Path::new(a)
                 .strip_prefix(&root)
-                .map_or_else(|_| a.clone(), |p| p.to_string_lossy().into_owned())
+                .map_or_else(|_| a.clone(), |p| p.to_string_lossy().into_owned());
+            // Quoted where a shell would split it (`-H 'Connection: close'`,
+            // `-g 'daemon off;'`).
+            if a.contains([' ', ';', '"']) {
+                format!("'{a}'")
+            } else {
+                a
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")

@@ -108,7 +108,7 @@ impl Tool {
 }
 
 /// Which tools this machine has.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Tools {
     pub wrk: bool,
     pub python_requests: bool,
@@ -116,6 +116,11 @@ pub struct Tools {
     pub node: bool,
     pub strace: bool,
     pub valgrind: bool,
+    /// nginx, the HTTPS peer of the `tls` measurement.
+    pub nginx: Option<String>,
+    /// A C compiler (`$CC` or `cc`), for the handshake counter of the `tls`
+    /// measurement.
+    pub cc: bool,
 }
 
 impl Tools {
@@ -134,6 +139,8 @@ impl Tools {
             node: have("node"),
             strace: have("strace"),
             valgrind: have("valgrind"),
+            nginx: nginx(),
+            cc: have(&std::env::var("CC").unwrap_or_else(|_| "cc".into())),
         }
     }
 
@@ -175,6 +182,20 @@ impl Tools {
                      `apt-get install -y {tool}`"
                 ));
             }
+        }
+        if self.nginx.is_none() {
+            lines.push(
+                "nginx is not installed: the tls measurement runs without its nginx peer; \
+                 install it with `apt-get install -y nginx`"
+                    .to_string(),
+            );
+        }
+        if !self.cc {
+            lines.push(
+                "no C compiler (cc): the tls measurement cannot count full and resumed \
+                 handshakes, nor force full ones; install one with `apt-get install -y gcc`"
+                    .to_string(),
+            );
         }
         if !self.node {
             lines.push(
@@ -268,6 +289,50 @@ pub fn usage(pid: i32) -> Usage {
             .unwrap_or(0);
     }
     usage
+}
+
+/// [`usage`] of `pid` and of its direct children: a server that forks its
+/// workers (nginx's master and its worker process).
+pub fn usage_with_children(pid: i32) -> Usage {
+    let mut total = usage(pid);
+    for child in children(pid) {
+        let u = usage(child);
+        total.switches += u.switches;
+        total.cpu_ns += u.cpu_ns;
+    }
+    total
+}
+
+/// The processes whose parent is `pid`, from `/proc/*/stat`.
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| {
+            // `PID (COMM) STATE PPID ...`: COMM may hold spaces and
+            // parentheses, so split after the last `)`.
+            fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// The `nginx` executable: on `PATH`, or Debian's `/usr/sbin/nginx`
+/// (`/usr/sbin` is not on every user's `PATH`).
+pub fn nginx() -> Option<String> {
+    if have("nginx") {
+        return Some("nginx".into());
+    }
+    let sbin = "/usr/sbin/nginx";
+    std::path::Path::new(sbin).exists().then(|| sbin.into())
 }
 
 fn status_field(status: &str, field: &str) -> Option<u64> {

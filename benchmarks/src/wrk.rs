@@ -24,10 +24,18 @@ pub struct WrkResult {
     pub p99_us: f64,
     /// Socket errors (connect, read, write, timeout) plus non-2xx answers.
     pub errors: u64,
+    /// CPU time wrk itself used (user and system), when known: whether the
+    /// load generator, not the server, was the limit.
+    pub client_cpu_secs: Option<f64>,
 }
 
 /// The arguments of `wrk` for `load` on `addr`.
 pub fn args(addr: SocketAddr, load: Load) -> Vec<String> {
+    args_for(&format!("http://{addr}/"), load)
+}
+
+/// The arguments of `wrk` for `load` on `url` (`https://` as well).
+pub fn args_for(url: &str, load: Load) -> Vec<String> {
     let mut args = vec![
         "wrk".to_string(),
         "-t1".into(),
@@ -40,22 +48,42 @@ pub fn args(addr: SocketAddr, load: Load) -> Vec<String> {
     if load.close {
         args.extend(["-H".into(), "Connection: close".into()]);
     }
-    args.push(format!("http://{addr}/"));
+    args.push(url.to_string());
     args
 }
 
 /// Runs `wrk` (killed if it overruns by 15 s) and parses its report.
 pub fn run(addr: SocketAddr, load: Load) -> Result<WrkResult, String> {
-    let args = args(addr, load);
-    let child = Command::new(&args[0])
+    run_for(&format!("http://{addr}/"), load, &[]).map(|(result, _)| result)
+}
+
+/// Runs `wrk` on `url` with `env` added to its environment (such as an
+/// `LD_PRELOAD`), and returns its parsed report and its stderr.
+pub fn run_for(
+    url: &str,
+    load: Load,
+    env: &[(String, String)],
+) -> Result<(WrkResult, String), String> {
+    let args = args_for(url, load);
+    let mut child = Command::new(&args[0])
         .args(&args[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
-    let output = wait_output(child, Duration::from_secs(load.secs + 15))?;
-    parse(&String::from_utf8_lossy(&output))
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let errors = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let (output, cpu) = wait_output_usage(child, Duration::from_secs(load.secs + 15))?;
+    let stderr = errors.join().unwrap_or_default();
+    let mut result = parse(&String::from_utf8_lossy(&output))?;
+    result.client_cpu_secs = cpu;
+    Ok((result, stderr))
 }
 
 /// Parses `wrk --latency`'s report.
@@ -89,6 +117,7 @@ pub fn parse(text: &str) -> Result<WrkResult, String> {
         p50_us: percentile("50%"),
         p99_us: percentile("99%"),
         errors,
+        client_cpu_secs: None,
     })
 }
 
@@ -104,6 +133,50 @@ fn duration_us(text: &str) -> Option<f64> {
         _ => return None,
     };
     Some(value * scale)
+}
+
+/// [`wait_output`], reaping the child with `wait4` for the CPU time it
+/// used (user and system, seconds).
+pub fn wait_output_usage(
+    mut child: Child,
+    limit: Duration,
+) -> Result<(Vec<u8>, Option<f64>), String> {
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + limit;
+    let cpu = loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is valid for the kernel to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child, not reaped yet (nothing else
+        // waits for it); WNOHANG: does not block.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            break Some(secs(usage.ru_utime) + secs(usage.ru_stime));
+        }
+        if reaped < 0 {
+            // Reaped elsewhere (cannot happen here): no figure.
+            break None;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "the load generator overran {limit:?} and was killed"
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let output = reader
+        .join()
+        .map_err(|_| "the reader thread panicked".to_string())?;
+    Ok((output, cpu))
 }
 
 /// Waits for a child's stdout, killing the child if it overruns `limit`.

@@ -16,6 +16,7 @@ pub mod quiet;
 pub mod sequential;
 pub mod slow_clients;
 pub mod thinktime;
+pub mod tls;
 pub mod unix;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub const ALL: &[Measurement] = &[
     idle_load::MEASUREMENT,
     slow_clients::MEASUREMENT,
     unix::MEASUREMENT,
+    tls::MEASUREMENT,
     costs::MEASUREMENT,
 ];
 
@@ -100,11 +102,22 @@ impl Bench<'_> {
     /// Records a client command line, as one would type it (pinned like
     /// this process).
     pub fn client_command(&mut self, what: &str, argv: &[String]) {
+        self.client_command_env(what, &[], argv);
+    }
+
+    /// [`Bench::client_command`] with `env` set for the command, shown
+    /// first (`NAME=VALUE ... taskset -c 1 PROGRAM ...`).
+    pub fn client_command_env(&mut self, what: &str, env: &[(String, String)], argv: &[String]) {
         let mut line = shown(argv);
         if self.pin {
             line = format!("taskset -c {CLIENT_CPU} {line}");
         }
-        self.record.command(what, &line);
+        let env: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shown(std::slice::from_ref(v))))
+            .chain(std::iter::once(line))
+            .collect();
+        self.record.command(what, &env.join(" "));
     }
 
     /// Runs `wrk` on `server` and records, under `prefix`: `_rps`, `_p50_us`,
@@ -118,11 +131,39 @@ impl Bench<'_> {
         prefix: &str,
         load: Load,
     ) -> Result<WrkResult, String> {
-        self.client_command("load", &wrk::args(server.addr, load));
-        let before = system::usage(server.pid);
+        let url = url(server.addr);
+        let run = WrkOn {
+            url: &url,
+            env: &[],
+            children: false,
+        };
+        self.wrk_on(server, id, prefix, load, &run)
+            .map(|(result, _)| result)
+    }
+
+    /// [`Bench::wrk`] on `run.url`, with `run.env` in wrk's environment,
+    /// counting the server's children too if `run.children`; also returns
+    /// wrk's stderr.
+    pub fn wrk_on(
+        &mut self,
+        server: &mut Server,
+        id: &str,
+        prefix: &str,
+        load: Load,
+        run: &WrkOn,
+    ) -> Result<(WrkResult, String), String> {
+        self.client_command_env("load", run.env, &wrk::args_for(run.url, load));
+        let usage = |pid| {
+            if run.children {
+                system::usage_with_children(pid)
+            } else {
+                system::usage(pid)
+            }
+        };
+        let before = usage(server.pid);
         let started = std::time::Instant::now();
-        let result = wrk::run(server.addr, load)?;
-        let after = system::usage(server.pid);
+        let (result, stderr) = wrk::run_for(run.url, load, run.env)?;
+        let after = usage(server.pid);
         if !server.running() {
             return Err("the server exited during the load".into());
         }
@@ -132,6 +173,10 @@ impl Bench<'_> {
         r.set(id, &format!("{prefix}_p50_us"), result.p50_us);
         r.set(id, &format!("{prefix}_p99_us"), result.p99_us);
         r.set(id, &format!("{prefix}_errors"), result.errors as f64);
+        if let Some(cpu) = result.client_cpu_secs {
+            // Near 100%: the load generator's one thread was the limit.
+            r.set(id, &format!("{prefix}_wrk_cpu_pct"), cpu / seconds * 100.0);
+        }
         r.set(
             id,
             &format!("{prefix}_cpu_pct"),
@@ -152,8 +197,18 @@ impl Bench<'_> {
                 per_request(after.cpu_ns.saturating_sub(before.cpu_ns)) / 1e3,
             );
         }
-        Ok(result)
+        Ok((result, stderr))
     }
+}
+
+/// Where and how [`Bench::wrk_on`] runs `wrk`.
+pub struct WrkOn<'a> {
+    /// `http://127.0.0.1:PORT/`, `https://localhost:PORT/`.
+    pub url: &'a str,
+    /// Added to wrk's environment (and shown before its command line).
+    pub env: &'a [(String, String)],
+    /// Count the server's direct children too (nginx's worker process).
+    pub children: bool,
 }
 
 /// Waits `secs` and returns the server's context switches per second and
