@@ -79,6 +79,8 @@ enum Verdict {
     Turn,
     /// Closed, counted so.
     Close(Outcome),
+    /// Closed because shutdown was forced.
+    Forced,
     /// Its wait or its output timed out.
     TimedOut,
 }
@@ -168,6 +170,10 @@ impl Parking {
                 conn.close(outcome);
                 None
             }
+            Parked::Not(conn, Verdict::Forced) => {
+                conn.close_forced();
+                None
+            }
             Parked::Not(conn, Verdict::TimedOut) => {
                 Timeouts::close(conn);
                 None
@@ -183,11 +189,7 @@ impl Parking {
     /// (forced, idle after the grace, timed out) or serve it now.
     fn verdict(&self, conn: &Connection) -> Option<Verdict> {
         if conn.signal().is_forced() {
-            return Some(Verdict::Close(if conn.served {
-                Outcome::ForceClosed
-            } else {
-                Outcome::Unserved
-            }));
+            return Some(Verdict::Forced);
         }
         if !conn.has_queued_output() {
             // Buffered input first: a request read ahead is served, even
