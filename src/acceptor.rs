@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::connection::{Connection, IoTimeouts, Waiting};
+use crate::connection::{Connection, IoTimeouts};
 use crate::error::Error;
 use crate::event::Event;
+use crate::lifecycle::{Life, Timeouts, Waiting};
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::TIMER_SLACK;
-use crate::pool::{Job, Pool};
+use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::shutdown::Signal;
 use crate::sys::{self, Interest, Poller, Readable};
@@ -71,7 +72,7 @@ pub(crate) struct Acceptor {
     pub(crate) first: Vec<(Stream, Addr, ListenerTls)>,
     pub(crate) poller: Poller,
     pub(crate) wake: WakeReceiver,
-    pub(crate) jobs: Sender<Job>,
+    pub(crate) jobs: Sender<Life>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) signal: Arc<Signal>,
     pub(crate) registry: Arc<Registry>,
@@ -81,6 +82,8 @@ pub(crate) struct Acceptor {
     /// Whether new connections wait as idle (see
     /// [`Handler::new_connections_are_idle`](crate::Handler::new_connections_are_idle)).
     pub(crate) new_waiting: Waiting,
+    /// The idle and wait timeouts of parked connections.
+    pub(crate) timeouts: Timeouts,
     /// Set when the listeners are dropped; the report's `stop_accepting`.
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
     /// Dropped when the acceptor exits; see [`crate::pool`].
@@ -135,11 +138,10 @@ struct Loop {
     listeners: Vec<Listening>,
     /// When the next parked connection's time is up.
     next_timer: Option<Instant>,
-    /// Jobs for a full channel, in order.
-    ready: VecDeque<Connection>,
+    /// Connections for a full channel, in order.
+    ready: VecDeque<Life>,
     /// Accepting pauses until then after a resource error.
     backoff: Option<(Instant, Duration)>,
-    idle_closed: bool,
     events: Vec<Readable>,
 }
 
@@ -176,7 +178,6 @@ impl Acceptor {
             next_timer: None,
             ready: VecDeque::new(),
             backoff: None,
-            idle_closed: false,
             events: Vec::with_capacity(256),
         };
         for (stream, peer, tls) in first {
@@ -201,9 +202,6 @@ impl Loop {
         loop {
             if self.a.signal.is_forced() {
                 break;
-            }
-            if self.a.signal.is_closing_idle() && !self.idle_closed {
-                self.close_parked_idle();
             }
             if self.a.signal.is_accepting_stopped() && !self.listeners.is_empty() {
                 self.stop_accepting();
@@ -414,14 +412,14 @@ impl Loop {
             peer,
             Arc::clone(&self.a.registry),
             Arc::clone(&self.a.signal),
-            self.a.new_waiting,
             IoTimeouts {
                 read: self.a.read_timeout,
                 write: self.a.write_timeout,
             },
             tls,
         );
-        self.ready.push_back(conn);
+        self.ready
+            .push_back(Life::new(conn, self.a.new_waiting, self.a.timeouts));
     }
 
     fn prepare(&self, stream: &Stream, listened: bool) -> io::Result<()> {
@@ -451,28 +449,19 @@ impl Loop {
     /// whose own deadline passed, for a turn.
     fn expire_timers(&mut self) {
         let expired = self.a.pool.parking.expire(Instant::now());
-        for mut conn in expired.turns {
-            conn.set_waiting(false);
-            self.ready.push_back(conn);
-        }
+        self.ready.extend(expired.turns);
         self.next_timer = expired.next;
-    }
-
-    /// The end of the idle grace: closes every parked idle connection.
-    fn close_parked_idle(&mut self) {
-        self.idle_closed = true;
-        self.a.pool.parking.close_idle();
     }
 
     /// Moves ready connections into the job channel until it is full.
     fn flush(&mut self) {
         let mut asked = false;
         let mut sent = 0;
-        while let Some(conn) = self.ready.pop_front() {
-            match self.a.jobs.try_send(conn) {
+        while let Some(life) = self.ready.pop_front() {
+            match self.a.jobs.try_send(life) {
                 Ok(()) => sent += 1,
-                Err(TrySendError::Full(conn)) => {
-                    self.ready.push_front(conn);
+                Err(TrySendError::Full(life)) => {
+                    self.ready.push_front(life);
                     if asked {
                         break;
                     }
@@ -484,19 +473,17 @@ impl Loop {
                 }
                 // Only if every worker is gone, which cannot happen while
                 // the acceptor runs; close rather than lose track.
-                Err(TrySendError::Disconnected(conn)) => conn.close_forced(),
+                Err(TrySendError::Disconnected(life)) => life.close_forced(),
             }
         }
         self.a.pool.set_overflow(self.ready.len());
         self.a.pool.announce(sent);
     }
 
-    /// Leaves: when forced, closes every connection it holds.
+    /// Leaves: when forced, closes the connections it holds (the drain
+    /// closes the others: see `Drain::force`).
     fn exit(mut self) {
-        self.a.pool.parking.close_all();
-        for conn in self.ready.drain(..) {
-            conn.close_forced();
-        }
+        self.ready.drain(..).for_each(Life::close_forced);
         self.a.pool.set_overflow(0);
         if !self.listeners.is_empty() {
             // Forced before the sweep: the listeners close unswept (no

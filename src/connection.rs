@@ -11,11 +11,10 @@ use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::input::{self, Input};
+use crate::input::Input;
 use crate::listener::{Addr, Stream};
 use crate::registry::{Ending, Outcome, Registry};
 use crate::shutdown::Signal;
-use crate::sys::{self, AsSource};
 use crate::tls::Session;
 
 /// What a handler says at the end of a turn: what happens to the connection
@@ -214,27 +213,6 @@ impl IoTimeouts {
     }
 }
 
-/// Whether `error` says the client hung up (reset, or closed with data
-/// unread) rather than that the connection failed in another way.
-pub(crate) fn is_hang_up(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
-}
-
-/// How a connection waits between turns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Waiting {
-    /// At a safe boundary ([`Next::Idle`]).
-    Idle,
-    /// In the middle of a conversation ([`Next::Wait`]).
-    Conversation,
-}
-
 /// One client connection, served one turn at a time.
 ///
 /// It reads through a buffer that lives as long as the connection
@@ -295,36 +273,15 @@ pub struct Connection {
     /// is still to go.
     output: Vec<u8>,
     sent: usize,
-    /// The turn that queued output said [`Next::Close`]: close once it is
-    /// sent.
-    pub(crate) close_after_output: bool,
-    /// Set after a turn that left buffered input without consuming any of
-    /// it (a partial request): that input waits for more from the socket.
-    pub(crate) stalled: bool,
     id: u64,
     peer: Addr,
     registry: Arc<Registry>,
     signal: Arc<Signal>,
-    /// How the connection waits now; set from each turn's [`Next`].
-    pub(crate) waiting: Waiting,
-    /// When it started waiting.
-    pub(crate) since: Instant,
-    /// Whether a turn has run: a connection closed before its first turn
-    /// counts as unserved.
-    pub(crate) served: bool,
-    /// Bumped each time the connection is parked, so that a stale timer
-    /// entry for an earlier wait is ignored.
-    pub(crate) generation: u64,
-    /// Whether the parking's readiness wait knows the socket (parked
-    /// before).
-    pub(crate) registered: bool,
-    /// The deadline of this connection's entry in the parking's timers, if
-    /// one may still come (see [`crate::parking`]).
-    pub(crate) timer: Option<Instant>,
-    /// Whether it counts as waiting for input in the live stats.
-    /// `Some(idle)`: counted, as waiting idle or not.
-    counted_waiting: Option<bool>,
-    /// Counted when dropped; every path that closes a connection sets it.
+    /// Whether it counts as parked in the live stats. `Some(idle)`:
+    /// counted, as waiting idle or not.
+    counted_parked: Option<bool>,
+    /// Counted when dropped; set by [`Connection::close`], from the
+    /// [lifecycle](crate::lifecycle)'s decision.
     outcome: Outcome,
     /// The error that ended it, for the event hook.
     error: Option<io::Error>,
@@ -332,15 +289,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    // Called from one place (the acceptor's admit), with what it holds.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         socket: Arc<Stream>,
         id: u64,
         peer: Addr,
         registry: Arc<Registry>,
         signal: Arc<Signal>,
-        waiting: Waiting,
         io_timeouts: IoTimeouts,
         tls: Option<Box<Session>>,
     ) -> Connection {
@@ -352,62 +306,38 @@ impl Connection {
             io_timeouts,
             output: Vec::new(),
             sent: 0,
-            close_after_output: false,
-            stalled: false,
             id,
             peer,
             registry,
             signal,
-            waiting,
-            since: Instant::now(),
-            served: false,
-            generation: 0,
-            registered: false,
-            timer: None,
-            counted_waiting: None,
+            counted_parked: None,
             outcome: Outcome::Unserved,
             error: None,
             accepted: Instant::now(),
         }
     }
 
-    /// Marks the connection as waiting for input (between turns, not
-    /// queued) or not, for the live stats.
-    pub(crate) fn set_waiting(&mut self, waiting: bool) {
-        match (self.counted_waiting, waiting) {
-            (None, true) => {
-                let idle = self.waiting == Waiting::Idle;
-                self.counted_waiting = Some(idle);
-                self.registry.count_waiting(true, idle);
-            }
-            (Some(idle), false) => {
-                self.counted_waiting = None;
-                self.registry.count_waiting(false, idle);
-            }
-            _ => {}
+    /// Counts the connection as parked (`Some(idle)`: waiting idle or
+    /// not) or not (`None`), for the live stats.
+    pub(crate) fn count_parked(&mut self, parked: Option<bool>) {
+        if self.counted_parked == parked {
+            return;
         }
+        if let Some(idle) = self.counted_parked {
+            self.registry.count_waiting(false, idle);
+        }
+        if let Some(idle) = parked {
+            self.registry.count_waiting(true, idle);
+        }
+        self.counted_parked = parked;
     }
 
-    /// Closes the connection because of `error`, counted as `outcome`.
-    pub(crate) fn close_with_error(mut self, outcome: Outcome, error: io::Error) {
-        self.error = Some(error);
-        self.close(outcome);
-    }
-
-    /// Closes the connection and counts it as `outcome`.
-    pub(crate) fn close(mut self, outcome: Outcome) {
+    /// Closes the connection, counted as `outcome`, `error` being what
+    /// ended it. Only the [lifecycle](crate::lifecycle) decides this.
+    pub(crate) fn close(mut self, outcome: Outcome, error: Option<io::Error>) {
         self.outcome = outcome;
+        self.error = error;
         drop(self);
-    }
-
-    /// Closes the connection because shutdown was forced.
-    pub(crate) fn close_forced(self) {
-        let outcome = if self.served {
-            Outcome::ForceClosed
-        } else {
-            Outcome::Unserved
-        };
-        self.close(outcome);
     }
 
     pub(crate) fn signal(&self) -> &Signal {
@@ -581,24 +511,29 @@ impl Connection {
         }
     }
 
-    /// Queues the records the TLS session has to send (a handshake flight
-    /// the socket did not take at once).
-    #[cfg(feature = "tls")]
-    pub(crate) fn queue_tls_records(&mut self) {
-        if let Some((tls, _)) = self.input.tls() {
+    /// The TLS step before a turn ([`Session::step`]): the handshake, or
+    /// records that carry no plaintext. Returns whether the handler has
+    /// something to read; without TLS, `Ok(true)`. During the handshake,
+    /// records the socket did not take at once are queued, and the
+    /// connection's deadline is the handshake's (cleared once it is done).
+    pub(crate) fn advance_tls(&mut self) -> io::Result<bool> {
+        let ready =
+            self.has_buffered_input() || self.is_past_deadline() || self.has_queued_output();
+        let Some((tls, socket)) = self.input.tls() else {
+            return Ok(true);
+        };
+        let handshaking = tls.handshake_deadline().is_some();
+        let has_input = tls.step(socket, ready)?;
+        if handshaking {
             tls.drain_into(&mut self.output);
+            self.deadline = tls.handshake_deadline();
         }
+        Ok(has_input)
     }
 
     /// Whether the connection speaks TLS.
     pub(crate) fn is_tls(&self) -> bool {
         self.input.session().is_some()
-    }
-
-    /// The TLS session and the socket, on a TLS connection.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls(&mut self) -> Option<(&mut Session, &Stream)> {
-        self.input.tls()
     }
 
     /// Sends `close_notify` now, on a TLS connection, before the socket's
@@ -634,12 +569,6 @@ impl Connection {
         // A TLS handshake goes on under its own deadline.
         self.deadline = self.input.session().and_then(Session::handshake_deadline);
         Ok(true)
-    }
-
-    /// Whether buffered input waits for a turn: some is buffered, and the
-    /// last turn did not leave it unconsumed for want of more.
-    pub(crate) fn has_ready_input(&self) -> bool {
-        self.has_buffered_input() && !self.stalled
     }
 
     /// Input consumed so far, to tell after a turn whether it used any.
@@ -697,7 +626,7 @@ impl Write for Connection {
         let deadline = IoTimeouts::bound(self.deadline, self.io_timeouts.write);
         match self.input.tls() {
             Some((tls, socket)) => tls.write(socket, &[IoSlice::new(buf)], deadline),
-            None => write_socket(self.stream(), buf, deadline),
+            None => self.stream().write_by(buf, deadline),
         }
     }
 
@@ -721,32 +650,6 @@ impl Write for Connection {
     }
 }
 
-/// A blocking write of `stream` (bounded by its write timeout), or, with a
-/// deadline, a write that fails with `TimedOut` once the deadline has
-/// passed with the socket still full.
-pub(crate) fn write_socket(
-    stream: &Stream,
-    buf: &[u8],
-    deadline: Option<Instant>,
-) -> io::Result<usize> {
-    let Some(deadline) = deadline else {
-        return (&*stream).write(buf);
-    };
-    loop {
-        match stream.send_nonblocking(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(input::past_deadline());
-                }
-                sys::wait_writable(stream.as_source(), left)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
-
 impl Drop for Connection {
     fn drop(&mut self) {
         // TLS: `close_notify` before the TCP close, on every close (see
@@ -755,7 +658,7 @@ impl Drop for Connection {
         if let Some((tls, socket)) = self.input.tls() {
             tls.close(socket, outcome, queued);
         }
-        self.set_waiting(false);
+        self.count_parked(None);
         // Deregister first; the socket closes right after, when the input
         // (the last owner of the descriptor) is dropped with `self`.
         let ending = Ending {

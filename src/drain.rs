@@ -1,9 +1,15 @@
 //! The shutdown sequence, from the signal to the [`Report`]: drain delay,
 //! stop accepting, idle grace, deadline, force, threads left behind.
 //!
+//! [`Drain::run`] reads as the phases, top to bottom, and each step is one
+//! function here: [`Drain::stop_accepting`] (the acceptor sweeps the
+//! backlogs and closes the listeners), [`Drain::end_idle_grace`] and
+//! [`Drain::force`]. What each step does to one connection is the
+//! [lifecycle](crate::lifecycle)'s decision, for the connections parked
+//! (swept here), in a turn (at its end) or queued.
+//!
 //! The drain runs on its own thread (the caller's, for
-//! [`Server::serve`](crate::Server::serve)) and only waits and triggers: the
-//! acceptor and the workers do the closing. Every wait here is on channels
+//! [`Server::serve`](crate::Server::serve)). Every wait here is on channels
 //! that disconnect (shutdown started, forced, everyone done), with a timeout
 //! only when a phase ends at a known time, so nothing is polled.
 
@@ -13,7 +19,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::event::Event;
-use crate::pool::{Job, Pool};
+use crate::lifecycle::{self, Life};
+use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::report::Report;
 use crate::shutdown::{ForceReason, Signal};
@@ -36,7 +43,7 @@ pub(crate) struct Drain {
     pub(crate) pool: Arc<Pool>,
     /// A receiver of the job channel, to close queued connections when
     /// forced.
-    pub(crate) jobs: Receiver<Job>,
+    pub(crate) jobs: Receiver<Life>,
     /// Disconnects when the acceptor and every worker have exited.
     pub(crate) done: Receiver<()>,
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
@@ -75,7 +82,7 @@ impl Drain {
         self.notify("STOPPING=1");
         let delay = self.signal.drain_delay();
         if delay.is_zero() {
-            self.signal.stop_accepting();
+            self.stop_accepting();
         } else {
             self.notify(&format!(
                 "STATUS=shutting down: serving for {delay:?} more before draining"
@@ -83,7 +90,7 @@ impl Drain {
             // Serve normally, while `is_shutting_down` already says true. Only
             // a force cuts the delay short: the acceptor keeps `done` open.
             self.wait(after(signalled, delay));
-            self.signal.stop_accepting();
+            self.stop_accepting();
         }
         let draining = Instant::now();
         self.notify(&format!(
@@ -103,14 +110,8 @@ impl Drain {
         }
         if wake == Wake::Timeout {
             // The grace is over, unless it is the deadline that came first.
-            if grace_end.is_some_and(|end| Instant::now() >= end) {
-                self.registry.tell(&Event::IdleGraceOver {
-                    closed: self.registry.waiting_idle() as u64,
-                });
-            }
-            // The acceptor closes parked idle connections; workers close
-            // theirs at the end of their turn.
-            self.signal.close_idle();
+            let over = grace_end.is_some_and(|end| Instant::now() >= end);
+            self.end_idle_grace(over);
             wake = self.wait(deadline);
         }
         let drained = Instant::now();
@@ -118,17 +119,12 @@ impl Drain {
         let mut left_behind = 0;
         if wake != Wake::Done {
             // Deadline or second signal: cut everything still open.
-            if wake == Wake::Timeout {
-                self.signal.force_by(ForceReason::Deadline);
-            }
-            self.registry.tell(&Event::Forced {
-                reason: self.signal.force_reason(),
-            });
-            self.registry.cut_all();
-            self.jobs.try_iter().for_each(Job::close_forced);
+            self.force(wake == Wake::Timeout);
             let grace_end = after(Instant::now(), self.phases.force_grace);
             if self.wait_done(grace_end) != Wake::Done {
                 left_behind = self.pool.alive();
+                // Still open now means stuck in a handler after being cut.
+                self.registry.count_left_behind();
             }
         }
         let returned = Instant::now();
@@ -143,8 +139,7 @@ impl Drain {
             failed: tally.failed,
             timed_out: tally.timed_out,
             closed_idle: tally.closed_idle,
-            // Still open now means stuck in a handler after being cut.
-            force_closed: tally.force_closed + tally.open,
+            force_closed: tally.force_closed,
             unserved: tally.unserved,
             panicked: tally.panicked,
             threads_left_behind: left_behind,
@@ -157,6 +152,49 @@ impl Drain {
         };
         self.registry.tell(&Event::Finished { report: &report });
         report
+    }
+
+    /// Stop accepting: the acceptor, woken, accepts what waits in every
+    /// listener's backlog, then closes the listeners
+    /// (`acceptor::Loop::stop_accepting`). New connects are refused from
+    /// then on.
+    fn stop_accepting(&self) {
+        self.signal.stop_accepting();
+    }
+
+    /// The end of the idle grace (`over`: it ran its course, rather than
+    /// being cut short by the deadline): every connection waiting idle is
+    /// closed, now if it is parked, and at the end of its turn if it is in
+    /// one (the [lifecycle](crate::lifecycle)'s idle-grace rule).
+    fn end_idle_grace(&self, over: bool) {
+        if over {
+            self.registry.tell(&Event::IdleGraceOver {
+                closed: self.registry.waiting_idle() as u64,
+            });
+        }
+        // The state first, then the sweep: a connection parked after the
+        // sweep looked at its shard sees the state (see `Parking::park`).
+        self.signal.close_idle();
+        self.pool.parking.sweep(|| lifecycle::Event::IdleGraceOver);
+    }
+
+    /// The force (`deadline`: the drain timeout expired; otherwise a second
+    /// signal or `ShutdownHandle::force` already tripped it): every
+    /// connection still open is closed. Sockets in a turn are shut down
+    /// both ways, so that a handler blocked in a read or a write returns
+    /// (its connection is closed when the turn ends); parked and queued
+    /// connections are closed here; the acceptor closes those it holds as
+    /// it leaves.
+    fn force(&self, deadline: bool) {
+        if deadline {
+            self.signal.force_by(ForceReason::Deadline);
+        }
+        self.registry.tell(&Event::Forced {
+            reason: self.signal.force_reason(),
+        });
+        self.registry.cut_all();
+        self.pool.parking.sweep(|| lifecycle::Event::Forced);
+        self.jobs.try_iter().for_each(Life::close_forced);
     }
 
     fn notify(&self, message: &str) {

@@ -17,12 +17,11 @@
 //! takes records from the socket through it and plaintext out of it, so
 //! that the buffer only ever holds plaintext.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::listener::Stream;
-use crate::sys::{self, AsSource};
 use crate::tls::Session;
 
 /// The buffer's usual size, as std's `BufReader`. It grows beyond this only
@@ -193,43 +192,8 @@ fn read_input(
 ) -> io::Result<usize> {
     match tls.as_deref_mut() {
         Some(tls) => tls.read(socket, out, deadline),
-        None => read_socket(socket, out, deadline),
+        None => socket.read_by(out, deadline),
     }
-}
-
-/// A blocking read of `stream` (bounded by its read timeout), or, with a
-/// deadline, a read that fails with `TimedOut` once the deadline has passed
-/// without input.
-pub(crate) fn read_socket(
-    stream: &Stream,
-    out: &mut [u8],
-    deadline: Option<Instant>,
-) -> io::Result<usize> {
-    let Some(deadline) = deadline else {
-        return (&*stream).read(out);
-    };
-    loop {
-        match stream.recv_nonblocking(out) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(past_deadline());
-                }
-                sys::wait_readable(stream.as_source(), Some(left))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
-
-/// The error of a read or write that would have waited past the
-/// connection's deadline.
-pub(crate) fn past_deadline() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        "the connection's deadline has passed",
-    )
 }
 
 /// Read buffers given up by connections parked or closed on this thread.

@@ -319,6 +319,7 @@ mod event;
 #[cfg(feature = "http")]
 pub mod http;
 mod input;
+mod lifecycle;
 mod listener;
 mod parking;
 mod pool;

@@ -11,9 +11,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::sys::{AsSource, Borrowed};
+use crate::sys::{self, AsSource, Borrowed};
 
 /// Where a listener listens, or where a client connects from.
 ///
@@ -191,6 +191,85 @@ impl Stream {
             result
         }
     }
+
+    /// A blocking read (bounded by the socket's read timeout), or, with a
+    /// deadline, one that fails with `TimedOut` once the deadline has
+    /// passed without input.
+    pub(crate) fn read_by(&self, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        match deadline {
+            None => (&*self).read(out),
+            Some(deadline) => {
+                self.retry_until(deadline, Wait::Readable, |s| s.recv_nonblocking(out))
+            }
+        }
+    }
+
+    /// A blocking write (bounded by the socket's write timeout), or, with a
+    /// deadline, one that fails with `TimedOut` once the deadline has
+    /// passed with the socket still full.
+    pub(crate) fn write_by(&self, buf: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
+        match deadline {
+            None => (&*self).write(buf),
+            Some(deadline) => {
+                self.retry_until(deadline, Wait::Writable, |s| s.send_nonblocking(buf))
+            }
+        }
+    }
+
+    /// Tries `attempt` (a nonblocking read or write) until it does not
+    /// find the socket empty or full, waiting for it in between, until
+    /// `deadline`.
+    fn retry_until(
+        &self,
+        deadline: Instant,
+        wait: Wait,
+        mut attempt: impl FnMut(&Stream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            match attempt(self) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(past_deadline());
+                    }
+                    match wait {
+                        Wait::Readable => sys::wait_readable(self.as_source(), Some(left))?,
+                        Wait::Writable => sys::wait_writable(self.as_source(), left)?,
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+/// What [`Stream::retry_until`] waits for.
+#[derive(Clone, Copy)]
+enum Wait {
+    Readable,
+    Writable,
+}
+
+/// The error of a read or write that would have waited past the
+/// connection's deadline.
+pub(crate) fn past_deadline() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the connection's deadline has passed",
+    )
+}
+
+/// Whether `error` says the client hung up (reset, or closed with data
+/// unread) rather than that the connection failed in another way.
+pub(crate) fn is_hang_up(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 impl Read for &Stream {

@@ -11,7 +11,7 @@
 //! of the idle grace, when forced) owns it.
 //!
 //! Timeouts are kept in a heap that the acceptor looks at. A connection has
-//! at most one entry that matters ([`Connection::timer`]): parking it again
+//! at most one entry that matters ([`Berth::timer`](crate::lifecycle::Berth)): parking it again
 //! with a later deadline (the next keep-alive wait) adds nothing, and the
 //! entry, once due, finds the connection's real deadline and is put back
 //! for it. So the heap holds about one entry per connection, not one per
@@ -25,9 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::connection::{Connection, Waiting};
-use crate::pool::{Due, Timeouts};
-use crate::registry::Outcome;
+use crate::lifecycle::{Decision, Event, Life};
 use crate::sys::{self, AsSource, Interest, Shared};
 use crate::wake::Waker;
 
@@ -44,8 +42,8 @@ const SHARDS: usize = 16;
 /// No deadline, in [`Parking::earliest`].
 const NO_DEADLINE: u64 = u64::MAX;
 
-fn token(conn: &Connection) -> u64 {
-    (conn.id() << GENERATION_BITS) | (conn.generation & GENERATION_MASK)
+fn token(life: &Life) -> u64 {
+    (life.id() << GENERATION_BITS) | (life.berth.generation & GENERATION_MASK)
 }
 
 /// The parked connections, and the readiness wait they are armed in.
@@ -54,7 +52,6 @@ pub(crate) struct Parking {
     /// The table, in shards by connection id, so that workers parking and
     /// taking different connections seldom wait for each other's lock.
     tables: Vec<Mutex<Table>>,
-    pub(crate) timeouts: Timeouts,
     /// The zero of `earliest`.
     epoch: Instant,
     /// The earliest timer entry (nanoseconds since `epoch`): never later
@@ -67,33 +64,9 @@ pub(crate) struct Parking {
 
 #[derive(Default)]
 struct Table {
-    conns: HashMap<u64, Connection>,
+    conns: HashMap<u64, Life>,
     /// (deadline, connection id); see the module's docs.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-}
-
-/// Why a connection is not to wait after all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
-    /// A turn now.
-    Turn,
-    /// Closed, counted so.
-    Close(Outcome),
-    /// Closed because shutdown was forced.
-    Forced,
-    /// Its wait or its output timed out.
-    TimedOut,
-}
-
-/// What parking a connection came to, decided under the lock and done
-/// after it (closing calls the user's hook).
-// The connection passes through by value, as everywhere: boxing it would
-// cost an allocation per turn.
-#[allow(clippy::large_enum_variant)]
-enum Parked {
-    Waiting { wake_acceptor: bool },
-    Not(Connection, Verdict),
-    Failed(Connection, io::Error),
 }
 
 /// What a worker's wait brought.
@@ -101,7 +74,7 @@ enum Parked {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Woken {
     /// A parked connection turned ready; it is the worker's now.
-    Ready(Connection),
+    Ready(Life),
     /// A job was announced.
     Job,
     /// A stale report, or an interrupted wait.
@@ -112,16 +85,15 @@ pub(crate) enum Woken {
 /// the next deadline.
 pub(crate) struct Expired {
     /// Their own deadline passed: a turn each.
-    pub(crate) turns: Vec<Connection>,
+    pub(crate) turns: Vec<Life>,
     pub(crate) next: Option<Instant>,
 }
 
 impl Parking {
-    pub(crate) fn new(shared: Shared, timeouts: Timeouts, acceptor: Waker) -> Parking {
+    pub(crate) fn new(shared: Shared, acceptor: Waker) -> Parking {
         Parking {
             shared,
             tables: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            timeouts,
             epoch: Instant::now(),
             earliest: AtomicU64::new(NO_DEADLINE),
             acceptor,
@@ -144,127 +116,98 @@ impl Parking {
             .max(1)
     }
 
-    /// Parks `conn` until it has input (or room for its queued output), or
-    /// closes it if its wait is over. Returns it when it must have a turn
-    /// now instead: input already buffered, or its deadline passed.
-    pub(crate) fn park(&self, conn: Connection) -> Option<Connection> {
-        let parked = {
-            let mut table = self.lock(conn.id());
-            // Decided under the lock: the acceptor sets the shutdown state
-            // before it sweeps the table, so a connection parked after a
-            // sweep sees the state that sweep acted on.
-            match self.verdict(&conn) {
-                None => self.arm(&mut table, conn),
-                Some(verdict) => Parked::Not(conn, verdict),
+    /// Parks `life` until it has input (or room for its queued output),
+    /// if the [lifecycle](crate::lifecycle) says it may wait. Otherwise
+    /// returns it with what to do instead (a turn, or a close).
+    pub(crate) fn park(&self, mut life: Life) -> Option<(Life, Decision)> {
+        let (decision, wake_acceptor) = {
+            let mut table = self.lock(life.id());
+            // Decided under the lock: a sweep (idle grace, force) sets the
+            // shutdown state before it takes each shard's lock, so a
+            // connection parked after a sweep sees the state that sweep
+            // acted on, and one parked before is in the table it sweeps.
+            match life.decide(Event::Parking(Instant::now())) {
+                Decision::Park(interest) => match self.arm(&mut table, life, interest) {
+                    Ok(wake_acceptor) => (None, wake_acceptor),
+                    Err((mut life, error)) => {
+                        let decision = life.decide(Event::ArmFailed(error));
+                        (Some((life, decision)), false)
+                    }
+                },
+                other => (Some((life, other)), false),
             }
         };
-        match parked {
-            Parked::Waiting { wake_acceptor } => {
-                if wake_acceptor {
-                    self.acceptor.wake();
-                }
-                None
-            }
-            Parked::Not(conn, Verdict::Turn) => Some(conn),
-            Parked::Not(conn, Verdict::Close(outcome)) => {
-                conn.close(outcome);
-                None
-            }
-            Parked::Not(conn, Verdict::Forced) => {
-                conn.close_forced();
-                None
-            }
-            Parked::Not(conn, Verdict::TimedOut) => {
-                Timeouts::close(conn);
-                None
-            }
-            Parked::Failed(conn, error) => {
-                conn.close_with_error(Outcome::Failed, error);
-                None
-            }
+        if wake_acceptor {
+            self.acceptor.wake();
         }
+        decision
     }
 
-    /// `None` if `conn` is to wait; otherwise what to do instead: close it
-    /// (forced, idle after the grace, timed out) or serve it now.
-    fn verdict(&self, conn: &Connection) -> Option<Verdict> {
-        if conn.signal().is_forced() {
-            return Some(Verdict::Forced);
-        }
-        if !conn.has_queued_output() {
-            // Buffered input first: a request read ahead is served, even
-            // from a connection that said it waits idle.
-            if conn.has_ready_input() {
-                return Some(Verdict::Turn);
-            }
-            if conn.waiting == Waiting::Idle && conn.signal().is_closing_idle() {
-                return Some(Verdict::Close(Outcome::ClosedIdle));
-            }
-        }
-        match self.timeouts.due(conn, Instant::now()) {
-            Due::Nothing => None,
-            Due::Turn => Some(Verdict::Turn),
-            Due::Close => Some(Verdict::TimedOut),
-        }
-    }
-
-    /// Arms `conn` in the readiness wait and puts it in the table.
-    fn arm(&self, table: &mut Table, mut conn: Connection) -> Parked {
-        let interest = if conn.has_queued_output() {
-            Interest::Output
-        } else {
+    /// Arms `life` in the readiness wait for `interest` and puts it in the
+    /// table; returns whether the acceptor must be woken for its timer.
+    // The connection passes through by value, as everywhere: boxing it
+    // would cost an allocation per turn.
+    #[allow(clippy::result_large_err)]
+    fn arm(
+        &self,
+        table: &mut Table,
+        mut life: Life,
+        interest: Interest,
+    ) -> Result<bool, (Life, io::Error)> {
+        if interest != Interest::Output {
             // It may wait long: an empty read buffer is freed meanwhile.
-            conn.release_buffer();
-            Interest::Oneshot
-        };
-        conn.generation = conn.generation.wrapping_add(1);
-        let (id, token, first) = (conn.id(), token(&conn), !conn.registered);
-        conn.registered = true;
-        let wake_acceptor = self.schedule(table, &mut conn, Instant::now());
+            life.conn_mut().release_buffer();
+        }
+        let idle = life.is_idle();
+        life.conn_mut().count_parked(Some(idle));
+        life.berth.generation = life.berth.generation.wrapping_add(1);
+        let (id, token, first) = (life.id(), token(&life), !life.berth.registered);
+        life.berth.registered = true;
+        let wake_acceptor = self.schedule(table, &mut life, Instant::now());
         // In the table before it is armed, so that a report finds it; and
         // armed last, so that a worker woken by the report seldom finds the
         // lock still held.
-        let conn = match table.conns.entry(id) {
-            Entry::Vacant(place) => place.insert(conn),
+        let life = match table.conns.entry(id) {
+            Entry::Vacant(place) => place.insert(life),
             // Never: a connection is parked once at a time, under its own
             // id. Served rather than lost if it were.
-            Entry::Occupied(_) => return Parked::Not(conn, Verdict::Turn),
+            Entry::Occupied(_) => {
+                life.conn_mut().count_parked(None);
+                let error = io::Error::other("parked twice");
+                return Err((life, error));
+            }
         };
         let armed = self
             .shared
-            .arm(conn.stream().as_source(), token, interest, first);
+            .arm(life.conn().stream().as_source(), token, interest, first);
         if let Err(error) = armed {
-            let Some(mut conn) = table.conns.remove(&id) else {
-                return Parked::Waiting { wake_acceptor };
+            let Some(mut life) = table.conns.remove(&id) else {
+                return Ok(wake_acceptor);
             };
-            conn.registered = !first;
-            // Cannot watch it (out of memory in the kernel). Waiting for
-            // input, serving it now is the only way not to lose it; output
-            // cannot be waited for.
-            return match interest {
-                Interest::Output => Parked::Failed(conn, error),
-                _ => Parked::Not(conn, Verdict::Turn),
-            };
+            life.berth.registered = !first;
+            life.conn_mut().count_parked(None);
+            return Err((life, error));
         }
-        Parked::Waiting { wake_acceptor }
+        Ok(wake_acceptor)
     }
 
-    /// Makes sure a timer entry comes by `conn`'s next deadline; returns
+    /// Makes sure a timer entry comes by `life`'s next deadline; returns
     /// whether the acceptor must be woken to look at it in time.
-    fn schedule(&self, table: &mut Table, conn: &mut Connection, now: Instant) -> bool {
-        let Some(at) = self.timeouts.next(conn) else {
+    fn schedule(&self, table: &mut Table, life: &mut Life, now: Instant) -> bool {
+        let Some(at) = life.next_timer() else {
             return false;
         };
         // An entry still to come, not later than this deadline, will do:
         // when due, it finds the connection's deadline and is put back.
-        if conn
+        if life
+            .berth
             .timer
             .is_some_and(|pending| pending > now && pending <= at)
         {
             return false;
         }
-        table.timers.push(Reverse((at, conn.id())));
-        conn.timer = Some(at);
+        table.timers.push(Reverse((at, life.id())));
+        life.berth.timer = Some(at);
         let nanos = self.nanos(at);
         nanos < self.earliest.fetch_min(nanos, Ordering::SeqCst)
     }
@@ -283,18 +226,19 @@ impl Parking {
 
     /// Takes the connection a readiness report is for, unless the report is
     /// stale (the connection was taken away meanwhile).
-    fn take(&self, token: u64) -> Option<Connection> {
+    fn take(&self, token: u64) -> Option<Life> {
         let id = token >> GENERATION_BITS;
         let mut table = self.lock(id);
         let current = table
             .conns
             .get(&id)
-            .is_some_and(|conn| conn.generation & GENERATION_MASK == token & GENERATION_MASK);
-        if current {
-            table.conns.remove(&id)
-        } else {
-            None
+            .is_some_and(|life| life.berth.generation & GENERATION_MASK == token & GENERATION_MASK);
+        if !current {
+            return None;
         }
+        let mut life = table.conns.remove(&id)?;
+        life.conn_mut().count_parked(None);
+        Some(life)
     }
 
     /// Wakes `jobs` waiting workers for jobs in the channel.
@@ -303,10 +247,11 @@ impl Parking {
     }
 
     /// Takes `id` out of the table, to close or serve it from elsewhere.
-    fn remove(&self, table: &mut Table, id: u64) -> Option<Connection> {
-        let conn = table.conns.remove(&id)?;
-        self.shared.disarm(conn.stream().raw_source());
-        Some(conn)
+    fn remove(&self, table: &mut Table, id: u64) -> Option<Life> {
+        let mut life = table.conns.remove(&id)?;
+        self.shared.disarm(life.conn().stream().raw_source());
+        life.conn_mut().count_parked(None);
+        Some(life)
     }
 
     /// For the acceptor: closes the connections whose wait timed out and
@@ -334,25 +279,27 @@ impl Parking {
                     break;
                 }
                 table.timers.pop();
-                let Some(conn) = table.conns.get_mut(&id) else {
+                let Some(life) = table.conns.get_mut(&id) else {
                     // Served or closed since: its next parking schedules
                     // anew.
                     continue;
                 };
-                if conn.timer != Some(at) {
+                if life.berth.timer != Some(at) {
                     // An earlier entry replaced it.
                     continue;
                 }
-                conn.timer = None;
-                match self.timeouts.due(conn, now) {
-                    Due::Nothing => {
-                        if let Some(at) = self.timeouts.next(conn) {
-                            conn.timer = Some(at);
+                life.berth.timer = None;
+                match life.decide(Event::Timer(now)) {
+                    Decision::Stay => {
+                        if let Some(at) = life.next_timer() {
+                            life.berth.timer = Some(at);
                             table.timers.push(Reverse((at, id)));
                         }
                     }
-                    Due::Turn => turns.extend(self.remove(table, id)),
-                    Due::Close => closes.extend(self.remove(table, id)),
+                    Decision::Close(outcome, error) => {
+                        closes.extend(self.remove(table, id).map(|l| (l, outcome, error)));
+                    }
+                    _ => turns.extend(self.remove(table, id)),
                 }
             }
             if let Some(&Reverse((at, _))) = table.timers.peek() {
@@ -362,7 +309,10 @@ impl Parking {
         if let Some(at) = next {
             self.earliest.fetch_min(self.nanos(at), Ordering::SeqCst);
         }
-        closes.into_iter().for_each(Timeouts::close);
+        // Closed outside the locks: closing calls the user's hook.
+        for (life, outcome, error) in closes {
+            life.close(outcome, error);
+        }
         Expired {
             turns,
             next: self.earliest(),
@@ -375,35 +325,28 @@ impl Parking {
         (nanos != NO_DEADLINE).then(|| self.epoch + Duration::from_nanos(nanos))
     }
 
-    /// The end of the idle grace: closes every parked idle connection.
-    pub(crate) fn close_idle(&self) {
-        let idle = self.take_all(|c| c.waiting == Waiting::Idle && !c.has_queued_output());
-        for conn in idle {
-            conn.close(Outcome::ClosedIdle);
-        }
-    }
-
-    /// Forced: closes every parked connection.
-    pub(crate) fn close_all(&self) {
-        self.take_all(|_| true)
-            .into_iter()
-            .for_each(Connection::close_forced);
-    }
-
-    /// Takes every parked connection that `wanted` picks out of the table.
-    fn take_all(&self, wanted: impl Fn(&Connection) -> bool) -> Vec<Connection> {
-        let mut taken = Vec::new();
+    /// A sweep of every parked connection at a shutdown step
+    /// ([`Event::IdleGraceOver`], [`Event::Forced`]): closes those the
+    /// [lifecycle](crate::lifecycle) says to close. The caller sets the
+    /// shutdown state first (see [`park`](Self::park)).
+    pub(crate) fn sweep(&self, event: impl Fn() -> Event) {
+        let mut closes = Vec::new();
         for shard in 0..SHARDS as u64 {
             let mut table = self.lock(shard);
-            let ids: Vec<u64> = table
-                .conns
-                .iter()
-                .filter(|(_, c)| wanted(c))
-                .map(|(&id, _)| id)
-                .collect();
-            taken.extend(ids.into_iter().filter_map(|id| self.remove(&mut table, id)));
+            let ids: Vec<u64> = table.conns.keys().copied().collect();
+            for id in ids {
+                let Some(life) = table.conns.get_mut(&id) else {
+                    continue;
+                };
+                if let Decision::Close(outcome, error) = life.decide(event()) {
+                    closes.extend(self.remove(&mut table, id).map(|l| (l, outcome, error)));
+                }
+            }
         }
-        taken
+        // Closed outside the locks: closing calls the user's hook.
+        for (life, outcome, error) in closes {
+            life.close(outcome, error);
+        }
     }
 }
 

@@ -15,108 +15,24 @@
 //! worker holds a clone of a `done` sender and drops it on exit, so the
 //! channel disconnects the moment the last worker is gone.
 
-use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::connection::{is_hang_up, Connection, Handler, Next, Waiting};
+use crate::connection::Handler;
 use crate::error::Error;
 use crate::input;
+use crate::lifecycle::{Decision, Event, Life, Panicked};
 use crate::parking::{Parking, Woken};
-use crate::registry::Outcome;
-use crate::tls::{self, Before};
 use crate::wake::Waker;
-
-/// A connection ready for a turn.
-pub(crate) type Job = Connection;
 
 /// How long a worker pauses after its readiness wait failed (out of
 /// memory), rather than spin on it.
 const WAIT_FAILED_PAUSE: Duration = Duration::from_millis(5);
-
-/// Timeouts of waiting connections, as the workers and the acceptor apply
-/// them.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timeouts {
-    /// For [`Next::Idle`] waits.
-    pub(crate) idle: Option<Duration>,
-    /// For [`Next::Wait`] waits.
-    pub(crate) wait: Option<Duration>,
-}
-
-/// What a waiting connection's time says to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Due {
-    /// Nothing yet.
-    Nothing,
-    /// Its own [deadline](Connection::set_deadline) passed: give it a turn.
-    Turn,
-    /// Its wait timed out: close it.
-    Close,
-}
-
-impl Timeouts {
-    /// When the wait of `conn` needs looking at: its own deadline, or the
-    /// end of its idle or wait timeout, whichever comes first; `None` for
-    /// never (or too far to represent).
-    pub(crate) fn next(&self, conn: &Connection) -> Option<Instant> {
-        if conn.has_queued_output() {
-            return conn.deadline();
-        }
-        let close = self.close_at(conn);
-        match (conn.deadline(), close) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// What is due for `conn` at `now`. Its own deadline comes first: the
-    /// handler may still have something to say (a `408`).
-    pub(crate) fn due(&self, conn: &Connection, now: Instant) -> Due {
-        let late = conn.deadline().is_some_and(|d| now >= d);
-        if conn.has_queued_output() {
-            // Its output is late: nothing for the handler to add.
-            return if late { Due::Close } else { Due::Nothing };
-        }
-        if late {
-            Due::Turn
-        } else if self.close_at(conn).is_some_and(|d| now >= d) {
-            Due::Close
-        } else {
-            Due::Nothing
-        }
-    }
-
-    fn close_at(&self, conn: &Connection) -> Option<Instant> {
-        let timeout = match conn.waiting {
-            Waiting::Idle => self.idle,
-            Waiting::Conversation => self.wait,
-        };
-        timeout.and_then(|t| conn.since.checked_add(t))
-    }
-
-    /// Closes a connection whose wait timed out: an idle one's conversation
-    /// was over; any other was cut for slowness, and the error says which
-    /// wait it outlasted.
-    pub(crate) fn close(conn: Connection) {
-        let why = if conn.has_queued_output() {
-            "the client did not take the queued output by the connection's deadline"
-        } else if conn.waiting == Waiting::Idle {
-            return conn.close(Outcome::ClosedIdle);
-        } else {
-            "no input within the wait timeout"
-        };
-        conn.close_with_error(
-            Outcome::TimedOut,
-            io::Error::new(io::ErrorKind::TimedOut, why),
-        );
-    }
-}
 
 /// The state the workers share with the acceptor and the drain.
 pub(crate) struct Pool {
@@ -132,13 +48,13 @@ pub(crate) struct Pool {
     /// worker to take a job wakes it.
     acceptor_wants_space: AtomicBool,
     acceptor: Waker,
-    jobs: Receiver<Job>,
+    jobs: Receiver<Life>,
     /// Where connections wait between turns.
     pub(crate) parking: Parking,
 }
 
 impl Pool {
-    pub(crate) fn new(jobs: Receiver<Job>, parking: Parking, acceptor: Waker) -> Pool {
+    pub(crate) fn new(jobs: Receiver<Life>, parking: Parking, acceptor: Waker) -> Pool {
         Pool {
             alive: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
@@ -200,14 +116,6 @@ impl Pool {
     }
 }
 
-/// Why a worker has a connection.
-enum Work {
-    /// Accepted, not served yet.
-    New(Connection),
-    /// Parked, and now ready.
-    Ready(Connection),
-}
-
 /// One named worker thread.
 pub(crate) struct Worker {
     pool: Arc<Pool>,
@@ -247,29 +155,27 @@ impl Worker {
     }
 
     fn run(self) {
-        while let Some(work) = self.next() {
-            match work {
-                Work::New(conn) => self.start(conn),
-                Work::Ready(conn) => self.resume(conn),
-            }
+        while let Some((life, event)) = self.next() {
+            self.serve(life, event);
         }
         self.pool.alive.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Waits for the next work; `None` once the job channel is empty and
-    /// disconnected (the acceptor is done).
-    fn next(&self) -> Option<Work> {
+    /// Waits for the next connection to serve, and what happened to it;
+    /// `None` once the job channel is empty and disconnected (the acceptor
+    /// is done).
+    fn next(&self) -> Option<(Life, Event)> {
         // Whether this worker was woken by a job announcement, which it
         // passes on if jobs are left (announcements made before anyone
         // woke may have counted once).
         let mut announced = false;
         loop {
             match self.take_job() {
-                Ok(Some(conn)) => {
+                Ok(Some(life)) => {
                     if announced {
                         self.pool.pass_on(false);
                     }
-                    return Some(Work::New(conn));
+                    return Some((life, Event::Start));
                 }
                 Ok(None) => {}
                 Err(_) => {
@@ -288,14 +194,14 @@ impl Worker {
             };
             self.pool.idle.fetch_sub(1, Ordering::SeqCst);
             match woken {
-                Some(Ok(Woken::Ready(conn))) => return Some(Work::Ready(conn)),
+                Some(Ok(Woken::Ready(life))) => return Some((life, Event::Ready)),
                 Some(Ok(Woken::Job)) => announced = true,
                 Some(Ok(Woken::Nothing)) => {}
                 Some(Err(_)) => thread::sleep(WAIT_FAILED_PAUSE),
                 // What the last look found, taken at the top of the loop
                 // (a job cannot be put back: it is served from here).
                 None => match job {
-                    Ok(Some(conn)) => return Some(Work::New(conn)),
+                    Ok(Some(life)) => return Some((life, Event::Start)),
                     _ => {
                         self.pool.pass_on(true);
                         return None;
@@ -307,161 +213,55 @@ impl Worker {
 
     /// A job from the channel if there is one (`Ok(None)` if not); an error
     /// once it is empty and disconnected.
-    fn take_job(&self) -> Result<Option<Connection>, TryRecvError> {
+    fn take_job(&self) -> Result<Option<Life>, TryRecvError> {
         match self.pool.jobs.try_recv() {
-            Ok(conn) => {
+            Ok(life) => {
                 if self.pool.acceptor_wants_space.swap(false, Ordering::SeqCst) {
                     self.pool.acceptor.wake();
                 }
-                Ok(Some(conn))
+                Ok(Some(life))
             }
             Err(TryRecvError::Empty) => Ok(None),
             Err(TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
         }
     }
 
-    /// A new connection: served at once if its client has sent something
-    /// (one nonblocking read, which the turn's own read would have made),
-    /// parked otherwise.
-    fn start(&self, mut conn: Connection) {
-        // A TLS connection's first input is its handshake, which the turn
-        // takes (and answers) as it arrives.
-        if !conn.has_buffered_input() && !conn.is_tls() {
-            match conn.receive(input::CAPACITY) {
-                // Input, or the end of it: the turn sees which.
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.park(conn),
-                Err(error) => return self.failed(conn, error, 0),
-            }
-        }
-        self.serve(conn);
-    }
-
-    /// A parked connection that turned ready: for input, a turn; for room
-    /// for its queued output, more of it sent.
-    fn resume(&self, mut conn: Connection) {
-        if !conn.has_queued_output() {
-            return self.serve(conn);
-        }
-        match conn.send_queued() {
-            Ok(true) if conn.close_after_output => conn.close(Outcome::Completed),
-            // All sent: on as the last turn said. Or the rest waits.
-            Ok(_) => self.park(conn),
-            Err(error) => conn.close_with_error(Outcome::Failed, error),
-        }
-    }
-
-    /// Parks `conn`, or serves it now if the parking says so.
-    fn park(&self, conn: Connection) {
-        if let Some(conn) = self.pool.parking.park(conn) {
-            self.serve(conn);
-        }
-    }
-
-    /// Serves turns of `conn` until it is closed or parked.
-    fn serve(&self, mut conn: Connection) {
+    /// Serves `life` after `event`, doing what its
+    /// [lifecycle](crate::lifecycle) decides, until it is parked or closed.
+    fn serve(&self, mut life: Life, event: Event) {
+        let mut decision = life.decide(event);
         loop {
-            if conn.signal().is_forced() {
-                return conn.close_forced();
-            }
-            conn = match self.turn(conn) {
-                Some(conn) => conn,
-                None => return,
+            let event = match decision {
+                Decision::Receive => Event::Received(life.conn_mut().receive(input::CAPACITY)),
+                Decision::Tls => Event::Tls(life.conn_mut().advance_tls()),
+                Decision::Turn => self.turn(&mut life),
+                Decision::Send => Event::Sent(life.conn_mut().send_queued()),
+                Decision::Wait | Decision::Park(_) | Decision::Stay => {
+                    match self.pool.parking.park(life) {
+                        None => return,
+                        Some((back, instead)) => {
+                            (life, decision) = (back, instead);
+                            continue;
+                        }
+                    }
+                }
+                Decision::Close(outcome, error) => return life.close(outcome, error),
             };
-            // Requests read ahead (pipelined) are served at once.
-            if conn.has_ready_input() && !conn.has_queued_output() {
-                continue;
-            }
-            conn = match self.pool.parking.park(conn) {
-                Some(conn) => conn,
-                None => return,
-            };
+            decision = life.decide(event);
         }
     }
 
-    /// Runs one turn; `None` if the connection was closed.
-    fn turn(&self, conn: Connection) -> Option<Connection> {
-        // TLS: the handshake, and records without plaintext, are taken
-        // before the handler, which then only runs with something to read.
-        let mut conn = match tls::before_turn(conn) {
-            Before::Turn(conn) => conn,
-            Before::Wait(conn) => return Some(conn),
-            Before::Closed => return None,
-        };
-        conn.served = true;
-        // In a turn, not waiting (also when input was buffered already).
-        conn.set_waiting(false);
-        let consumed = conn.consumed();
+    /// Runs one turn of the handler, inside `catch_unwind`.
+    fn turn(&self, life: &mut Life) -> Event {
+        let consumed = life.start_turn();
+        self.pool.busy.fetch_add(1, Ordering::Relaxed);
         // AssertUnwindSafe: after a panic the connection is closed without
         // being read from again, so no broken state is observed.
-        self.pool.busy.fetch_add(1, Ordering::Relaxed);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| self.handler.turn(&mut conn)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| self.handler.turn(life.conn_mut())));
         self.pool.busy.fetch_sub(1, Ordering::Relaxed);
-        // Input left buffered by a turn that used none of it waits for more
-        // from the socket; calling the handler again at once would spin.
-        conn.stalled = conn.consumed() == consumed;
-        let waiting = match result {
-            Ok(Ok(Next::Idle)) => Waiting::Idle,
-            Ok(Ok(Next::Wait)) => Waiting::Conversation,
-            Ok(Ok(Next::Close)) if !conn.has_queued_output() => {
-                conn.close(Outcome::Completed);
-                return None;
-            }
-            Ok(Ok(Next::Close)) => {
-                conn.close_after_output = true;
-                Waiting::Conversation
-            }
-            Ok(Err(error)) => {
-                self.failed(conn, error, consumed);
-                return None;
-            }
-            Err(_panic) => {
-                conn.close(Outcome::Panicked);
-                return None;
-            }
-        };
-        conn.waiting = waiting;
-        conn.since = Instant::now();
-        conn.set_waiting(true);
-        if conn.has_queued_output() {
-            match conn.send_queued() {
-                // The rest waits for the socket, parked.
-                Ok(false) => return Some(conn),
-                Ok(true) if conn.close_after_output => {
-                    conn.close(Outcome::Completed);
-                    return None;
-                }
-                Ok(true) => {}
-                Err(error) => {
-                    conn.close_with_error(Outcome::Failed, error);
-                    return None;
-                }
-            }
+        Event::TurnEnded {
+            result: result.map_err(|_| Panicked),
+            consumed,
         }
-        if waiting == Waiting::Idle && conn.signal().is_closing_idle() && !conn.has_ready_input() {
-            // Turned idle after the grace: closed at once. Not with input
-            // already buffered: that is a request read ahead, to serve.
-            conn.close(Outcome::ClosedIdle);
-            return None;
-        }
-        Some(conn)
-    }
-
-    /// Closes `conn` after `error` in a turn that began with `consumed`
-    /// bytes of its input consumed.
-    fn failed(&self, conn: Connection, error: io::Error, consumed: u64) {
-        // Whether the client was at a safe boundary, with nothing new.
-        let was_idle = conn.waiting == Waiting::Idle;
-        let nothing_new = conn.consumed() == consumed && !conn.has_buffered_input();
-        if was_idle && nothing_new && is_hang_up(&error) {
-            // Closed or reset while waiting idle, before a byte of a new
-            // request: how keep-alive ends, not a failure.
-            return conn.close(Outcome::Completed);
-        }
-        let outcome = match error.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Outcome::TimedOut,
-            _ => Outcome::Failed,
-        };
-        conn.close_with_error(outcome, error);
     }
 }

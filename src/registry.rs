@@ -128,9 +128,6 @@ pub(crate) struct Registry {
     /// The part of `waiting` waiting idle.
     waiting_idle: AtomicUsize,
     next_id: AtomicU64,
-    /// Set by [`Registry::cut_all`]: every connection still open then ends
-    /// as force-closed (or unserved, if it never had a turn).
-    cut: AtomicBool,
     /// Set by the acceptor when it waits for a connection to end: it has
     /// stopped accepting at the connection maximum, or it is waiting for the
     /// last connection of the drain.
@@ -155,7 +152,6 @@ impl Registry {
             waiting: AtomicUsize::new(0),
             waiting_idle: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            cut: AtomicBool::new(false),
             acceptor_waits: AtomicBool::new(false),
             acceptor,
             counters: Counters::default(),
@@ -193,15 +189,6 @@ impl Registry {
         if sockets.remove(&id).is_none() {
             return;
         }
-        let outcome = match outcome {
-            // The deadline cut it: whatever the handler made of that.
-            Outcome::Completed | Outcome::Failed | Outcome::TimedOut | Outcome::ClosedIdle
-                if self.cut.load(Ordering::SeqCst) =>
-            {
-                Outcome::ForceClosed
-            }
-            other => other,
-        };
         let c = &self.counters;
         let counter = match outcome {
             Outcome::Completed => &c.completed,
@@ -275,14 +262,26 @@ impl Registry {
     }
 
     /// Shuts every live socket down in both directions, so that handlers
-    /// blocked in `read` or `write` return, and marks them all force-closed.
+    /// blocked in `read` or `write` return.
     pub(crate) fn cut_all(&self) {
-        self.cut.store(true, Ordering::SeqCst);
         let sockets: Vec<Arc<Stream>> = self.lock().values().cloned().collect();
         for socket in sockets {
             // An error means the socket is already gone, which is the goal.
             let _ = socket.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Counts every connection still open as force-closed: their threads
+    /// are left behind, stuck in a handler after the force. If one ever
+    /// returns, its connection's end is not counted again.
+    pub(crate) fn count_left_behind(&self) {
+        let mut sockets = self.lock();
+        let left = sockets.len();
+        sockets.clear();
+        self.counters
+            .force_closed
+            .fetch_add(left as u64, Ordering::SeqCst);
+        self.open.fetch_sub(left, Ordering::SeqCst);
     }
 
     /// The counts so far.

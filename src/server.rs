@@ -13,12 +13,13 @@ use crossbeam_channel::Receiver;
 
 use crate::acceptor::Acceptor;
 use crate::builder::{default_max_connections, Builder, Config, Source};
-use crate::connection::{Handler, Waiting};
+use crate::connection::Handler;
 use crate::drain::{Drain, Phases};
 use crate::error::Error;
+use crate::lifecycle::{Timeouts, Waiting};
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::Parking;
-use crate::pool::{Pool, Timeouts, Worker};
+use crate::pool::{Pool, Worker};
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, Signal};
@@ -378,7 +379,7 @@ impl Server {
             idle: config.idle_timeout,
             wait: config.wait_timeout,
         };
-        let parking = Parking::new(shared, timeouts, acceptor_waker.clone());
+        let parking = Parking::new(shared, acceptor_waker.clone());
         let pool = Arc::new(Pool::new(jobs_rx.clone(), parking, acceptor_waker));
         let new_waiting = if handler.new_connections_are_idle() {
             Waiting::Idle
@@ -412,6 +413,7 @@ impl Server {
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             new_waiting,
+            timeouts,
             listener_closed: Arc::clone(&listener_closed),
             done: done_tx,
         }

@@ -211,7 +211,6 @@ impl Signal {
     /// connection turns idle later.
     pub(crate) fn close_idle(&self) {
         self.closing_idle.store(true, Ordering::SeqCst);
-        self.acceptor.wake();
     }
 
     pub(crate) fn is_closing_idle(&self) -> bool {

@@ -10,9 +10,10 @@
 //!   through it: records in from the socket, plaintext out to the buffer.
 //!   Writes encrypt through it and go to the socket with the same timeouts
 //!   and deadline as plaintext writes; queued output is queued encrypted.
-//! - [`before_turn`]: what a worker does before a turn of a TLS connection.
-//!   The handshake advances there as its records arrive, never inside a
-//!   handler: each flight is taken without blocking, the answer is written
+//! - [`Session::step`]: what a worker does before a turn of a TLS
+//!   connection (`Connection::advance_tls`, as the
+//!   [lifecycle](crate::lifecycle) decides). The handshake advances there as
+//!   its records arrive, never inside a handler: each flight is taken without blocking, the answer is written
 //!   as far as the socket takes it at once (the rest queued, sent as the
 //!   socket drains), and the connection waits between flights like any other,
 //!   holding no worker, under the handshake deadline. Records that carry
@@ -27,36 +28,19 @@
 //! Without the feature, [`Session`] is a type that cannot exist, so the
 //! plaintext paths compile to what they were.
 
-use crate::connection::Connection;
-
-/// What a worker does with a connection before calling its handler.
-// Without TLS, every connection has its turn.
-#[cfg_attr(not(feature = "tls"), allow(dead_code))]
-pub(crate) enum Before {
-    /// Call the handler.
-    Turn(Connection),
-    /// Nothing for the handler yet: the connection waits for more input
-    /// (or for its queued output to go), as after a turn.
-    Wait(Connection),
-    /// Closed (counted already).
-    Closed,
-}
-
 #[cfg(feature = "tls")]
 pub use enabled::config_from_pem;
 #[cfg(feature = "tls")]
-pub(crate) use enabled::{before_turn, check, ListenerTls, Session};
+pub(crate) use enabled::{check, ListenerTls, Session};
 
 #[cfg(not(feature = "tls"))]
-pub(crate) use disabled::{before_turn, ListenerTls, Session};
+pub(crate) use disabled::{ListenerTls, Session};
 
 #[cfg(not(feature = "tls"))]
 mod disabled {
     use std::io::{self, IoSlice};
     use std::time::Instant;
 
-    use super::Before;
-    use crate::connection::Connection;
     use crate::listener::Stream;
     use crate::registry::Outcome;
 
@@ -113,10 +97,14 @@ mod disabled {
         pub(crate) fn close(&mut self, _: &Stream, _: Outcome, _: bool) {
             match *self {}
         }
-    }
 
-    pub(crate) fn before_turn(conn: Connection) -> Before {
-        Before::Turn(conn)
+        pub(crate) fn drain_into(&mut self, _: &mut Vec<u8>) {
+            match *self {}
+        }
+
+        pub(crate) fn step(&mut self, _: &Stream, _: bool) -> io::Result<bool> {
+            match *self {}
+        }
     }
 }
 
@@ -132,25 +120,14 @@ mod enabled {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::{ServerConfig, ServerConnection};
 
-    use super::Before;
-    use crate::connection::{is_hang_up, write_socket, Connection};
     use crate::error::Error;
-    use crate::input::read_socket;
-    use crate::listener::Stream;
+    use crate::listener::{is_hang_up, Stream};
     use crate::registry::Outcome;
     use crate::sys::{self, AsSource};
 
     /// An error of kind `InvalidData` for what rustls rejected.
     fn invalid(error: rustls::Error) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, error)
-    }
-
-    /// Whether `error` came from a client that closed before sending a
-    /// byte of its handshake: a TCP connect alone, as port scanners and TCP
-    /// health checks do, which ends as a plaintext connection closed unused
-    /// does.
-    fn closed_unused(error: &io::Error) -> bool {
-        error.kind() == io::ErrorKind::NotConnected
     }
 
     /// How long a close waits for the socket to take the rest of a
@@ -249,13 +226,13 @@ mod enabled {
 
     impl Read for Blocking<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            read_socket(self.socket, buf, self.deadline)
+            self.socket.read_by(buf, self.deadline)
         }
     }
 
     impl Write for Blocking<'_> {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            write_socket(self.socket, buf, self.deadline)
+            self.socket.write_by(buf, self.deadline)
         }
 
         fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -471,6 +448,39 @@ mod enabled {
             }
         }
 
+        /// The TLS step before a turn, without blocking: advances the
+        /// handshake with what has arrived (records the socket does not
+        /// take at once stay pending: queue them with
+        /// [`drain_into`](Self::drain_into)), or takes records that carry
+        /// no plaintext (a ticket, a key update). Returns whether the
+        /// handler has something to read; `ready` says it has already (input
+        /// buffered, its deadline passed, output queued).
+        ///
+        /// # Errors
+        ///
+        /// `TimedOut` once the handshake's deadline has passed,
+        /// `NotConnected` if the client closed before a byte of its
+        /// handshake, or what broke the session.
+        pub(crate) fn step(&mut self, socket: &Stream, ready: bool) -> io::Result<bool> {
+            if self.conn.is_handshaking() {
+                if Instant::now() >= self.handshake_deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the TLS handshake did not complete within the handshake timeout",
+                    ));
+                }
+                self.handshake(socket)?;
+                if self.conn.is_handshaking() || self.conn.wants_write() {
+                    return Ok(false);
+                }
+            }
+            if ready {
+                return Ok(true);
+            }
+            self.pull(socket)?;
+            Ok(self.has_input())
+        }
+
         /// Takes the records that have arrived, without blocking, until
         /// there is plaintext or the client's end, or nothing more.
         fn pull(&mut self, socket: &Stream) -> io::Result<()> {
@@ -540,54 +550,6 @@ mod enabled {
     /// Before a turn of `conn`: advances its handshake, or takes the
     /// records that have arrived, and says whether the handler has anything
     /// to read. See the module's docs.
-    pub(crate) fn before_turn(mut conn: Connection) -> Before {
-        let Some((tls, socket)) = conn.tls() else {
-            return Before::Turn(conn);
-        };
-        if tls.conn.is_handshaking() {
-            if Instant::now() >= tls.handshake_deadline {
-                let error = io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the TLS handshake did not complete within the handshake timeout",
-                );
-                conn.close_with_error(Outcome::TimedOut, error);
-                return Before::Closed;
-            }
-            if let Err(error) = tls.handshake(socket) {
-                if closed_unused(&error) {
-                    conn.close(Outcome::Completed);
-                } else {
-                    conn.close_with_error(Outcome::Failed, error);
-                }
-                return Before::Closed;
-            }
-            let deadline = tls.handshake_deadline();
-            // What the socket did not take is sent while parked.
-            conn.queue_tls_records();
-            conn.set_deadline(deadline);
-            if deadline.is_some() || conn.has_queued_output() {
-                conn.set_waiting(true);
-                return Before::Wait(conn);
-            }
-        }
-        if conn.has_buffered_input() || conn.is_past_deadline() || conn.has_queued_output() {
-            return Before::Turn(conn);
-        }
-        let Some((tls, socket)) = conn.tls() else {
-            return Before::Turn(conn);
-        };
-        if let Err(error) = tls.pull(socket) {
-            conn.close_with_error(Outcome::Failed, error);
-            return Before::Closed;
-        }
-        if conn.has_buffered_input() {
-            Before::Turn(conn)
-        } else {
-            conn.set_waiting(true);
-            Before::Wait(conn)
-        }
-    }
-
     /// Reads a certificate chain and its private key from PEM files and
     /// makes a server config of them (TLS 1.3 and 1.2, rustls's safe
     /// defaults, the `ring` provider, no client certificates, no ALPN, so

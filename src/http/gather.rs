@@ -17,7 +17,7 @@ use super::body::Framing;
 use super::head::{parse_head, Head, Parsed, Refusal};
 use super::limits::Limits;
 use super::transport::Transport;
-use crate::connection::is_hang_up;
+use crate::listener::is_hang_up;
 
 /// What the input holds so far.
 #[derive(Debug)]
