@@ -74,7 +74,7 @@ pub(crate) struct Acceptor {
     pub(crate) wake: WakeReceiver,
     pub(crate) jobs: Sender<Life>,
     pub(crate) pool: Arc<Pool>,
-    pub(crate) signal: Arc<Signal>,
+    pub(crate) signal: Arc<ShutdownState>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) max_connections: usize,
     pub(crate) read_timeout: Option<Duration>,

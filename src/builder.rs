@@ -914,7 +914,7 @@ impl Builder {
             listeners,
             first,
             local_addrs,
-            signal: Signal::new(self.config.drain_delay, waker),
+            signal: ShutdownState::new(self.config.drain_delay, waker),
             poller,
             shared,
             wake,

@@ -276,7 +276,7 @@ pub struct Connection {
     id: u64,
     peer: Addr,
     registry: Arc<Registry>,
-    signal: Arc<Signal>,
+    signal: Arc<ShutdownState>,
     /// Whether it counts as parked in the live stats. `Some(idle)`:
     /// counted, as waiting idle or not.
     counted_parked: Option<bool>,
@@ -294,7 +294,7 @@ impl Connection {
         id: u64,
         peer: Addr,
         registry: Arc<Registry>,
-        signal: Arc<Signal>,
+        signal: Arc<ShutdownState>,
         io_timeouts: IoTimeouts,
         tls: Option<Box<Session>>,
     ) -> Connection {
@@ -340,7 +340,7 @@ impl Connection {
         drop(self);
     }
 
-    pub(crate) fn signal(&self) -> &Signal {
+    pub(crate) fn shutdown_state(&self) -> &ShutdownState {
         &self.signal
     }
 

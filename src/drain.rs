@@ -23,7 +23,7 @@ use crate::lifecycle::{self, Life};
 use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::report::Report;
-use crate::shutdown::{ForceReason, Signal};
+use crate::shutdown::{ForceReason, ShutdownState};
 use crate::systemd::Notifier;
 
 /// The durations the drain applies.
@@ -38,7 +38,7 @@ pub(crate) struct Phases {
 pub(crate) struct Drain {
     pub(crate) phases: Phases,
     pub(crate) notifier: Option<Notifier>,
-    pub(crate) signal: Arc<Signal>,
+    pub(crate) signal: Arc<ShutdownState>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) pool: Arc<Pool>,
     /// A receiver of the job channel, to close queued connections when

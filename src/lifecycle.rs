@@ -211,7 +211,7 @@ impl Life {
     /// Decides what comes next after `event`. See the module's docs for
     /// the rules.
     pub(crate) fn decide(&mut self, event: Event) -> Decision {
-        if self.conn.signal().is_forced()
+        if self.conn.shutdown_state().is_forced()
             && !matches!(event, Event::TurnEnded { result: Err(_), .. })
         {
             return self.forced();
@@ -396,7 +396,7 @@ impl Life {
         self.waiting == Waiting::Idle
             && !self.conn.has_queued_output()
             && !self.has_ready_input()
-            && self.conn.signal().is_closing_idle()
+            && self.conn.shutdown_state().is_closing_idle()
     }
 
     /// What its time says at `now`: its own deadline comes first (the

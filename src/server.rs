@@ -22,7 +22,7 @@ use crate::parking::Parking;
 use crate::pool::{Pool, Worker};
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
-use crate::shutdown::{ShutdownHandle, Signal};
+use crate::shutdown::{ShutdownHandle, ShutdownState};
 use crate::sys::{Poller, Shared};
 use crate::systemd::Notifier;
 use crate::tls::ListenerTls;
@@ -74,7 +74,7 @@ pub struct Server {
     /// The listeners' addresses, in the same order.
     pub(crate) local_addrs: Vec<Addr>,
     pub(crate) config: Config,
-    pub(crate) signal: Arc<Signal>,
+    pub(crate) signal: Arc<ShutdownState>,
     pub(crate) poller: Poller,
     /// The workers' readiness wait, for the parking.
     pub(crate) shared: Shared,

@@ -76,7 +76,11 @@ impl Latch {
     }
 }
 
-pub(crate) struct Signal {
+/// The state of a server's shutdown: its latches, the idle-grace flag, and
+/// who started and forced it. One per server, shared by everything that
+/// asks whether shutdown has started (not to be confused with an
+/// operating-system signal, [`Trigger::Signal`]).
+pub(crate) struct ShutdownState {
     graceful: Latch,
     stopped: Latch,
     forced: Latch,
@@ -135,9 +139,9 @@ impl ForceReason {
     }
 }
 
-impl Signal {
-    pub(crate) fn new(drain_delay: Duration, acceptor: Waker) -> Arc<Signal> {
-        Arc::new(Signal {
+impl ShutdownState {
+    pub(crate) fn new(drain_delay: Duration, acceptor: Waker) -> Arc<ShutdownState> {
+        Arc::new(ShutdownState {
             graceful: Latch::new(),
             stopped: Latch::new(),
             forced: Latch::new(),
@@ -296,11 +300,11 @@ impl Signal {
 /// ```
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    signal: Arc<Signal>,
+    signal: Arc<ShutdownState>,
 }
 
 impl ShutdownHandle {
-    pub(crate) fn new(signal: Arc<Signal>) -> ShutdownHandle {
+    pub(crate) fn new(signal: Arc<ShutdownState>) -> ShutdownHandle {
         ShutdownHandle { signal }
     }
 
