@@ -35,7 +35,7 @@ use crate::listener::{Addr, Listener, Stream};
 use crate::parking::TIMER_SLACK;
 use crate::pool::Pool;
 use crate::registry::Registry;
-use crate::shutdown::Signal;
+use crate::shutdown::ShutdownState;
 use crate::sys::{self, Interest, Poller, Readable};
 use crate::tls::ListenerTls;
 use crate::wake::WakeReceiver;

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::event::{Event, Hook};
 use crate::listener::{Addr, Listener, Stream};
 use crate::server::Server;
-use crate::shutdown::Signal;
+use crate::shutdown::ShutdownState;
 use crate::sys::{self, Backend, Poller, Shared};
 use crate::systemd::{self, Notifier};
 use crate::tls::ListenerTls;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::input::Input;
 use crate::listener::{Addr, Stream};
 use crate::registry::{Ending, Outcome, Registry};
-use crate::shutdown::Signal;
+use crate::shutdown::ShutdownState;
 use crate::tls::Session;
 
 /// What a handler says at the end of a turn: what happens to the connection
