@@ -290,7 +290,11 @@
 //!   [`Builder::systemd_notify`] are unix only;
 //! - a forced shutdown shuts every socket down, but Windows does not promise
 //!   that this wakes a handler blocked reading its socket: such a handler
-//!   may be left behind after the [force grace](Builder::force_grace).
+//!   may be left behind after the [force grace](Builder::force_grace);
+//! - the server cannot tell how much of its output a client has not
+//!   acknowledged, so a client that stops reading a streamed HTTP answer is
+//!   cut by the [write timeout](Builder::write_timeout), not by the `http`
+//!   layer's `min_response_rate`.
 //!
 //! # Panics in handlers
 //!

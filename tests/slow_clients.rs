@@ -716,8 +716,14 @@ fn a_small_trickled_body_is_cut_while_it_is_gathered() {
 /// A client that asks for a 16 MiB streamed answer and never reads is cut
 /// by the minimum response rate: the event says timed out (with the error
 /// that says why), the client sees the answer end early, the report counts
-/// it, and the only worker serves the next client.
+/// it, and the only worker serves the next client. Not on Windows, where
+/// the server cannot tell what the client has acknowledged: there the
+/// write timeout cuts it (60 s by default), not the rate.
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "no measure of unacknowledged output on Windows: the write timeout cuts this client, not the rate (docs/platforms.md)"
+)]
 fn a_client_that_never_reads_a_streamed_answer_is_cut_at_the_minimum_response_rate() {
     const RATE: MinRate = MinRate {
         bytes_per_second: 10_000,
