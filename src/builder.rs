@@ -51,6 +51,8 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default idle grace; see [`Builder::idle_grace`].
 const DEFAULT_IDLE_GRACE: Duration = Duration::from_millis(500);
+/// See [`Builder::max_pushed_output`].
+const DEFAULT_MAX_PUSHED_OUTPUT: usize = 1024 * 1024;
 /// Default listen backlog. std listens with 128, which a burst of clients
 /// overflows (the kernel then drops SYNs, costing clients a 1 s retransmit).
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -147,6 +149,9 @@ pub(crate) struct Config {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) wait_timeout: Option<Duration>,
+    pub(crate) max_pushed_output: usize,
+    /// `None`: every goodbye at once.
+    pub(crate) goodbye_pace: Option<(usize, Duration)>,
     /// Permissions of the Unix socket files the builder binds.
     #[cfg(unix)]
     pub(crate) unix_mode: Option<u32>,
@@ -176,6 +181,8 @@ impl Default for Config {
             read_timeout: Some(DEFAULT_IO_TIMEOUT),
             write_timeout: Some(DEFAULT_IO_TIMEOUT),
             wait_timeout: None,
+            max_pushed_output: DEFAULT_MAX_PUSHED_OUTPUT,
+            goodbye_pace: None,
             #[cfg(unix)]
             unix_mode: None,
             backend: Backend::native(),
@@ -246,6 +253,12 @@ impl Config {
         }
         if self.wait_timeout == Some(Duration::ZERO) {
             return invalid("wait_timeout", "must be above zero, or None");
+        }
+        if self.max_pushed_output == 0 {
+            return invalid("max_pushed_output", "must be at least 1");
+        }
+        if self.goodbye_pace.is_some_and(|(batch, _)| batch == 0) {
+            return invalid("goodbye_pace", "the batch must be at least 1");
         }
         #[cfg(feature = "tls")]
         if self.tls_handshake_timeout.is_zero()
@@ -457,6 +470,39 @@ impl Builder {
     /// so is any connection that turns idle later.
     pub fn idle_grace(mut self, grace: Duration) -> Builder {
         self.config.idle_grace = grace;
+        self
+    }
+
+    /// The most bytes pushed to one connection through its
+    /// [`Pusher`](crate::Pusher)s and not yet taken from its mailbox. By
+    /// default, 1 MiB.
+    ///
+    /// A push that would go past it fails with
+    /// [`PushError::Full`](crate::PushError::Full). The mailbox is emptied
+    /// into the connection's output only once the output before it has
+    /// gone, so a connection holds at most twice this much pushed output;
+    /// a client that does not take it within the
+    /// [write timeout](Self::write_timeout) is closed and counted as
+    /// [`timed_out`](crate::Report::timed_out). Must not be zero.
+    pub fn max_pushed_output(mut self, bytes: usize) -> Builder {
+        self.config.max_pushed_output = bytes;
+        self
+    }
+
+    /// Spreads the goodbyes of shutdown over time: `batch` connections
+    /// every `interval`. By default, every connection gets its goodbye at
+    /// once.
+    ///
+    /// Goodbyes go to connections that asked for one
+    /// ([`Connection::set_goodbye`](crate::Connection::set_goodbye)) when
+    /// the server stops accepting. Their clients usually reconnect at once,
+    /// to the next process; thousands of them doing so in the same
+    /// millisecond is a thundering herd, which pacing avoids (Phoenix's
+    /// socket drainer does the same). The idle grace starts after the last
+    /// batch; the [drain timeout](Self::drain_timeout) runs from the start.
+    /// `batch` must not be zero.
+    pub fn goodbye_pace(mut self, batch: usize, interval: Duration) -> Builder {
+        self.config.goodbye_pace = Some((batch, interval));
         self
     }
 

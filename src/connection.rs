@@ -11,8 +11,10 @@ use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::event::Event;
 use crate::input::Input;
 use crate::listener::{Addr, Stream};
+use crate::push::{Mailbox, PushSetup, Pusher};
 use crate::registry::{Ending, Outcome, Registry};
 use crate::shutdown::ShutdownState;
 use crate::tls::Session;
@@ -193,6 +195,23 @@ where
     }
 }
 
+/// A protocol a connection has switched to (HTTP's `Upgrade`: a WebSocket,
+/// an event stream), which serves its turns from then on instead of the
+/// server's handler. It keeps the protocol's state between turns.
+///
+/// Switch with [`Connection::switch_protocol`] in a turn; the next turn of
+/// the connection goes to the protocol. A protocol's turn has the same
+/// contract as a [`Handler`]'s: it returns [`Next`], an error or a panic
+/// closes the connection.
+pub trait Protocol: Send + Sync + 'static {
+    /// Serves one turn of `conn`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Handler::turn`].
+    fn turn(&mut self, conn: &mut Connection) -> io::Result<Next>;
+}
+
 /// The read and write timeouts set on the socket, kept to bound each wait
 /// of a read or write under a deadline too (which waits in `poll`, where
 /// the socket's own timeouts do not apply).
@@ -277,6 +296,20 @@ pub struct Connection {
     peer: Addr,
     registry: Arc<Registry>,
     signal: Arc<ShutdownState>,
+    /// For its [`Pusher`]s; the mailbox is made by the first.
+    push: Arc<PushSetup>,
+    mailbox: Option<Arc<Mailbox>>,
+    /// The protocol serving its turns, if it switched
+    /// ([`Connection::switch_protocol`]).
+    protocol: Option<Box<dyn Protocol>>,
+    /// It asked for a goodbye turn at shutdown.
+    goodbye_wanted: bool,
+    /// Why this turn came, besides input: see [`Connection::is_woken`]
+    /// and [`Connection::is_goodbye`]. Set by the lifecycle.
+    woken: bool,
+    goodbye: bool,
+    /// It has had its goodbye turn.
+    said_goodbye: bool,
     /// Whether it counts as parked in the live stats. `Some(idle)`:
     /// counted, as waiting idle or not.
     counted_parked: Option<bool>,
@@ -289,6 +322,8 @@ pub struct Connection {
 }
 
 impl Connection {
+    // Called from one place (the acceptor's admit), with what it holds.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         socket: Arc<Stream>,
         id: u64,
@@ -297,6 +332,7 @@ impl Connection {
         signal: Arc<ShutdownState>,
         io_timeouts: IoTimeouts,
         tls: Option<Box<Session>>,
+        push: Arc<PushSetup>,
     ) -> Connection {
         // A TLS connection's handshake is due by its deadline.
         let deadline = tls.as_deref().and_then(Session::handshake_deadline);
@@ -310,10 +346,73 @@ impl Connection {
             peer,
             registry,
             signal,
+            push,
+            mailbox: None,
+            protocol: None,
+            goodbye_wanted: false,
+            woken: false,
+            goodbye: false,
+            said_goodbye: false,
             counted_parked: None,
             outcome: Outcome::Unserved,
             error: None,
             accepted: Instant::now(),
+        }
+    }
+
+    /// Why the next turn comes (set by the lifecycle before it).
+    pub(crate) fn set_turn_reason(&mut self, woken: bool, goodbye: bool) {
+        self.woken = woken;
+        self.goodbye = goodbye;
+        if goodbye && !self.said_goodbye {
+            self.said_goodbye = true;
+            self.registry.tell(&Event::Goodbye {
+                id: self.id,
+                peer: &self.peer,
+            });
+        }
+    }
+
+    /// Whether it asked for a goodbye turn at shutdown.
+    pub(crate) fn wants_goodbye(&self) -> bool {
+        self.goodbye_wanted
+    }
+
+    /// Whether pushed mail (or a request for a turn) waits to be taken.
+    pub(crate) fn has_mail(&self) -> bool {
+        self.mailbox.as_ref().is_some_and(|m| m.has_mail())
+    }
+
+    /// Takes the pushed mail: its bytes are queued as output (which must
+    /// be taken within the write timeout); returns whether a turn was
+    /// asked for.
+    pub(crate) fn open_mail(&mut self) -> bool {
+        let Some(mailbox) = &self.mailbox else {
+            return false;
+        };
+        let delivery = mailbox.take();
+        if !delivery.bytes.is_empty() {
+            self.queue_output(&delivery.bytes);
+            if self.deadline.is_none() {
+                self.deadline = self
+                    .io_timeouts
+                    .write
+                    .and_then(|t| Instant::now().checked_add(t));
+            }
+        }
+        delivery.turn
+    }
+
+    /// Takes the protocol the connection switched to, for a turn.
+    pub(crate) fn take_protocol(&mut self) -> Option<Box<dyn Protocol>> {
+        self.protocol.take()
+    }
+
+    /// Puts the protocol back after its turn, unless the turn switched to
+    /// another.
+    pub(crate) fn restore_protocol(&mut self, protocol: Box<dyn Protocol>) {
+        if self.protocol.is_none() {
+            self.protocol = Some(protocol);
         }
     }
 
@@ -513,12 +612,15 @@ impl Connection {
 
     /// The TLS step before a turn ([`Session::step`]): the handshake, or
     /// records that carry no plaintext. Returns whether the handler has
-    /// something to read; without TLS, `Ok(true)`. During the handshake,
+    /// something to read (or, `owed`, a turn without input); without TLS,
+    /// `Ok(true)`. During the handshake,
     /// records the socket did not take at once are queued, and the
     /// connection's deadline is the handshake's (cleared once it is done).
-    pub(crate) fn advance_tls(&mut self) -> io::Result<bool> {
-        let ready =
-            self.has_buffered_input() || self.is_past_deadline() || self.has_queued_output();
+    pub(crate) fn advance_tls(&mut self, owed: bool) -> io::Result<bool> {
+        let ready = owed
+            || self.has_buffered_input()
+            || self.is_past_deadline()
+            || self.has_queued_output();
         let Some((tls, socket)) = self.input.tls() else {
             return Ok(true);
         };
@@ -529,6 +631,14 @@ impl Connection {
             self.deadline = tls.handshake_deadline();
         }
         Ok(has_input)
+    }
+
+    /// Whether its TLS handshake is still going on.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.input
+            .session()
+            .and_then(Session::handshake_deadline)
+            .is_some()
     }
 
     /// Whether the connection speaks TLS.
@@ -579,6 +689,51 @@ impl Connection {
     /// Frees an empty read buffer, for a long wait.
     pub(crate) fn release_buffer(&mut self) {
         self.input.release_if_empty();
+    }
+
+    /// A [`Pusher`] for this connection: other threads send it output, or
+    /// ask for a turn, through it while the connection waits without a
+    /// worker (a subscriber of server-sent events, a WebSocket client of a
+    /// chat). Return [`Next::Wait`] to keep the connection open.
+    pub fn pusher(&mut self) -> Pusher {
+        let (id, push) = (self.id, &self.push);
+        let mailbox = self
+            .mailbox
+            .get_or_insert_with(|| Arc::new(Mailbox::new(id, push)));
+        Pusher::new(Arc::clone(mailbox))
+    }
+
+    /// Whether this turn was asked for with [`Pusher::wake`] (input may
+    /// have arrived too: check [`has_buffered_input`](Self::has_buffered_input)
+    /// or read without blocking with [`receive`](Self::receive)).
+    pub fn is_woken(&self) -> bool {
+        self.woken
+    }
+
+    /// Asks for a goodbye turn when shutdown starts, or not. By default, a
+    /// connection gets none.
+    ///
+    /// A connection that waits mid-conversation ([`Next::Wait`]) when the
+    /// server stops accepting then gets one turn, even without input, in
+    /// which [`is_goodbye`](Self::is_goodbye) is true: the moment for its
+    /// protocol to say goodbye (a WebSocket's Close 1001, an event stream's
+    /// last event) and to return [`Next::Close`], or [`Next::Wait`] for the
+    /// client's answer (within the drain deadline). A connection in a turn
+    /// when shutdown starts gets its goodbye turn after that turn.
+    pub fn set_goodbye(&mut self, goodbye: bool) {
+        self.goodbye_wanted = goodbye;
+    }
+
+    /// Whether this is the connection's goodbye turn (see
+    /// [`set_goodbye`](Self::set_goodbye)).
+    pub fn is_goodbye(&self) -> bool {
+        self.goodbye
+    }
+
+    /// Hands the connection's next turns to `protocol` instead of the
+    /// server's handler (after HTTP's `101 Switching Protocols`, say).
+    pub fn switch_protocol(&mut self, protocol: Box<dyn Protocol>) {
+        self.protocol = Some(protocol);
     }
 
     /// Whether the server is shutting down. A handler speaking a protocol
@@ -659,12 +814,16 @@ impl Drop for Connection {
             tls.close(socket, outcome, queued);
         }
         self.count_parked(None);
+        if let Some(mailbox) = &self.mailbox {
+            mailbox.close();
+        }
         // Deregister first; the socket closes right after, when the input
         // (the last owner of the descriptor) is dropped with `self`.
         let ending = Ending {
             peer: &self.peer,
             open_for: self.accepted.elapsed(),
             error: self.error.as_ref(),
+            said_goodbye: self.said_goodbye,
         };
         self.registry.finish(self.id, self.outcome, ending);
     }

@@ -32,6 +32,8 @@ pub(crate) struct Phases {
     pub(crate) drain_timeout: Option<Duration>,
     pub(crate) idle_grace: Duration,
     pub(crate) force_grace: Duration,
+    /// `Some((batch, interval))`: goodbyes spread over time.
+    pub(crate) goodbye_pace: Option<(usize, Duration)>,
 }
 
 /// Everything the drain watches.
@@ -98,6 +100,8 @@ impl Drain {
             self.registry.open()
         ));
         let deadline = self.phases.drain_timeout.and_then(|t| after(draining, t));
+        self.say_goodbye(deadline);
+        let draining = Instant::now();
 
         let mut wake = Wake::Timeout;
         let grace_end = after(draining, self.phases.idle_grace);
@@ -142,6 +146,8 @@ impl Drain {
             force_closed: tally.force_closed,
             unserved: tally.unserved,
             panicked: tally.panicked,
+            goodbyes: tally.goodbyes,
+            goodbyes_answered: tally.goodbyes_answered,
             threads_left_behind: left_behind,
             forced: self.signal.is_forced(),
             serving: signalled.saturating_duration_since(self.started),
@@ -160,6 +166,28 @@ impl Drain {
     /// then on.
     fn stop_accepting(&self) {
         self.signal.stop_accepting();
+    }
+
+    /// The goodbyes: every parked connection that asked for one and waits
+    /// mid-conversation gets a turn that says so (connections in a turn get
+    /// theirs after it: the [lifecycle](crate::lifecycle)'s goodbye rule).
+    /// Paced, batch by batch, until none is left, the drain is over, or
+    /// `deadline`.
+    fn say_goodbye(&self, deadline: Option<Instant>) {
+        let Some((batch, interval)) = self.phases.goodbye_pace else {
+            self.pool.parking.goodbye(usize::MAX);
+            return;
+        };
+        while self.pool.parking.goodbye(batch) == batch {
+            let next = after(Instant::now(), interval);
+            let until = match (deadline, next) {
+                (Some(d), Some(n)) => Some(d.min(n)),
+                (d, n) => d.or(n),
+            };
+            if self.wait(until) != Wake::Timeout || until == deadline {
+                return;
+            }
+        }
     }
 
     /// The end of the idle grace (`over`: it ran its course, rather than

@@ -82,6 +82,18 @@ pub enum Event<'a> {
         /// served).
         swept: u64,
     },
+    /// A connection gets its goodbye turn: it asked for one
+    /// ([`Connection::set_goodbye`](crate::Connection::set_goodbye)) and
+    /// waits mid-conversation as the server stops accepting. Told on the
+    /// worker, just before the turn. Whether the client answered shows in
+    /// its `ConnectionEnded` (completed, or cut at the deadline) and in the
+    /// report's `goodbyes_answered`.
+    Goodbye {
+        /// Its [id](crate::Connection::id).
+        id: u64,
+        /// The client's address.
+        peer: &'a Addr,
+    },
     /// The idle grace ended: idle connections are closed from now on. Not
     /// sent when the drain ends (or is forced) first.
     IdleGraceOver {

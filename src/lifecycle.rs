@@ -15,9 +15,12 @@
 //! | [`Event::Tls`]                | a worker, after the TLS step | turn, park, close             |
 //! | [`Event::TurnEnded`]          | a worker, after the handler | turn, send, park, close        |
 //! | [`Event::Sent`]               | a worker, after sending   | turn, park, close                |
-//! | [`Event::Parking`]            | the parking, under its lock | park, turn, close              |
+//! | [`Event::MailOpened`]         | a worker, after taking pushed mail | turn, send, park, close   |
+//! | [`Event::Parking`]            | the parking, under its lock | park, mail, turn, close        |
 //! | [`Event::ArmFailed`]          | the parking               | turn, close                      |
 //! | [`Event::Timer`]              | the acceptor's timer sweep | stay, turn, close               |
+//! | [`Event::Mail`]               | a pusher ringing a parked one | hand to a worker, close      |
+//! | [`Event::Goodbye`]            | the drain's goodbye sweep | hand to a worker, stay           |
 //! | [`Event::IdleGraceOver`]      | the drain's idle sweep    | stay, close                      |
 //! | [`Event::Forced`]             | the drain, the acceptor   | close                            |
 //!
@@ -36,6 +39,12 @@
 //! - **The idle grace**: after it, a connection waiting idle with nothing
 //!   buffered is closed ([`Outcome::ClosedIdle`]): at the sweep that ends
 //!   the grace, and whenever a connection turns idle later.
+//! - **Pushed mail** ([`Pusher`](crate::Pusher)) is taken once the output
+//!   before it has gone: its bytes become output, a requested turn is
+//!   given.
+//! - **The goodbye**: once the server stops accepting, a connection that
+//!   asked for one ([`Connection::set_goodbye`]) and waits mid-conversation
+//!   gets one turn that says so, once.
 //! - **Timers**: a connection's own [deadline](Connection::set_deadline)
 //!   gives it a turn; the idle or wait timeout closes it.
 //!
@@ -94,6 +103,13 @@ pub(crate) enum Event {
     },
     /// Sending queued output: whether all of it went.
     Sent(io::Result<bool>),
+    /// Pushed mail was taken: whether a turn was asked for.
+    MailOpened(bool),
+    /// A pusher rang while it was parked.
+    Mail,
+    /// The server stopped accepting while it was parked: its goodbye, if it
+    /// wants one.
+    Goodbye,
     /// It is about to wait in the parking (decided under the parking's
     /// lock, so that it sees the shutdown state a sweep acted on).
     Parking(Instant),
@@ -125,6 +141,8 @@ pub(crate) enum Decision {
     Turn,
     /// Send its queued output ([`Event::Sent`] follows).
     Send,
+    /// Take its pushed mail ([`Event::MailOpened`] follows).
+    OpenMail,
     /// Put it in the parking, which asks again under its lock
     /// ([`Event::Parking`]) whether it may wait, and for what.
     Wait,
@@ -156,6 +174,11 @@ pub(crate) struct Life {
     /// The last turn left buffered input without consuming any of it (a
     /// partial request): that input waits for more from the socket.
     stalled: bool,
+    /// A turn asked for with [`Pusher::wake`](crate::Pusher::wake), not
+    /// given yet.
+    woken: bool,
+    /// Its goodbye turn: `Some(false)` due, `Some(true)` given.
+    goodbye: Option<bool>,
     /// The parking's bookkeeping, kept with the connection between two
     /// parkings; written only by the parking.
     pub(crate) berth: Berth,
@@ -188,6 +211,8 @@ impl Life {
             served: false,
             close_after_output: false,
             stalled: false,
+            woken: false,
+            goodbye: None,
             berth: Berth::default(),
         }
     }
@@ -250,6 +275,17 @@ impl Life {
             Event::Sent(Ok(true)) => self.next_input(),
             Event::Sent(Ok(false)) => Decision::Wait,
             Event::Sent(Err(error)) => Decision::Close(Outcome::Failed, Some(error)),
+            Event::MailOpened(turn) => {
+                self.woken |= turn;
+                if self.conn.has_queued_output() {
+                    Decision::Send
+                } else {
+                    self.next_input()
+                }
+            }
+            Event::Mail => Decision::OpenMail,
+            Event::Goodbye if self.goodbye_due() => self.turn(),
+            Event::Goodbye => Decision::Stay,
             Event::Parking(now) => self.parking(now),
             Event::ArmFailed(error) if self.conn.has_queued_output() => {
                 // Output cannot be waited for.
@@ -289,7 +325,39 @@ impl Life {
     /// [`Event::TurnEnded`]).
     pub(crate) fn start_turn(&mut self) -> u64 {
         self.served = true;
+        let goodbye = self.goodbye == Some(false);
+        if goodbye {
+            self.goodbye = Some(true);
+        }
+        self.conn
+            .set_turn_reason(std::mem::take(&mut self.woken), goodbye);
         self.conn.consumed()
+    }
+
+    /// The TLS step before a turn (see [`Decision::Tls`]).
+    pub(crate) fn advance_tls(&mut self) -> io::Result<bool> {
+        let owed = self.woken || self.goodbye == Some(false);
+        self.conn.advance_tls(owed)
+    }
+
+    /// Whether it is due a goodbye turn now: the server has stopped
+    /// accepting, it asked for one, waits mid-conversation and has not had
+    /// it. Marks it due.
+    fn goodbye_due(&mut self) -> bool {
+        if self.goodbye.is_none()
+            && self.waiting == Waiting::Conversation
+            && self.conn.wants_goodbye()
+            && self.conn.shutdown_state().is_accepting_stopped()
+        {
+            self.goodbye = Some(false);
+        }
+        self.goodbye == Some(false)
+    }
+
+    /// Whether a turn is owed without input: asked for by a pusher, or the
+    /// goodbye.
+    fn turn_owed(&mut self) -> bool {
+        self.woken || self.goodbye_due()
     }
 
     /// When a parked connection's timer must look at it next: its own
@@ -305,11 +373,13 @@ impl Life {
         }
     }
 
-    /// A worker has it, with something to do: its queued output, the TLS
-    /// step, or a turn.
+    /// A worker has it, with something to do: its queued output, its
+    /// mail, the TLS step, or a turn.
     fn ready(&mut self) -> Decision {
         if self.conn.has_queued_output() {
             Decision::Send
+        } else if self.conn.has_mail() {
+            Decision::OpenMail
         } else {
             self.turn()
         }
@@ -328,8 +398,10 @@ impl Life {
 
     /// After a turn with nothing left to send: a request read ahead
     /// (pipelined) is served at once; otherwise the connection waits.
-    fn next_input(&self) -> Decision {
-        if self.has_ready_input() {
+    fn next_input(&mut self) -> Decision {
+        if self.conn.has_mail() {
+            Decision::OpenMail
+        } else if self.has_ready_input() || self.turn_owed() {
             self.turn()
         } else {
             Decision::Wait
@@ -379,7 +451,10 @@ impl Life {
         if !self.conn.has_queued_output() {
             // Buffered input first: a request read ahead is served, even
             // from a connection that said it waits idle.
-            if self.has_ready_input() {
+            if self.conn.has_mail() {
+                return Decision::OpenMail;
+            }
+            if self.has_ready_input() || (self.turn_owed() && !self.conn.is_handshaking()) {
                 return self.turn();
             }
             if self.is_closing_idle() {

@@ -26,6 +26,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::lifecycle::{Decision, Event, Life};
+use crate::push::Doorbell;
 use crate::sys::{self, AsSource, Interest, Shared};
 use crate::wake::Waker;
 
@@ -59,6 +60,9 @@ pub(crate) struct Parking {
     /// at them before. A worker that makes it earlier wakes the acceptor,
     /// which may be sleeping until a later one.
     earliest: AtomicU64,
+    /// Connections taken out for a worker by a pusher's ring or the
+    /// goodbye sweep; the acceptor queues them for the workers.
+    woken: Mutex<Vec<Life>>,
     acceptor: Waker,
 }
 
@@ -96,6 +100,7 @@ impl Parking {
             tables: (0..SHARDS).map(|_| Mutex::default()).collect(),
             epoch: Instant::now(),
             earliest: AtomicU64::new(NO_DEADLINE),
+            woken: Mutex::default(),
             acceptor,
         }
     }
@@ -325,6 +330,53 @@ impl Parking {
         (nanos != NO_DEADLINE).then(|| self.epoch + Duration::from_nanos(nanos))
     }
 
+    /// Takes the connections woken for a worker (by a ring, by the goodbye
+    /// sweep), for the acceptor to queue.
+    pub(crate) fn take_woken(&self) -> Vec<Life> {
+        std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Moves `life`, taken out of the table, to the woken list. Called
+    /// with its shard's lock held, so that a sweep that took every shard's
+    /// lock finds it in the list.
+    fn wake(&self, life: Life) {
+        self.woken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(life);
+    }
+
+    /// The goodbye sweep: hands up to `limit` parked connections due a
+    /// goodbye turn to the workers; returns how many. The caller has
+    /// tripped the "stopped accepting" latch first (see
+    /// [`park`](Self::park)).
+    pub(crate) fn goodbye(&self, limit: usize) -> usize {
+        let mut moved = 0;
+        for shard in 0..SHARDS as u64 {
+            let mut table = self.lock(shard);
+            let ids: Vec<u64> = table.conns.keys().copied().collect();
+            for id in ids {
+                if moved == limit {
+                    break;
+                }
+                let Some(life) = table.conns.get_mut(&id) else {
+                    continue;
+                };
+                if let Decision::Stay = life.decide(Event::Goodbye) {
+                    continue;
+                }
+                if let Some(life) = self.remove(&mut table, id) {
+                    self.wake(life);
+                    moved += 1;
+                }
+            }
+        }
+        if moved > 0 {
+            self.acceptor.wake();
+        }
+        moved
+    }
+
     /// A sweep of every parked connection at a shutdown step
     /// ([`Event::IdleGraceOver`], [`Event::Forced`]): closes those the
     /// [lifecycle](crate::lifecycle) says to close. The caller sets the
@@ -343,9 +395,40 @@ impl Parking {
                 }
             }
         }
+        if let Event::Forced = event() {
+            // And those on their way to a worker.
+            for life in self.take_woken() {
+                life.close_forced();
+            }
+        }
         // Closed outside the locks: closing calls the user's hook.
         for (life, outcome, error) in closes {
             life.close(outcome, error);
+        }
+    }
+}
+
+/// A pusher's ring: a parked connection with mail is taken out and handed
+/// to a worker (see [`crate::push`]).
+impl Doorbell for Parking {
+    fn ring(&self, id: u64) {
+        let closed = {
+            let mut table = self.lock(id);
+            let Some(mut life) = self.remove(&mut table, id) else {
+                // Not parked: whoever has it sees the mail when parking it.
+                return;
+            };
+            match life.decide(Event::Mail) {
+                Decision::Close(outcome, error) => Some((life, outcome, error)),
+                _ => {
+                    self.wake(life);
+                    None
+                }
+            }
+        };
+        match closed {
+            Some((life, outcome, error)) => life.close(outcome, error),
+            None => self.acceptor.wake(),
         }
     }
 }

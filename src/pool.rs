@@ -28,6 +28,7 @@ use crate::error::Error;
 use crate::input;
 use crate::lifecycle::{Decision, Event, Life, Panicked};
 use crate::parking::{Parking, Woken};
+use crate::push::Doorbell;
 use crate::wake::Waker;
 
 /// How long a worker pauses after its readiness wait failed (out of
@@ -113,6 +114,12 @@ impl Pool {
         if idle > 0 && (leaving || !self.jobs.is_empty()) {
             self.parking.announce(1);
         }
+    }
+}
+
+impl Doorbell for Pool {
+    fn ring(&self, id: u64) {
+        self.parking.ring(id);
     }
 }
 
@@ -233,7 +240,8 @@ impl Worker {
         loop {
             let event = match decision {
                 Decision::Receive => Event::Received(life.conn_mut().receive(input::CAPACITY)),
-                Decision::Tls => Event::Tls(life.conn_mut().advance_tls()),
+                Decision::Tls => Event::Tls(life.advance_tls()),
+                Decision::OpenMail => Event::MailOpened(life.conn_mut().open_mail()),
                 Decision::Turn => self.turn(&mut life),
                 Decision::Send => Event::Sent(life.conn_mut().send_queued()),
                 Decision::Wait | Decision::Park(_) | Decision::Stay => {
@@ -251,13 +259,23 @@ impl Worker {
         }
     }
 
-    /// Runs one turn of the handler, inside `catch_unwind`.
+    /// Runs one turn of the handler (or of the protocol the connection
+    /// switched to), inside `catch_unwind`.
     fn turn(&self, life: &mut Life) -> Event {
         let consumed = life.start_turn();
         self.pool.busy.fetch_add(1, Ordering::Relaxed);
         // AssertUnwindSafe: after a panic the connection is closed without
         // being read from again, so no broken state is observed.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| self.handler.turn(life.conn_mut())));
+        let conn = life.conn_mut();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| match conn.take_protocol() {
+            // Switched to another protocol (a WebSocket): it serves the turn.
+            Some(mut protocol) => {
+                let next = protocol.turn(conn);
+                conn.restore_protocol(protocol);
+                next
+            }
+            None => self.handler.turn(conn),
+        }));
         self.pool.busy.fetch_sub(1, Ordering::Relaxed);
         Event::TurnEnded {
             result: result.map_err(|_| Panicked),

@@ -101,6 +101,10 @@ struct Counters {
     force_closed: AtomicU64,
     unserved: AtomicU64,
     panicked: AtomicU64,
+    /// Connections given a goodbye turn, and those of them that then
+    /// ended as completed (the client answered the goodbye).
+    goodbyes: AtomicU64,
+    goodbyes_answered: AtomicU64,
 }
 
 /// A consistent reading of the counters.
@@ -114,6 +118,8 @@ pub(crate) struct Tally {
     pub(crate) force_closed: u64,
     pub(crate) unserved: u64,
     pub(crate) panicked: u64,
+    pub(crate) goodbyes: u64,
+    pub(crate) goodbyes_answered: u64,
     /// Connections still registered when the tally was taken.
     pub(crate) open: u64,
 }
@@ -142,6 +148,7 @@ pub(crate) struct Ending<'a> {
     pub(crate) peer: &'a Addr,
     pub(crate) open_for: std::time::Duration,
     pub(crate) error: Option<&'a std::io::Error>,
+    pub(crate) said_goodbye: bool,
 }
 
 impl Registry {
@@ -200,6 +207,12 @@ impl Registry {
             Outcome::Panicked => &c.panicked,
         };
         counter.fetch_add(1, Ordering::SeqCst);
+        if ending.said_goodbye {
+            c.goodbyes.fetch_add(1, Ordering::SeqCst);
+            if outcome == Outcome::Completed {
+                c.goodbyes_answered.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         self.open.fetch_sub(1, Ordering::SeqCst);
         drop(sockets);
         // After the decrement (SeqCst), so an acceptor that set the flag and
@@ -298,6 +311,8 @@ impl Registry {
             force_closed: get(&c.force_closed),
             unserved: get(&c.unserved),
             panicked: get(&c.panicked),
+            goodbyes: get(&c.goodbyes),
+            goodbyes_answered: get(&c.goodbyes_answered),
             open: sockets.len() as u64,
         }
     }

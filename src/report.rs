@@ -72,6 +72,13 @@ pub struct Report {
     pub unserved: u64,
     /// Connections whose handler panicked. The worker survived each one.
     pub panicked: u64,
+    /// Connections given a goodbye turn at shutdown
+    /// ([`Connection::set_goodbye`](crate::Connection::set_goodbye)), in
+    /// whichever outcome they then ended (not a separate outcome).
+    pub goodbyes: u64,
+    /// Of [`goodbyes`](Self::goodbyes), those whose client answered: they
+    /// ended as completed.
+    pub goodbyes_answered: u64,
     /// Worker threads still stuck in a handler after the force grace. They
     /// were left running; the process exiting ends them.
     pub threads_left_behind: usize,

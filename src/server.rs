@@ -20,6 +20,7 @@ use crate::lifecycle::{Timeouts, Waiting};
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::Parking;
 use crate::pool::{Pool, Worker};
+use crate::push::{Doorbell, PushSetup};
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, ShutdownState};
@@ -381,6 +382,11 @@ impl Server {
         };
         let parking = Parking::new(shared, acceptor_waker.clone());
         let pool = Arc::new(Pool::new(jobs_rx.clone(), parking, acceptor_waker));
+        let doorbell: Arc<dyn Doorbell> = Arc::clone(&pool) as Arc<dyn Doorbell>;
+        let push = Arc::new(PushSetup {
+            doorbell: Arc::downgrade(&doorbell),
+            limit: config.max_pushed_output,
+        });
         let new_waiting = if handler.new_connections_are_idle() {
             Waiting::Idle
         } else {
@@ -414,6 +420,7 @@ impl Server {
             write_timeout: config.write_timeout,
             new_waiting,
             timeouts,
+            push,
             listener_closed: Arc::clone(&listener_closed),
             done: done_tx,
         }
@@ -426,6 +433,7 @@ impl Server {
                 drain_timeout: config.drain_timeout,
                 idle_grace: config.idle_grace,
                 force_grace: config.force_grace,
+                goodbye_pace: config.goodbye_pace,
             },
             notifier,
             signal,
