@@ -14,9 +14,10 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::event::{Event, Hook};
 use crate::listener::{Addr, Listener, Stream};
+use crate::readiness::WorkerWait;
 use crate::server::Server;
 use crate::shutdown::Signal;
-use crate::sys::{self, Backend, Poller, Shared};
+use crate::sys::{self, Backend, Poller};
 use crate::systemd::{self, Notifier};
 use crate::tls::ListenerTls;
 use crate::wake;
@@ -908,7 +909,7 @@ impl Builder {
             local_addrs.push(listener.local_addr().map_err(Error::Listener)?);
         }
         let poller = Poller::new(self.config.backend).map_err(Error::Readiness)?;
-        let shared = Shared::new(self.config.backend).map_err(Error::Readiness)?;
+        let shared = WorkerWait::new(self.config.backend).map_err(Error::Readiness)?;
         let (waker, wake) = wake::channel().map_err(Error::Readiness)?;
         Ok(Server {
             listeners,

@@ -307,7 +307,9 @@
 //! [`outcomes`](Report::outcomes) always add up to
 //! [`accepted`](Report::accepted).
 #![warn(missing_docs)]
-// `unsafe` only in `sys.rs`, for foreign calls and adopting a descriptor.
+// `unsafe` only in `sys/`, for foreign calls, and in `systemd.rs` for the
+// one call of `sys::adopt_inherited`: only there is it known that an
+// inherited descriptor is the process's to own.
 #![deny(unsafe_code)]
 
 mod acceptor;
@@ -322,6 +324,7 @@ mod input;
 mod listener;
 mod parking;
 mod pool;
+mod readiness;
 mod registry;
 mod report;
 mod server;

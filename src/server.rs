@@ -19,10 +19,11 @@ use crate::error::Error;
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::Parking;
 use crate::pool::{Pool, Timeouts, Worker};
+use crate::readiness::WorkerWait;
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, Signal};
-use crate::sys::{Poller, Shared};
+use crate::sys::Poller;
 use crate::systemd::Notifier;
 use crate::tls::ListenerTls;
 use crate::wake::WakeReceiver;
@@ -76,7 +77,7 @@ pub struct Server {
     pub(crate) signal: Arc<Signal>,
     pub(crate) poller: Poller,
     /// The workers' readiness wait, for the parking.
-    pub(crate) shared: Shared,
+    pub(crate) shared: WorkerWait,
     /// The acceptor's end of the wake-up socket whose other end `signal`
     /// holds.
     pub(crate) wake: WakeReceiver,
