@@ -314,6 +314,7 @@
 
 mod acceptor;
 mod builder;
+mod config;
 mod connection;
 mod drain;
 mod error;

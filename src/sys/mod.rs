@@ -7,22 +7,21 @@
 //!
 //! - **a readiness wait**, [`Poller`]: add a socket under a token, remove or
 //!   forget it, wait for ready tokens with a timeout. Its mechanism is a
-//!   [`Backend`]: epoll ([`epoll.rs`](epoll)) on Linux and Android,
-//!   `poll(2)` ([`poll.rs`](poll)) on every unix, `WSAPoll`
-//!   ([`windows.rs`](windows)) on Windows;
+//!   [`Backend`]: epoll (`epoll.rs`) on Linux and Android, `poll(2)`
+//!   (`poll.rs`) on every unix, `WSAPoll` (`windows.rs`) on Windows;
 //! - **one-shot arming**, [`Interest::Oneshot`] and [`Interest::Output`]: a
 //!   socket is reported once, then not again until it is armed again, so
 //!   that it goes to one waiter. The workers' shared wait
-//!   (`crate::readiness`) is built on this, with [`Epoll`] (every waiter in
+//!   (`crate::readiness`) is built on this, with `Epoll` (every waiter in
 //!   the kernel's wait at once) or a [`PollSet`] that one waiter at a time
 //!   polls ([`Snapshot`](poll::Snapshot));
 //! - **waits on one socket** under a deadline: [`wait_readable`],
 //!   [`wait_writable`];
-//! - **the raw material of wake-ups**: an [`eventfd`] on Linux and Android,
-//!   a connected [`socket_pair`] elsewhere (`crate::wake` builds on them);
+//! - **the raw material of wake-ups**: an `eventfd` on Linux and Android,
+//!   a connected `socket_pair` elsewhere (`crate::wake` builds on them);
 //! - **socket calls** ([`socket.rs`](socket)): a nonblocking `recv` and
 //!   `send` on a blocking socket, the output a peer has not acknowledged
-//!   yet ([`unsent_output`]), the listen backlog, accepted sockets'
+//!   yet (`unsent_output`), the listen backlog, accepted sockets'
 //!   timeouts set once on their listener, and which `accept` errors mean
 //!   "out of resources";
 //! - **the process** ([`process.rs`](process)): the descriptor limit (read
@@ -37,12 +36,13 @@
 //!
 //! # Safety
 //!
-//! This is the crate's only module allowed `unsafe`, and each block says why
-//! it is sound. The rest of the crate sees safe functions that take borrowed
-//! descriptors, so a descriptor can never be used after it was closed. The
-//! one exception is [`adopt_inherited`], an `unsafe fn`: whether an
+//! This is the crate's only module allowed `unsafe` code, and each block
+//! says why it is sound. The rest of the crate sees safe functions that take
+//! borrowed descriptors, so a descriptor can never be used after it was
+//! closed. The one exception is `adopt_inherited`, an `unsafe fn`: whether an
 //! inherited descriptor is the process's to own is known only to its caller
-//! (`systemd.rs`), which says so at the call.
+//! (`systemd.rs`), which makes the crate's one `unsafe` call outside `sys`
+//! and says there why it is sound.
 //!
 //! It is also the one place that knows unix descriptors from Windows
 //! sockets: the rest of the crate names them [`Borrowed`], [`Raw`] and

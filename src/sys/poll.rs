@@ -1,5 +1,5 @@
 //! `poll(2)` (every unix; `WSAPoll` on Windows, declared in
-//! [`windows.rs`](super::windows)): a set of descriptors kept by us and
+//! `windows.rs`): a set of descriptors kept by us and
 //! passed whole to every wait, which scans them all.
 //!
 //! One-shot arming is done here, not by the kernel: an entry reported once

@@ -1,5 +1,5 @@
 //! Windows: `WSAPoll`, the `poll(2)` of Winsock, which the `poll(2)`
-//! backend ([`poll.rs`](super::poll)) uses there, and the few Winsock
+//! backend (`poll.rs`) uses there, and the few Winsock
 //! declarations this crate needs, as in `winsock2.h` and `winerror.h`.
 //!
 //! std links `ws2_32` already and initialises Winsock (`WSAStartup`) before
