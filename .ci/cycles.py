@@ -8,7 +8,9 @@ expression. A name the crate root re-exports (`crate::Outcome`) counts as
 an edge to the module it comes from. Not counted: comments (doc comments
 included), string literals, items under `#[cfg(test)]` (a test may reach
 anywhere), and edges from the roots (lib.rs and main.rs, which declare the
-modules). `super::` paths are not followed: in a top-level module they name
+modules). cli.rs belongs to the binary: it is listed as a module of its
+own, and a `crate::` path in it would name main.rs's modules (it has
+none). `super::` paths are not followed: in a top-level module they name
 the crate root, which is what `crate::` is for.
 
 Prints every cycle (a strongly connected component of more than one module)
