@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use crate::event::Event;
 use crate::input::Input;
 use crate::listener::{Addr, Stream};
+use crate::outcome::Outcome;
 use crate::push::{Mailbox, PushSetup, Pusher};
-use crate::registry::{Ending, Outcome, Registry};
+use crate::registry::{Ending, Registry};
 use crate::shutdown::ShutdownState;
 use crate::tls::Session;
 

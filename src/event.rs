@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::listener::Addr;
-use crate::registry::Outcome;
+use crate::outcome::Outcome;
 use crate::report::Report;
 use crate::shutdown::{ForceReason, Trigger};
 

@@ -311,11 +311,14 @@
 //! [`outcomes`](Report::outcomes) always add up to
 //! [`accepted`](Report::accepted).
 #![warn(missing_docs)]
-// `unsafe` only in `sys.rs`, for foreign calls and adopting a descriptor.
+// `unsafe` only in `sys/`, for foreign calls, and in `systemd.rs` for the
+// one call of `sys::adopt_inherited`: only there is it known that an
+// inherited descriptor is the process's to own.
 #![deny(unsafe_code)]
 
 mod acceptor;
 mod builder;
+mod config;
 mod connection;
 mod drain;
 mod error;
@@ -325,9 +328,11 @@ pub mod http;
 mod input;
 mod lifecycle;
 mod listener;
+mod outcome;
 mod parking;
 mod pool;
 mod push;
+mod readiness;
 mod registry;
 mod report;
 mod server;
@@ -342,8 +347,8 @@ pub use connection::{Connection, Handler, Next, Protocol};
 pub use error::Error;
 pub use event::Event;
 pub use listener::{Addr, Stream};
+pub use outcome::Outcome;
 pub use push::{PushError, Pusher};
-pub use registry::Outcome;
 pub use report::{Report, Stats};
 pub use server::{RunningServer, Server, StatsHandle};
 pub use shutdown::{ForceReason, ShutdownHandle, Trigger};

@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::{Connection, Next};
 use crate::listener::is_hang_up;
-use crate::registry::Outcome;
+use crate::outcome::Outcome;
 use crate::sys::Interest;
 
 /// How a connection waits between turns.

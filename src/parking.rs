@@ -2,7 +2,7 @@
 //!
 //! A worker that ends a turn with nothing left to do on its connection
 //! **parks** it: the connection goes into the table, armed one-shot in the
-//! [`Shared`] readiness wait, and the worker goes back to waiting for work
+//! [`WorkerWait`] readiness wait, and the worker goes back to waiting for work
 //! itself. Free workers wait in that same readiness wait (leader/followers:
 //! there is no poller thread in between), so the worker that readiness wakes
 //! takes the connection out of the table and serves its turn at once. A
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use crate::lifecycle::{Decision, Event, Life};
 use crate::push::Doorbell;
-use crate::sys::{self, AsSource, Interest, Shared};
+use crate::readiness::{Wakeup, WorkerWait};
+use crate::sys::{AsSource, Interest};
 use crate::wake::Waker;
 
 /// Bits of a readiness token that hold the parking's generation; the rest
@@ -49,7 +50,7 @@ fn token(life: &Life) -> u64 {
 
 /// The parked connections, and the readiness wait they are armed in.
 pub(crate) struct Parking {
-    shared: Shared,
+    shared: WorkerWait,
     /// The table, in shards by connection id, so that workers parking and
     /// taking different connections seldom wait for each other's lock.
     tables: Vec<Mutex<Table>>,
@@ -94,7 +95,7 @@ pub(crate) struct Expired {
 }
 
 impl Parking {
-    pub(crate) fn new(shared: Shared, acceptor: Waker) -> Parking {
+    pub(crate) fn new(shared: WorkerWait, acceptor: Waker) -> Parking {
         Parking {
             shared,
             tables: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -220,12 +221,12 @@ impl Parking {
     /// Waits until a parked connection is ready or a job is announced.
     pub(crate) fn wait(&self) -> io::Result<Woken> {
         Ok(match self.shared.wait()? {
-            sys::Woken::Ready(token) => match self.take(token) {
+            Wakeup::Ready(token) => match self.take(token) {
                 Some(conn) => Woken::Ready(conn),
                 None => Woken::Nothing,
             },
-            sys::Woken::Job => Woken::Job,
-            sys::Woken::Nothing => Woken::Nothing,
+            Wakeup::Job => Woken::Job,
+            Wakeup::Nothing => Woken::Nothing,
         })
     }
 

@@ -2,9 +2,7 @@
 //! [`StatsHandle`] that watches it.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-#[cfg(unix)]
-use std::path::Path;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::acceptor::Acceptor;
-use crate::builder::{default_max_connections, Builder, Config, Source};
+use crate::config::{default_max_connections, Config};
 use crate::connection::Handler;
 use crate::drain::{Drain, Phases};
 use crate::error::Error;
@@ -21,10 +19,11 @@ use crate::listener::{Addr, Listener, Stream};
 use crate::parking::Parking;
 use crate::pool::{Pool, Worker};
 use crate::push::{Doorbell, PushSetup};
+use crate::readiness::WorkerWait;
 use crate::registry::Registry;
 use crate::report::{Report, Stats};
 use crate::shutdown::{ShutdownHandle, ShutdownState};
-use crate::sys::{Poller, Shared};
+use crate::sys::Poller;
 use crate::systemd::Notifier;
 use crate::tls::ListenerTls;
 use crate::wake::WakeReceiver;
@@ -78,7 +77,7 @@ pub struct Server {
     pub(crate) signal: Arc<ShutdownState>,
     pub(crate) poller: Poller,
     /// The workers' readiness wait, for the parking.
-    pub(crate) shared: Shared,
+    pub(crate) shared: WorkerWait,
     /// The acceptor's end of the wake-up socket whose other end `signal`
     /// holds.
     pub(crate) wake: WakeReceiver,
@@ -86,63 +85,6 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts configuring a server that will listen on `addr`.
-    ///
-    /// The address is resolved now and bound by [`Builder::build`], which
-    /// reports any problem with it. Use port 0 to get a free port, and read
-    /// it with [`Server::local_addr`].
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use graceful_server::Server;
-    ///
-    /// # fn main() -> Result<(), graceful_server::Error> {
-    /// // Anything `ToSocketAddrs`: "0.0.0.0:8080", ("::1", 8080), a `SocketAddr`..
-    /// let server = Server::builder(("127.0.0.1", 0)).workers(4).build()?;
-    /// assert_ne!(server.local_addr().port(), 0);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn builder(addr: impl ToSocketAddrs) -> Builder {
-        Builder::new(Source::Addr(
-            addr.to_socket_addrs().map(|addrs| addrs.collect()),
-        ))
-    }
-
-    /// Starts configuring a server on a listener you bound yourself (for
-    /// tests, or a socket inherited from a supervisor).
-    ///
-    /// The server puts it in nonblocking mode.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use std::net::TcpListener;
-    ///
-    /// use graceful_server::Server;
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let listener = TcpListener::bind("127.0.0.1:0")?;
-    /// let addr = listener.local_addr()?;
-    /// let server = Server::builder_from_listener(listener).build()?;
-    /// assert_eq!(server.local_addr(), addr);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn builder_from_listener(listener: TcpListener) -> Builder {
-        Builder::new(Source::Listener(listener))
-    }
-
-    /// Starts configuring a server that will listen on a Unix domain socket
-    /// at `path` (unix only); see [`Builder::listen_unix`] for what happens
-    /// to the socket file. [`local_addr`](Server::local_addr) is for TCP
-    /// listeners: read [`local_addrs`](Server::local_addrs) instead.
-    #[cfg(unix)]
-    pub fn builder_unix(path: impl AsRef<Path>) -> Builder {
-        Builder::new(Source::Unix(path.as_ref().to_path_buf()))
-    }
-
     /// The address the server listens on (with the real port if you asked
     /// for port 0).
     ///
@@ -170,8 +112,8 @@ impl Server {
     }
 
     /// Every address the server listens on, in the order they were given
-    /// (the builder's, then each [`listen`](Builder::listen) or
-    /// [`listen_on`](Builder::listen_on)).
+    /// (the builder's, then each [`listen`](crate::Builder::listen) or
+    /// [`listen_on`](crate::Builder::listen_on)).
     ///
     /// ```
     /// # fn main() -> Result<(), graceful_server::Error> {

@@ -145,7 +145,15 @@ fn take_listener(index: usize) -> Result<Inherited, Error> {
     // Viewed as a stream first: only a stream can be asked for its peer,
     // and a listening socket has none. std refuses a local address of the
     // other family, which tells TCP from Unix.
-    let owned = from_inherited_fd(fd);
+    // SAFETY: `parse` found `LISTEN_PID` naming this process and `select`
+    // took `index` below `LISTEN_FDS`, so by the socket-activation protocol
+    // `fd` is open and handed to this process to own. It is owned once:
+    // `TAKEN` lets one caller per process past `take_listeners`, which takes
+    // each index once, and nothing else in the crate touches these numbers.
+    // Whether it is a listening socket is checked next; one that is not is
+    // given back unclosed.
+    #[allow(unsafe_code)] // the one `unsafe` outside `sys`: see lib.rs
+    let owned = unsafe { crate::sys::adopt_inherited(fd) };
     let tcp = TcpStream::from(owned);
     let listener = if tcp.local_addr().is_ok() && unconnected(tcp.peer_addr().map(drop)) {
         Listener::Tcp(TcpListener::from(OwnedFd::from(tcp)))
@@ -228,12 +236,6 @@ fn probe_accept(listener: &Listener) -> std::io::Result<Option<(Stream, Addr)>> 
 /// Set once the inherited sockets have been taken.
 #[cfg(unix)]
 static TAKEN: AtomicBool = AtomicBool::new(false);
-
-/// Adopts an inherited descriptor; see [`crate::sys::adopt_inherited`].
-#[cfg(unix)]
-fn from_inherited_fd(fd: i32) -> std::os::fd::OwnedFd {
-    crate::sys::adopt_inherited(fd)
-}
 
 #[cfg(not(unix))]
 fn take_listeners(_indexes: &[usize]) -> Result<Vec<Inherited>, Error> {

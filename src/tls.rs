@@ -42,7 +42,7 @@ mod disabled {
     use std::time::Instant;
 
     use crate::listener::Stream;
-    use crate::registry::Outcome;
+    use crate::outcome::Outcome;
 
     /// No TLS without the feature.
     #[derive(Clone, Debug, Default)]
@@ -122,7 +122,7 @@ mod enabled {
 
     use crate::error::Error;
     use crate::listener::{is_hang_up, Stream};
-    use crate::registry::Outcome;
+    use crate::outcome::Outcome;
     use crate::sys::{self, AsSource};
 
     /// An error of kind `InvalidData` for what rustls rejected.
