@@ -91,6 +91,24 @@
 //! none is starved (each readiness report goes to the worker that has
 //! waited longest), and none is ever closed to make room for another.
 //!
+//! What happens to a connection next (after a turn, when it turns ready,
+//! when its timer is due, at each step of shutdown) is decided in one
+//! place, `Life::decide` in `src/lifecycle.rs`; [ARCHITECTURE.md] draws the
+//! whole life of a connection and says where each step is.
+//!
+//! [ARCHITECTURE.md]: https://github.com/graceful-server/graceful-server/blob/main/ARCHITECTURE.md
+//!
+//! # Long-lived connections
+//!
+//! A connection that stays open by design (a subscriber to server-sent
+//! events, a WebSocket, a chat) holds no worker while it waits, whether for
+//! input or for output that another thread pushes to it with a [`Pusher`]
+//! (from [`Connection::pusher`]). At shutdown it can say goodbye: a
+//! connection that [asked for it](Connection::set_goodbye) gets one turn
+//! when the server stops accepting, in which [`Connection::is_goodbye`] is
+//! true, and its client's answer ends the drain in about a round trip
+//! instead of at the deadline. See [`Pusher`] for an example.
+//!
 //! # How shutdown works
 //!
 //! Shutdown starts with [`ShutdownHandle::shutdown`] (or the first Ctrl-C, if
@@ -104,7 +122,8 @@
 //! 2. **Drain.** Every accepted connection is served to its end: turns in
 //!    progress finish (the handler sees [`Connection::is_shutting_down`] and
 //!    can add its protocol's closing marker), queued connections are served,
-//!    connections waiting mid-conversation ([`Next::Wait`]) are waited for.
+//!    connections waiting mid-conversation ([`Next::Wait`]) are waited for;
+//!    those that asked for a goodbye get their goodbye turn.
 //!    Idle connections ([`Next::Idle`]) are closed after the [idle
 //!    grace](Builder::idle_grace); a request arriving within it is served.
 //! 3. **Finish.** The moment the last connection ends, serving returns the

@@ -184,6 +184,13 @@ impl fmt::Display for Report {
             self.unserved,
             self.panicked,
         )?;
+        if self.goodbyes > 0 {
+            write!(
+                f,
+                ", {} goodbyes ({} answered)",
+                self.goodbyes, self.goodbyes_answered
+            )?;
+        }
         if self.threads_left_behind > 0 {
             write!(f, ", {} threads left behind", self.threads_left_behind)?;
         }
