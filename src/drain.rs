@@ -175,10 +175,10 @@ impl Drain {
     /// `deadline`.
     fn say_goodbye(&self, deadline: Option<Instant>) {
         let Some((batch, interval)) = self.phases.goodbye_pace else {
-            self.pool.parking.goodbye(usize::MAX);
+            self.pool.parking.sweep(|| lifecycle::Event::Goodbye, usize::MAX);
             return;
         };
-        while self.pool.parking.goodbye(batch) == batch {
+        while self.pool.parking.sweep(|| lifecycle::Event::Goodbye, batch) == batch {
             let next = after(Instant::now(), interval);
             let until = match (deadline, next) {
                 (Some(d), Some(n)) => Some(d.min(n)),
@@ -203,7 +203,7 @@ impl Drain {
         // The state first, then the sweep: a connection parked after the
         // sweep looked at its shard sees the state (see `Parking::park`).
         self.signal.close_idle();
-        self.pool.parking.sweep(|| lifecycle::Event::IdleGraceOver);
+        self.pool.parking.sweep(|| lifecycle::Event::IdleGraceOver, 0);
     }
 
     /// The force (`deadline`: the drain timeout expired; otherwise a second
@@ -221,7 +221,7 @@ impl Drain {
             reason: self.signal.force_reason(),
         });
         self.registry.cut_all();
-        self.pool.parking.sweep(|| lifecycle::Event::Forced);
+        self.pool.parking.sweep(|| lifecycle::Event::Forced, 0);
         self.jobs.try_iter().for_each(Life::close_forced);
     }
 

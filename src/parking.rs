@@ -347,42 +347,14 @@ impl Parking {
             .push(life);
     }
 
-    /// The goodbye sweep: hands up to `limit` parked connections due a
-    /// goodbye turn to the workers; returns how many. The caller has
-    /// tripped the "stopped accepting" latch first (see
-    /// [`park`](Self::park)).
-    pub(crate) fn goodbye(&self, limit: usize) -> usize {
-        let mut moved = 0;
-        for shard in 0..SHARDS as u64 {
-            let mut table = self.lock(shard);
-            let ids: Vec<u64> = table.conns.keys().copied().collect();
-            for id in ids {
-                if moved == limit {
-                    break;
-                }
-                let Some(life) = table.conns.get_mut(&id) else {
-                    continue;
-                };
-                if let Decision::Stay = life.decide(Event::Goodbye) {
-                    continue;
-                }
-                if let Some(life) = self.remove(&mut table, id) {
-                    self.wake(life);
-                    moved += 1;
-                }
-            }
-        }
-        if moved > 0 {
-            self.acceptor.wake();
-        }
-        moved
-    }
-
-    /// A sweep of every parked connection at a shutdown step
-    /// ([`Event::IdleGraceOver`], [`Event::Forced`]): closes those the
-    /// [lifecycle](crate::lifecycle) says to close. The caller sets the
+    /// A sweep of every parked connection at a shutdown step: asks the
+    /// [lifecycle](crate::lifecycle) about each after `event` (the goodbye,
+    /// the end of the idle grace, the force), closes those it says to
+    /// close, and hands up to `limit` of those it says to serve to the
+    /// workers; returns how many it handed over. The caller sets the
     /// shutdown state first (see [`park`](Self::park)).
-    pub(crate) fn sweep(&self, event: impl Fn() -> Event) {
+    pub(crate) fn sweep(&self, event: impl Fn() -> Event, limit: usize) -> usize {
+        let mut handed = 0;
         let mut closes = Vec::new();
         for shard in 0..SHARDS as u64 {
             let mut table = self.lock(shard);
@@ -391,10 +363,23 @@ impl Parking {
                 let Some(life) = table.conns.get_mut(&id) else {
                     continue;
                 };
-                if let Decision::Close(outcome, error) = life.decide(event()) {
-                    closes.extend(self.remove(&mut table, id).map(|l| (l, outcome, error)));
+                match life.decide(event()) {
+                    Decision::Stay => {}
+                    Decision::Close(outcome, error) => {
+                        closes.extend(self.remove(&mut table, id).map(|l| (l, outcome, error)));
+                    }
+                    _ if handed == limit => {}
+                    _ => {
+                        if let Some(life) = self.remove(&mut table, id) {
+                            self.wake(life);
+                            handed += 1;
+                        }
+                    }
                 }
             }
+        }
+        if handed > 0 {
+            self.acceptor.wake();
         }
         if let Event::Forced = event() {
             // And those on their way to a worker.
@@ -406,6 +391,7 @@ impl Parking {
         for (life, outcome, error) in closes {
             life.close(outcome, error);
         }
+        handed
     }
 }
 
