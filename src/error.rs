@@ -101,7 +101,8 @@ pub enum Error {
     CtrlC(io::Error),
     /// A TLS certificate or key could not be loaded: a file missing or
     /// unreadable, no certificate or key in it, or a key that is not the
-    /// certificate's. Returned by
+    /// certificate's; or there is no crypto provider (the feature
+    /// `aws-lc-rs` off and none installed). Returned by
     /// [`tls_config_from_pem`](crate::tls_config_from_pem). Feature `tls`.
     #[cfg(feature = "tls")]
     Tls(String),
