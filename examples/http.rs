@@ -35,12 +35,16 @@
 //! ```
 //!
 //! HTTPS, with `--tls-cert` and `--tls-key` (PEM files) and the `tls`
-//! feature:
+//! feature; for a try on your machine, a self-signed certificate (the
+//! README's HTTPS section, which CI runs):
 //!
 //! ```text
+//! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+//!     -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost \
+//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1
 //! cargo run --release --features http,tls --example http -- --addr 127.0.0.1:8443 \
 //!     --tls-cert cert.pem --tls-key key.pem
-//! curl --cacert ca.pem https://localhost:8443/
+//! curl --cacert cert.pem https://localhost:8443/
 //! ```
 
 use std::net::SocketAddr;
