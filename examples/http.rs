@@ -35,12 +35,16 @@
 //! ```
 //!
 //! HTTPS, with `--tls-cert` and `--tls-key` (PEM files) and the `tls`
-//! feature:
+//! feature; for a try on your machine, a self-signed certificate (the
+//! README's HTTPS section, which CI runs):
 //!
 //! ```text
+//! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+//!     -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost \
+//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1
 //! cargo run --release --features http,tls --example http -- --addr 127.0.0.1:8443 \
 //!     --tls-cert cert.pem --tls-key key.pem
-//! curl --cacert ca.pem https://localhost:8443/
+//! curl --cacert cert.pem https://localhost:8443/
 //! ```
 
 use std::net::SocketAddr;
@@ -97,14 +101,16 @@ answered (with 'Connection: close'), then they are closed. A second signal,
 or the drain timeout, closes everything left and exits at once.
 
 options:
-  --addr ADDR             address to listen on [default: {DEFAULT_ADDR}];
-                          repeat it to listen on several, all stopped
-                          together (one 'listening on' line each, in order)
-  --unix PATH             listen on a Unix domain socket too (unix only;
-                          'listening on unix:PATH'); given --addr or --unix,
-                          only those are listened on. Try it with
+  --addr ADDR             address to listen on [default: {DEFAULT_ADDR}]
+                          (port 0 picks a free port); repeat it to listen
+                          on several, all stopped together (one
+                          'listening on' line each, in order)
+  --unix PATH             listen on a Unix domain socket (unix only;
+                          'listening on unix:PATH'); repeatable, and it
+                          mixes with --addr. Given any --addr or --unix,
+                          the server listens on exactly those (the default
+                          address is then not used). Try it with
                           curl --unix-socket PATH http://localhost/
-                          (port 0 picks a free port)
   --workers N             requests served at once [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown, or
                           'none' to wait for ever [default: {drain}]
@@ -124,8 +130,9 @@ options:
   --tls-cert FILE         serve HTTPS on every listener with this
                           certificate chain (PEM, the server's certificate
                           first); needs --tls-key and the tls feature
-                          (--features http,tls). Shutdown ends each TLS
-                          connection with close_notify
+                          (--features http,tls). ALPN offers http/1.1;
+                          shutdown ends each TLS connection with
+                          close_notify
   --tls-key FILE          the certificate's private key (PEM)
   --poll                  watch waiting connections with poll(2) instead of
                           epoll (to compare the portable backend)
@@ -453,7 +460,7 @@ fn tls_config(
         (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)".into()),
         (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate chain)".into()),
         #[cfg(feature = "tls")]
-        (Some(cert), Some(key)) => graceful_server::tls_config_from_pem(cert, key)
+        (Some(cert), Some(key)) => http::tls_config_from_pem(cert, key)
             .map(Some)
             .map_err(|e| e.to_string()),
         #[cfg(not(feature = "tls"))]

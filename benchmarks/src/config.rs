@@ -52,7 +52,7 @@ Needs wrk (apt-get install -y wrk), python3 with requests (pip install requests)
 for the think-time clients, node for the Node.js peer, and strace and valgrind
 (apt-get install -y strace valgrind) for `costs`, the system calls and
 instructions per request, and nginx (apt-get install -y nginx) and a C compiler
-(cc, which ring needs anyway) for `tls`; what is missing is skipped and said so
+(cc, which the TLS crypto needs anyway) for `tls`; what is missing is skipped and said so
 in the results. Peers: blocking (the Rust Book's pool), tiny (tiny_http), astra
 (blocking workers on hyper), hyper (hyper 1 on a tokio current-thread runtime,
 one thread), node (Node.js http); for `tls` (HTTPS, measurement 14): ours-tls

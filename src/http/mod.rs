@@ -193,9 +193,18 @@
 //! counts it in [`Report::panicked`](crate::Report::panicked) and keeps
 //! serving.
 //!
+//! # HTTPS
+//!
+//! With the `tls` feature too, the layer serves HTTPS unchanged: give the
+//! server a TLS config (`Builder::tls`) and the closure sees the same
+//! requests, decrypted. `http::tls_config_from_pem` makes one from PEM
+//! files that offers ALPN `http/1.1`; at shutdown every TLS connection ends
+//! with `close_notify` after its last response. See the `tls` items of the
+//! crate root, and docs/tls.md.
+//!
 //! # What it does not do
 //!
-//! No TLS, no HTTP/2, no `Upgrade` (WebSocket) or `CONNECT` tunnels, no
+//! No HTTP/2, no `Upgrade` (WebSocket) or `CONNECT` tunnels, no
 //! compression, and no percent-decoding: paths and queries are as sent.
 
 mod body;
@@ -203,6 +212,8 @@ mod date;
 mod gather;
 mod handler;
 mod head;
+#[cfg(feature = "tls")]
+mod https;
 mod limits;
 mod readiness;
 mod request;
@@ -220,6 +231,8 @@ mod fuzz;
 
 pub use body::Body;
 pub use handler::{handler, HttpHandler};
+#[cfg(feature = "tls")]
+pub use https::{tls_config_from_pem, ALPN_PROTOCOL};
 pub use limits::{Limits, MinRate};
 pub use readiness::readiness;
 pub use request::{Headers, Request, Version};
