@@ -200,6 +200,7 @@
 
 mod body;
 mod date;
+mod events;
 mod gather;
 mod handler;
 mod head;
@@ -208,6 +209,7 @@ mod readiness;
 mod request;
 mod response;
 mod serve;
+mod takeover;
 mod transport;
 mod turn;
 mod write;
@@ -219,6 +221,7 @@ mod tests;
 mod fuzz;
 
 pub use body::Body;
+pub use events::{EventSender, ServerEvent};
 pub use handler::{handler, HttpHandler};
 pub use limits::{Limits, MinRate};
 pub use readiness::readiness;
