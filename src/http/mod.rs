@@ -212,6 +212,8 @@ mod serve;
 mod takeover;
 mod transport;
 mod turn;
+#[cfg(feature = "websocket")]
+mod websocket;
 mod write;
 
 #[cfg(test)]
@@ -227,3 +229,5 @@ pub use limits::{Limits, MinRate};
 pub use readiness::readiness;
 pub use request::{Headers, Request, Version};
 pub use response::Response;
+#[cfg(feature = "websocket")]
+pub use websocket::{Message, WebSocket, WebSocketConfig, WebSocketHandler, WsSender};

@@ -14,6 +14,8 @@ use crate::Addr;
 use super::body::Body;
 use super::events::{self, EventSender};
 use super::response::Response;
+#[cfg(feature = "websocket")]
+use super::websocket::{self, WebSocketConfig, WebSocketHandler, WsSender};
 
 /// The HTTP version of a request. Responses always say `HTTP/1.1`, as
 /// RFC 9110 (section 6.2) asks of a server that implements it.
@@ -390,6 +392,72 @@ impl<'a> Request<'a> {
     /// ```
     pub fn event_stream(&mut self) -> (Response, EventSender) {
         events::start(self.version == Version::Http11)
+    }
+
+    /// Answers a WebSocket handshake: returns the `101 Switching Protocols`
+    /// to return, and a sender through which messages reach the client
+    /// from any thread; or, if the request is not a valid handshake, the
+    /// refusal to return instead (`426 Upgrade Required` to a request that
+    /// does not ask for a WebSocket, or for another version than 13; `400`
+    /// to a malformed one). Feature `websocket`.
+    ///
+    /// Once the `101` is sent, the connection is a WebSocket: each message
+    /// from the client is a turn of `handler`, and between them the
+    /// connection waits holding no worker. Pings are answered, the sizes of
+    /// messages and frames are bounded, a client's Close is answered, and
+    /// at shutdown the client is told Close 1001 ("going away"), all with
+    /// [`WebSocketConfig::default`]'s settings (see
+    /// [`websocket_with`](Self::websocket_with) for others). No
+    /// subprotocol and no extension is agreed (`Sec-WebSocket-Protocol`
+    /// and `Sec-WebSocket-Extensions` are ignored).
+    ///
+    /// Another response returned in place of the `101` starts no WebSocket
+    /// (the sender says [`Closed`](crate::PushError::Closed)).
+    ///
+    /// # Errors
+    ///
+    /// The refusal described above, as the response to return.
+    ///
+    /// ```
+    /// use graceful_server::http::{self, Message, Response, WebSocket};
+    ///
+    /// let handler = http::handler(|req| match req.path() {
+    ///     // Echo: each message comes back.
+    ///     "/ws" => match req.websocket(|ws: &mut WebSocket<'_>, message: Message| ws.send(message)) {
+    ///         Ok((response, _sender)) => response,
+    ///         Err(refusal) => refusal,
+    ///     },
+    ///     _ => Response::text("not found").with_status(404),
+    /// });
+    /// # let _ = handler;
+    /// ```
+    #[cfg(feature = "websocket")]
+    pub fn websocket<H: WebSocketHandler>(
+        &mut self,
+        handler: H,
+    ) -> Result<(Response, WsSender), Response> {
+        self.websocket_with(WebSocketConfig::default(), handler)
+    }
+
+    /// As [`websocket`](Self::websocket), with `config`'s sizes and
+    /// goodbye. Feature `websocket`.
+    ///
+    /// # Errors
+    ///
+    /// As [`websocket`](Self::websocket).
+    #[cfg(feature = "websocket")]
+    pub fn websocket_with<H: WebSocketHandler>(
+        &mut self,
+        config: WebSocketConfig,
+        handler: H,
+    ) -> Result<(Response, WsSender), Response> {
+        websocket::upgrade(self, config, handler)
+    }
+
+    /// Whether the request has a body left to read.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn has_body(&self) -> bool {
+        !self.body.is_done()
     }
 
     /// Reads the whole body into memory: at most
