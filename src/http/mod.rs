@@ -268,3 +268,14 @@ pub use request::{Headers, Request, Version};
 pub use response::Response;
 #[cfg(feature = "websocket")]
 pub use websocket::{Message, WebSocket, WebSocketConfig, WebSocketHandler, WsSender};
+
+// The senders are promised to be shareable across threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<EventSender>();
+    send_sync::<ServerEvent>();
+    #[cfg(feature = "websocket")]
+    send_sync::<WsSender>();
+    #[cfg(feature = "websocket")]
+    send_sync::<Message>();
+};
