@@ -392,16 +392,25 @@ impl Connection {
             return false;
         };
         let delivery = mailbox.take();
-        if !delivery.bytes.is_empty() {
-            self.queue_output(&delivery.bytes);
-            if self.deadline.is_none() {
-                self.deadline = self
-                    .io_timeouts
-                    .write
-                    .and_then(|t| Instant::now().checked_add(t));
-            }
-        }
+        self.queue_timed(&delivery.bytes);
         delivery.turn
+    }
+
+    /// Queues `output` (if any) to be taken by the client within the write
+    /// timeout: the connection's deadline, unless one is set already. Pushed
+    /// output, and what a [`Protocol`] sends in a turn without waiting for
+    /// the socket (the HTTP layer's event streams and WebSockets).
+    pub(crate) fn queue_timed(&mut self, output: &[u8]) {
+        if output.is_empty() {
+            return;
+        }
+        self.queue_output(output);
+        if self.deadline.is_none() {
+            self.deadline = self
+                .io_timeouts
+                .write
+                .and_then(|t| Instant::now().checked_add(t));
+        }
     }
 
     /// Takes the protocol the connection switched to, for a turn.

@@ -425,7 +425,8 @@ const _: () = {
 };
 
 /// The README's examples, compiled and run as doc tests so they cannot rot
-/// (with the `http` feature, which some of them use).
-#[cfg(all(doctest, feature = "http"))]
+/// (with the `websocket` feature, which implies `http`: some of them use
+/// both).
+#[cfg(all(doctest, feature = "websocket"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -185,6 +185,35 @@
 //! second after 5 s for bodies and answers; change them with
 //! [`HttpHandler::limits`].
 //!
+//! # Long-lived connections: server-sent events and WebSocket
+//!
+//! A response can take its connection over once its head is sent, and
+//! keep it open without holding a worker:
+//!
+//! - [`Request::event_stream`] answers with a stream of server-sent
+//!   events: it returns the response and an [`EventSender`], through which
+//!   [`ServerEvent`]s reach the client from any thread, while the
+//!   connection waits between them.
+//! - [`Request::websocket`] (feature `websocket`) answers a WebSocket
+//!   handshake with `101 Switching Protocols`; each message is then a turn
+//!   of your [`WebSocketHandler`], and a [`WsSender`] sends messages from
+//!   any thread. Pings are answered, and messages and frames are bounded
+//!   ([`WebSocketConfig`]: 1 MiB and 256 KiB by default).
+//!
+//! At shutdown each of them gets one last turn, its goodbye: an event
+//! stream sends its [goodbye event](EventSender::set_goodbye) and ends; a
+//! WebSocket sends Close 1001 ("going away") and waits, within the drain
+//! deadline, for the client's Close. Clients that answer let the server
+//! exit at once; [`Report::goodbyes_answered`](crate::Report::goodbyes_answered)
+//! counts them. A WebSocket can do without the goodbye
+//! ([`WebSocketConfig::goodbye`]): the drain then waits for its client to
+//! close it, as for any connection waiting mid-conversation.
+//!
+//! Output pushed to one connection and not yet taken by its client is
+//! bounded ([`Builder::max_pushed_output`](crate::Builder::max_pushed_output));
+//! a client that takes nothing within the
+//! [write timeout](crate::Builder::write_timeout) is disconnected.
+//!
 //! # Panics
 //!
 //! If your closure panics, the client gets `500 Internal Server Error`
@@ -204,11 +233,20 @@
 //!
 //! # What it does not do
 //!
-//! No HTTP/2, no `Upgrade` (WebSocket) or `CONNECT` tunnels, no
-//! compression, and no percent-decoding: paths and queries are as sent.
+//! No HTTP/2, no `Upgrade` to anything but WebSocket, no `CONNECT`
+//! tunnels, no compression (nor WebSocket's `permessage-deflate`), no
+//! WebSocket subprotocols, and no percent-decoding: paths and queries are
+//! as sent. TLS is the server's ([`Builder::tls`](crate::Builder), feature
+//! `tls`): the layer serves HTTPS, event streams and WebSockets (`wss:`)
+//! over it unchanged.
+
+// The docs above link to the WebSocket items, which exist with the
+// `websocket` feature only.
+#![cfg_attr(not(feature = "websocket"), allow(rustdoc::broken_intra_doc_links))]
 
 mod body;
 mod date;
+mod events;
 mod gather;
 mod handler;
 mod head;
@@ -219,8 +257,11 @@ mod readiness;
 mod request;
 mod response;
 mod serve;
+mod takeover;
 mod transport;
 mod turn;
+#[cfg(feature = "websocket")]
+mod websocket;
 mod write;
 
 #[cfg(test)]
@@ -230,6 +271,7 @@ mod tests;
 mod fuzz;
 
 pub use body::Body;
+pub use events::{EventSender, ServerEvent};
 pub use handler::{handler, HttpHandler};
 #[cfg(feature = "tls")]
 pub use https::{tls_config_from_pem, ALPN_PROTOCOL};
@@ -237,3 +279,16 @@ pub use limits::{Limits, MinRate};
 pub use readiness::readiness;
 pub use request::{Headers, Request, Version};
 pub use response::Response;
+#[cfg(feature = "websocket")]
+pub use websocket::{Message, WebSocket, WebSocketConfig, WebSocketHandler, WsSender};
+
+// The senders are promised to be shareable across threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<EventSender>();
+    send_sync::<ServerEvent>();
+    #[cfg(feature = "websocket")]
+    send_sync::<WsSender>();
+    #[cfg(feature = "websocket")]
+    send_sync::<Message>();
+};

@@ -17,8 +17,9 @@ use super::head::Refusal;
 use super::limits::{Limits, MinRate};
 use super::request::{Request, Version};
 use super::response::Response;
+use super::takeover::Switch;
 use super::transport::Transport;
-use super::write::{write_response, Answering, Output};
+use super::write::{write_response, Answering, Output, Written};
 
 /// A body the handler left unread is read and thrown away after it returns,
 /// to keep the connection, if that takes at most this many bytes; a larger
@@ -26,7 +27,7 @@ use super::write::{write_response, Answering, Output};
 pub(crate) const DRAIN_MAX: u64 = 64 * 1024;
 
 /// What the connection does after a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Served {
     /// Wait idle for the next request: a response went out and the
     /// connection stays open, or nothing of a request has arrived.
@@ -36,6 +37,19 @@ pub(crate) enum Served {
     Partial,
     /// Close the connection.
     Close,
+    /// The response's head is sent and the connection switches to another
+    /// protocol (an event stream, a WebSocket).
+    Switch(Switch),
+}
+
+/// Switches compare by their kind alone (for tests).
+impl PartialEq for Served {
+    fn eq(&self, other: &Served) -> bool {
+        match (self, other) {
+            (Served::Switch(a), Served::Switch(b)) => a.kind == b.kind,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
 }
 
 /// Serves one request from `io` with `app`, once it has all arrived.
@@ -146,15 +160,20 @@ where
     if io.is_shutting_down() && answering.keep_alive {
         answering.keep_alive = more_input(io, limits);
     }
-    let keep_alive = write_response(&mut Paced::new(io, limits), response, answering);
+    let written = write_response(&mut Paced::new(io, limits), response, answering);
     release_deadline(io);
     if let Some(late) = late {
         return Err(late);
     }
-    Ok(if keep_alive? {
-        Served::Idle
-    } else {
-        Served::Close
+    Ok(match written? {
+        Written {
+            switch: Some(switch),
+            ..
+        } => Served::Switch(switch),
+        Written {
+            keep_alive: true, ..
+        } => Served::Idle,
+        Written { .. } => Served::Close,
     })
 }
 

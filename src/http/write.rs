@@ -18,6 +18,7 @@ use std::io::{self, Read, Write};
 use super::date;
 use super::request::Version;
 use super::response::{reason, Content, Response};
+use super::takeover::{Kind, Switch};
 
 /// How much of a streamed body is read and written at a time.
 const BLOCK: usize = 16 * 1024;
@@ -54,9 +55,20 @@ pub(crate) trait Output: Write {
     }
 }
 
+/// What became of the connection once a response was written.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// Whether the connection may stay open for another request.
+    pub(crate) keep_alive: bool,
+    /// The protocol the connection switches to, now that the head is sent.
+    pub(crate) switch: Option<Switch>,
+}
+
 /// Writes `response` and returns whether the connection may stay open after
 /// it: `answering.keep_alive`, unless the response itself ends the
-/// connection (`Connection: close`, or a body delimited by closing).
+/// connection (`Connection: close`, or a body delimited by closing); or,
+/// for a response that takes the connection over (an event stream, a
+/// WebSocket's `101`), the switch to commit.
 ///
 /// # Errors
 ///
@@ -68,11 +80,31 @@ pub(crate) fn write_response<W: Output + ?Sized>(
     io: &mut W,
     response: Response,
     answering: Answering,
-) -> io::Result<bool> {
+) -> io::Result<Written> {
     let (status, headers, content) = response.into_parts();
-    // 1xx are interim responses, and nothing is defined above 599.
-    let (status, headers, content) = if (200..=599).contains(&status) {
+    let upgrade = matches!(&content, Content::Switch(s) if s.kind == Kind::Upgrade);
+    // 1xx are interim responses, but for the `101` of an upgrade, and
+    // nothing is defined above 599.
+    let (status, headers, content) = if (200..=599).contains(&status) && !upgrade {
         (status, headers, content)
+    } else if status == 101 && upgrade {
+        let out = head(
+            status,
+            &headers,
+            None,
+            Connection::Upgrade,
+            answering.version,
+        );
+        io.send(out)?;
+        io.flush()?;
+        let Content::Switch(switch) = content else {
+            // `upgrade` says the content is a switch.
+            return Ok(Written::closing());
+        };
+        return Ok(Written {
+            keep_alive: false,
+            switch: Some(switch),
+        });
     } else {
         Response::error(500).into_parts()
     };
@@ -87,6 +119,7 @@ pub(crate) fn write_response<W: Output + ?Sized>(
     let length = match &content {
         Content::Bytes(bytes) => Some(bytes.len() as u64),
         Content::Reader { len, .. } => *len,
+        Content::Switch(_) => None,
     };
     let delimit = match length {
         _ if !has_body => None,
@@ -97,7 +130,13 @@ pub(crate) fn write_response<W: Output + ?Sized>(
             Some(Delimit::Close)
         }
     };
-    let mut out = head(status, &headers, delimit, keep_alive, answering.version);
+    let connection = if keep_alive {
+        Connection::KeepAlive
+    } else {
+        Connection::Close
+    };
+    let mut out = head(status, &headers, delimit, connection, answering.version);
+    let mut switch = None;
     match content {
         _ if answering.head_only || !has_body => io.send(out)?,
         Content::Bytes(bytes) => {
@@ -108,9 +147,35 @@ pub(crate) fn write_response<W: Output + ?Sized>(
             // `has_body`, so `delimit` is set; `Close` is the safe reading.
             stream(io, out, reader, delimit.unwrap_or(Delimit::Close))?;
         }
+        Content::Switch(events) => {
+            // The head now, the body from the protocol, over time.
+            io.send(out)?;
+            switch = Some(events);
+        }
     }
     io.flush()?;
-    Ok(keep_alive)
+    Ok(Written { keep_alive, switch })
+}
+
+impl Written {
+    /// The connection closes after the response.
+    fn closing() -> Written {
+        Written {
+            keep_alive: false,
+            switch: None,
+        }
+    }
+}
+
+/// What the head's `Connection` field says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Connection {
+    /// Nothing for HTTP/1.1 (open is its default), `keep-alive` for
+    /// HTTP/1.0.
+    KeepAlive,
+    Close,
+    /// `Upgrade`: the `101` of a protocol switch.
+    Upgrade,
 }
 
 /// The status line and the header section, with its final empty line.
@@ -118,7 +183,7 @@ fn head(
     status: u16,
     headers: &[(String, String)],
     delimit: Option<Delimit>,
-    keep_alive: bool,
+    connection: Connection,
     version: Version,
 ) -> Vec<u8> {
     let mut out = String::with_capacity(256);
@@ -148,11 +213,14 @@ fn head(
         Some(Delimit::Chunked) => out.push_str("Transfer-Encoding: chunked\r\n"),
         Some(Delimit::Close) | None => {}
     }
-    if !keep_alive {
-        out.push_str("Connection: close\r\n");
-    } else if version == Version::Http10 {
+    match connection {
+        Connection::Close => out.push_str("Connection: close\r\n"),
         // An HTTP/1.0 client assumes the connection closes unless told.
-        out.push_str("Connection: keep-alive\r\n");
+        Connection::KeepAlive if version == Version::Http10 => {
+            out.push_str("Connection: keep-alive\r\n");
+        }
+        Connection::KeepAlive => {}
+        Connection::Upgrade => out.push_str("Connection: Upgrade\r\n"),
     }
     out.push_str("\r\n");
     out.into_bytes()
@@ -243,7 +311,9 @@ mod tests {
             head_only,
             keep_alive: true,
         };
-        let keep = write_response(&mut out, response, answering).expect("a Vec cannot fail");
+        let keep = write_response(&mut out, response, answering)
+            .expect("a Vec cannot fail")
+            .keep_alive;
         (String::from_utf8_lossy(&out).into_owned(), keep)
     }
 
