@@ -316,6 +316,7 @@ mod connection;
 mod drain;
 mod error;
 mod event;
+mod handoff;
 #[cfg(feature = "http")]
 pub mod http;
 mod input;
