@@ -368,6 +368,7 @@ mod connection;
 mod drain;
 mod error;
 mod event;
+mod handoff;
 #[cfg(feature = "http")]
 pub mod http;
 mod input;

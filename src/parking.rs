@@ -16,6 +16,11 @@
 //! entry, once due, finds the connection's real deadline and is put back
 //! for it. So the heap holds about one entry per connection, not one per
 //! request.
+//!
+//! Orderings: the table and the heaps are under the shards' locks; the one
+//! atomic, `earliest`, is `SeqCst` conservatively (its doc says what would
+//! be enough). Job announcements pass through here to the readiness wait;
+//! their argument is the [hand-off](crate::handoff)'s.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
@@ -60,6 +65,16 @@ pub(crate) struct Parking {
     /// than the earliest in the heaps, so that the acceptor need not look
     /// at them before. A worker that makes it earlier wakes the acceptor,
     /// which may be sleeping until a later one.
+    ///
+    /// A worker pushes its entry under the shard's lock, then lowers this
+    /// with `fetch_min`, whose result says whether it lowered it; the
+    /// acceptor, looking (`expire`), resets it first and lowers it to the
+    /// earliest entry it leaves. So between looks the invariant holds, and
+    /// a reset that overwrote a worker's lowering came after that worker's
+    /// entry, which the look then finds under the lock. `SeqCst`
+    /// conservatively; `Relaxed` would be enough (the locks order the
+    /// heaps, and the acceptor's wake-up orders what the worker did before
+    /// it).
     earliest: AtomicU64,
     /// Connections taken out for a worker by a pusher's ring or the
     /// goodbye sweep; the acceptor queues them for the workers.

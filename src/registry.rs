@@ -7,6 +7,12 @@
 //! is how a forced shutdown reaches handlers that are in the middle of a
 //! turn, without their cooperation. Closing is not the registry's job: a
 //! socket closes when the last reference (the connection's own) is dropped.
+//!
+//! Orderings: `SeqCst` conservatively, except for the statistics
+//! (`Relaxed`); each atomic's doc says what it promises and what would be
+//! enough. The one handshake here, the acceptor asking to be woken when a
+//! connection ends (`acceptor_waits` with `open`), is made of `SeqCst`
+//! operations only, so their single total order is its whole argument.
 
 use std::collections::HashMap;
 use std::net::Shutdown;
@@ -20,7 +26,10 @@ use crate::listener::{Addr, Stream};
 use crate::outcome::Outcome;
 use crate::wake::Waker;
 
-/// Outcome counters.
+/// Outcome counters: statistics for the report. Each changes under the
+/// registry's lock, with the map, so that [`Registry::tally`], under the
+/// same lock, reads them consistent with each other and with `open`; the
+/// lock does the ordering, and `Relaxed` would be enough.
 #[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
@@ -57,16 +66,28 @@ pub(crate) struct Tally {
 /// Every connection from accept to close.
 pub(crate) struct Registry {
     sockets: Mutex<HashMap<u64, Arc<Stream>>>,
-    /// The same as `sockets.len()`, readable without the lock.
+    /// The same as `sockets.len()`: changed under the lock, readable
+    /// without it. A connection's end decrements it, then swaps
+    /// `acceptor_waits` (the handshake: see there).
     open: AtomicUsize,
-    /// Connections between turns and not queued: waiting for input.
+    /// Connections between turns and not queued: waiting for input. A
+    /// statistic, read only for reports; `Relaxed`.
     waiting: AtomicUsize,
-    /// The part of `waiting` waiting idle.
+    /// The part of `waiting` waiting idle. A statistic, read only for
+    /// reports; `Relaxed`.
     waiting_idle: AtomicUsize,
+    /// The next connection's id. Only its uniqueness matters, which the
+    /// read-modify-write gives at any ordering; `Relaxed`.
     next_id: AtomicU64,
     /// Set by the acceptor when it waits for a connection to end: it has
     /// stopped accepting at the connection maximum, or it is waiting for the
-    /// last connection of the drain.
+    /// last connection of the drain. A handshake with `open`: the acceptor
+    /// sets this, then reads `open`; a connection's end decrements `open`,
+    /// then swaps this back. All four are `SeqCst`, so in their single total
+    /// order one side comes second and sees the other's store: the acceptor
+    /// sees the connection gone, or the end sees the flag and wakes it.
+    /// (`Relaxed` would not do; `Relaxed` with a `SeqCst` fence between each
+    /// side's two operations would, as in [hand-off](crate::handoff).)
     acceptor_waits: AtomicBool,
     acceptor: Waker,
     counters: Counters,
