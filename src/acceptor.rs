@@ -416,8 +416,7 @@ impl Loop {
             },
             tls,
         );
-        self.ready
-            .push_back(Life::new(conn, self.a.new_waiting));
+        self.ready.push_back(Life::new(conn, self.a.new_waiting));
     }
 
     fn prepare(&self, stream: &Stream, listened: bool) -> io::Result<()> {
