@@ -347,6 +347,8 @@ pub mod http;
 mod input;
 mod lifecycle;
 mod listener;
+#[cfg(feature = "log")]
+mod logging;
 mod outcome;
 mod parking;
 mod pool;

@@ -1,5 +1,6 @@
 //! The `Date` header: the current time as an IMF-fixdate
-//! (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 section 5.6.7).
+//! (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 section 5.6.7); and a time
+//! as the Common Log Format writes it, for access logs.
 //!
 //! Every response carries one. The value changes once a second, so each
 //! thread keeps the last one it formatted and reuses it within the same
@@ -62,6 +63,20 @@ pub(crate) fn format(secs: u64) -> String {
         "{weekday}, {day:02} {month} {year:04} {h:02}:{m:02}:{s:02} GMT",
         // The epoch, day 0, was a Thursday: the table starts there.
         weekday = WEEKDAYS[(days % 7) as usize],
+        month = MONTHS[(month - 1) as usize],
+        h = time / 3600,
+        m = time % 3600 / 60,
+        s = time % 60,
+    )
+}
+
+/// Formats `secs` seconds after the Unix epoch as the Common Log Format
+/// writes a time, in UTC: `06/Nov/1994:08:49:37 +0000`.
+pub(crate) fn format_common_log(secs: u64) -> String {
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let time = secs % 86_400;
+    format!(
+        "{day:02}/{month}/{year:04}:{h:02}:{m:02}:{s:02} +0000",
         month = MONTHS[(month - 1) as usize],
         h = time / 3600,
         m = time % 3600 / 60,
@@ -132,6 +147,13 @@ mod tests {
         assert_eq!(format(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
         assert_eq!(format(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 GMT");
         assert_eq!(format(1_767_225_599), "Wed, 31 Dec 2025 23:59:59 GMT");
+    }
+
+    #[test]
+    fn common_log_times() {
+        assert_eq!(format_common_log(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(format_common_log(784_111_777), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(format_common_log(951_868_799), "29/Feb/2000:23:59:59 +0000");
     }
 
     #[test]

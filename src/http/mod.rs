@@ -198,8 +198,12 @@
 //! No TLS, no HTTP/2, no `Upgrade` (WebSocket) or `CONNECT` tunnels, no
 //! compression, and no percent-decoding: paths and queries are as sent.
 
+mod access;
 mod body;
+mod budget;
+mod conversation;
 mod date;
+mod form;
 mod gather;
 mod handler;
 mod head;
@@ -218,7 +222,9 @@ mod tests;
 #[cfg(test)]
 mod fuzz;
 
+pub use access::common_log_line;
 pub use body::Body;
+pub use form::form_pairs;
 pub use handler::{handler, HttpHandler};
 pub use limits::{Limits, MinRate};
 pub use readiness::readiness;

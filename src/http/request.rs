@@ -211,6 +211,15 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Takes the method and the target out, for the request's event once
+    /// the request itself is done with.
+    pub(crate) fn take_line(&mut self) -> (String, String) {
+        (
+            std::mem::take(&mut self.method),
+            std::mem::take(&mut self.target),
+        )
+    }
+
     /// The method, as sent (methods are case-sensitive): `"GET"`, `"POST"`..
     pub fn method(&self) -> &str {
         &self.method

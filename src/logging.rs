@@ -1,0 +1,106 @@
+//! The `log` feature: every [`Event`] also goes to the `log` facade, so a
+//! program that already has a logger (`env_logger`, `tracing`'s bridge..)
+//! sees the server's life without writing a hook.
+//!
+//! The library still prints nothing: without a logger installed, the
+//! facade drops every record after one atomic load. The levels:
+//!
+//! | event | level | target |
+//! |---|---|---|
+//! | a request answered (HTTP) | `info` | `graceful_server::access` |
+//! | shutdown started, accepting stopped, idle grace over, finished | `info` | `graceful_server` |
+//! | forced; an `accept` out of resources | `warn` | `graceful_server` |
+//! | a connection ended by an error; an `accept` of one connection failed | `debug` | `graceful_server` |
+//! | a connection ended otherwise; a goodbye turn | `trace` | `graceful_server` |
+
+use log::Level;
+
+use crate::event::Event;
+
+const TARGET: &str = "graceful_server";
+#[cfg(feature = "http")]
+const ACCESS: &str = "graceful_server::access";
+
+/// Sends `event` to the `log` facade at its level (see the module docs).
+pub(crate) fn log(event: &Event<'_>) {
+    match event {
+        #[cfg(feature = "http")]
+        Event::Request {
+            id,
+            peer,
+            method,
+            target,
+            version,
+            status,
+            body_bytes,
+            duration,
+            kept_alive,
+        } => {
+            if log::log_enabled!(target: ACCESS, Level::Info) {
+                let line = match (method, target, version) {
+                    (Some(m), Some(t), Some(v)) => format!("{m} {t} {v}"),
+                    (Some(m), ..) => format!("{m} -"),
+                    _ => "-".into(),
+                };
+                let kept = if *kept_alive { "kept" } else { "closed" };
+                log::info!(
+                    target: ACCESS,
+                    "{peer} {line:?} {status} {body_bytes} {duration:?} connection {id} {kept}"
+                );
+            }
+        }
+        Event::ConnectionEnded {
+            id,
+            peer,
+            outcome,
+            open_for,
+            error: Some(error),
+        } => log::debug!(
+            target: TARGET,
+            "connection {id} from {peer}: {outcome:?} after {open_for:?}: {error}"
+        ),
+        Event::ConnectionEnded {
+            id,
+            peer,
+            outcome,
+            open_for,
+            error: None,
+        } => log::trace!(
+            target: TARGET,
+            "connection {id} from {peer}: {outcome:?} after {open_for:?}"
+        ),
+        Event::ShutdownStarted {
+            trigger,
+            open,
+            drain_timeout,
+            ..
+        } => log::info!(
+            target: TARGET,
+            "shutdown started ({trigger:?}): {open} connection(s) open, drain timeout {drain_timeout:?}"
+        ),
+        Event::AcceptingStopped { swept } => log::info!(
+            target: TARGET,
+            "accepting stopped: {swept} connection(s) taken from the backlogs"
+        ),
+        Event::Goodbye { id, peer } => {
+            log::trace!(target: TARGET, "connection {id} from {peer}: goodbye turn")
+        }
+        Event::IdleGraceOver { closed } => log::info!(
+            target: TARGET,
+            "idle grace over: {closed} idle connection(s) closed"
+        ),
+        Event::Forced { reason } => log::warn!(target: TARGET, "shutdown forced: {reason:?}"),
+        Event::Finished { report } => log::info!(target: TARGET, "finished: {report}"),
+        Event::AcceptFailed {
+            error,
+            backoff: Some(backoff),
+        } => log::warn!(
+            target: TARGET,
+            "accept failed: {error}; pausing for {backoff:?}"
+        ),
+        Event::AcceptFailed {
+            error,
+            backoff: None,
+        } => log::debug!(target: TARGET, "accept failed for one connection: {error}"),
+    }
+}
