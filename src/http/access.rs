@@ -11,7 +11,7 @@
 //! facade.
 
 use std::fmt::Write as _;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::{Addr, Event};
 
@@ -153,10 +153,7 @@ pub fn common_log_line(event: &Event<'_>) -> Option<String> {
     else {
         return None;
     };
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    let mut line = String::with_capacity(128);
+    let mut line = String::with_capacity(96);
     match peer {
         Addr::Tcp(addr) => {
             // `write!` to a `String` cannot fail.
@@ -166,7 +163,7 @@ pub fn common_log_line(event: &Event<'_>) -> Option<String> {
         Addr::Unix(_) => line.push('-'),
     }
     line.push_str(" - - [");
-    line.push_str(&date::format_common_log(secs));
+    date::push_common_log_now(&mut line);
     line.push_str("] \"");
     let parts = [method, target, version];
     if parts.iter().all(|part| part.is_none()) {
@@ -190,8 +187,13 @@ pub fn common_log_line(event: &Event<'_>) -> Option<String> {
 /// Appends `text` with its bytes outside printable ASCII, `"` and `\`
 /// written `\xHH`.
 fn push_escaped(out: &mut String, text: &str) {
+    let plain = |byte: u8| (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\';
+    // Nearly always all of it: one copy.
+    if text.bytes().all(plain) {
+        return out.push_str(text);
+    }
     for byte in text.bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\' {
+        if plain(byte) {
             out.push(char::from(byte));
         } else {
             let _ = write!(out, "\\x{byte:02X}");

@@ -18,6 +18,8 @@ const MONTHS: [&str; 12] = [
 thread_local! {
     /// The second the cached string is for, and the string.
     static CACHE: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
+    /// The same for the Common Log Format's time.
+    static COMMON_LOG_CACHE: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
 }
 
 /// The current time as an IMF-fixdate.
@@ -31,12 +33,28 @@ pub(crate) fn now() -> String {
 /// Appends the current time as an IMF-fixdate to `out`, without allocating
 /// within the same second.
 pub(crate) fn push_now(out: &mut String) {
+    push_cached(&CACHE, format, out);
+}
+
+/// Appends the current time as the Common Log Format writes it to `out`,
+/// without allocating within the same second.
+pub(crate) fn push_common_log_now(out: &mut String) {
+    push_cached(&COMMON_LOG_CACHE, format_common_log, out);
+}
+
+/// Appends the current time, as `format` writes it, to `out`, from the
+/// thread's `cache` within the same second.
+fn push_cached(
+    cache: &'static std::thread::LocalKey<RefCell<Option<(u64, String)>>>,
+    format: fn(u64) -> String,
+    out: &mut String,
+) {
     // A clock set before 1970 is wrong, but not worth failing a response
     // over: say 1970.
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let cached = CACHE.try_with(|cache| {
+    let cached = cache.try_with(|cache| {
         let mut cache = cache.borrow_mut();
         match &*cache {
             Some((second, date)) if *second == secs => out.push_str(date),
@@ -72,7 +90,7 @@ pub(crate) fn format(secs: u64) -> String {
 
 /// Formats `secs` seconds after the Unix epoch as the Common Log Format
 /// writes a time, in UTC: `06/Nov/1994:08:49:37 +0000`.
-pub(crate) fn format_common_log(secs: u64) -> String {
+fn format_common_log(secs: u64) -> String {
     let (year, month, day) = civil_from_days(secs / 86_400);
     let time = secs % 86_400;
     format!(
