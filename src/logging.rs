@@ -13,8 +13,6 @@
 //! | a connection ended by an error; an `accept` of one connection failed | `debug` | `graceful_server` |
 //! | a connection ended otherwise; a goodbye turn | `trace` | `graceful_server` |
 
-use log::Level;
-
 use crate::event::Event;
 
 const TARGET: &str = "graceful_server";
@@ -36,7 +34,7 @@ pub(crate) fn log(event: &Event<'_>) {
             duration,
             kept_alive,
         } => {
-            if log::log_enabled!(target: ACCESS, Level::Info) {
+            if log::log_enabled!(target: ACCESS, log::Level::Info) {
                 let line = match (method, target, version) {
                     (Some(m), Some(t), Some(v)) => format!("{m} {t} {v}"),
                     (Some(m), ..) => format!("{m} -"),

@@ -10,6 +10,8 @@
 //! sleeps only pace trickling clients or give a timer its time.
 
 #![cfg(feature = "http")]
+// The kernel's wait and /proc are unix and Linux only.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 mod support;
 
