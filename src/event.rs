@@ -81,8 +81,10 @@ pub enum Event<'a> {
         /// The request target as sent (`"/search?q=rust"`); `None` as for
         /// `method`.
         target: Option<&'a str>,
-        /// The version as sent (`"HTTP/1.1"`; `"HTTP/2.0"` for a `505`);
-        /// `None` as for `method`.
+        /// The version: `"HTTP/1.0"` or `"HTTP/1.1"` for a request the
+        /// layer served (a later `HTTP/1.x` is served as 1.1), as sent for
+        /// one it refused (`"HTTP/2.0"` for a `505`); `None` as for
+        /// `method`.
         version: Option<&'a str>,
         /// The status sent: `500` for a status outside `200..=599`, as the
         /// layer sends it.

@@ -216,6 +216,14 @@
 //! }
 //! ```
 //!
+//! The same hook hears every connection that ends
+//! ([`Event::ConnectionEnded`], with its outcome and error) and, with the
+//! `http` feature, every HTTP request answered (`Event::Request`: what an
+//! access log needs). With the `log` feature every event also goes to the
+//! [`log`](https://docs.rs/log) facade, at levels that suit it (requests
+//! at `info` under the target `graceful_server::access`); without it the
+//! library depends on no logger and prints nothing.
+//!
 //! # Listeners
 //!
 //! A server listens on any number of TCP addresses

@@ -242,7 +242,7 @@ impl<'a> Request<'a> {
     }
 
     /// The query of the target (after `?`), not percent-decoded, or `None` if
-    /// the target has no `?`.
+    /// the target has no `?`. [`query_pairs`](Self::query_pairs) decodes it.
     pub fn query(&self) -> Option<&str> {
         split_target(&self.target).1
     }
