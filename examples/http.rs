@@ -34,21 +34,40 @@
 //! curl http://127.0.0.1:8080/metrics
 //! ```
 //!
-//! HTTPS, with `--tls-cert` and `--tls-key` (PEM files) and the `tls`
-//! feature:
+//! Long-lived connections, which wait between their messages holding no
+//! worker: `/events` is a stream of server-sent events, a tick every
+//! `?ms=N` (1000 by default) pushed to every subscriber by one ticker
+//! thread; with the `websocket` feature, `/ws` is a WebSocket echo and
+//! `/chat` a chat room, whose page is `/chat.html` (open it in two
+//! browser tabs). At shutdown each of them is told goodbye (the event
+//! stream's last event, WebSocket Close 1001) and the server exits as soon
+//! as the clients have answered; the page shows it, and reconnects.
 //!
 //! ```text
+//! cargo run --release --features websocket --example http
+//! curl -N http://127.0.0.1:8080/events?ms=200
+//! # and http://127.0.0.1:8080/chat.html in a browser
+//! ```
+//!
+//! HTTPS, with `--tls-cert` and `--tls-key` (PEM files) and the `tls`
+//! feature; for a try on your machine, a self-signed certificate (the
+//! README's HTTPS section, which CI runs):
+//!
+//! ```text
+//! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+//!     -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost \
+//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1
 //! cargo run --release --features http,tls --example http -- --addr 127.0.0.1:8443 \
 //!     --tls-cert cert.pem --tls-key key.pem
-//! curl --cacert ca.pem https://localhost:8443/
+//! curl --cacert cert.pem https://localhost:8443/
 //! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use graceful_server::http::{self, Limits, Request, Response};
+use graceful_server::http::{self, EventSender, Limits, Request, Response, ServerEvent};
 use graceful_server::{Builder, Event, Report, Server, Stats, StatsHandle};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -73,6 +92,9 @@ const DEFAULT_IDLE_GRACE: Duration = Builder::DEFAULT_IDLE_GRACE;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `/slow` may take.
 const MAX_SLOW_MS: u64 = 60_000;
+/// `/events`' default interval between ticks, and its shortest.
+const DEFAULT_TICK_MS: u64 = 1000;
+const MIN_TICK_MS: u64 = 10;
 
 fn help() -> String {
     format!(
@@ -91,6 +113,16 @@ routes:
                       graceful_server_* series in the OpenMetrics text format
                       that Prometheus scrapes
   POST /echo          200 with the request body
+  GET /events?ms=N    server-sent events: a tick every N ms [default: {tick}]
+                      (N at least {min_tick}); at shutdown a 'goodbye' event,
+                      then the stream ends
+  GET /ws             WebSocket echo (the websocket feature); at shutdown
+                      Close 1001, unless ?goodbye=off: then the server waits
+                      for the client to close, as the echo binary does
+  GET /chat           WebSocket chat: each text message goes to every client
+                      of /chat (the websocket feature)
+  GET /chat.html      a page that chats over /chat and shows /events' ticks,
+                      the goodbye when the server stops, and reconnects
 
 On SIGINT (ctrl-c), SIGTERM or SIGHUP the server stops accepting. Requests in
 flight finish, and their responses say 'Connection: close'. Idle keep-alive
@@ -99,14 +131,16 @@ answered (with 'Connection: close'), then they are closed. A second signal,
 or the drain timeout, closes everything left and exits at once.
 
 options:
-  --addr ADDR             address to listen on [default: {DEFAULT_ADDR}];
-                          repeat it to listen on several, all stopped
-                          together (one 'listening on' line each, in order)
-  --unix PATH             listen on a Unix domain socket too (unix only;
-                          'listening on unix:PATH'); given --addr or --unix,
-                          only those are listened on. Try it with
+  --addr ADDR             address to listen on [default: {DEFAULT_ADDR}]
+                          (port 0 picks a free port); repeat it to listen
+                          on several, all stopped together (one
+                          'listening on' line each, in order)
+  --unix PATH             listen on a Unix domain socket (unix only;
+                          'listening on unix:PATH'); repeatable, and it
+                          mixes with --addr. Given any --addr or --unix,
+                          the server listens on exactly those (the default
+                          address is then not used). Try it with
                           curl --unix-socket PATH http://localhost/
-                          (port 0 picks a free port)
   --workers N             requests served at once [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown, or
                           'none' to wait for ever [default: {drain}]
@@ -138,8 +172,9 @@ options:
   --tls-cert FILE         serve HTTPS on every listener with this
                           certificate chain (PEM, the server's certificate
                           first); needs --tls-key and the tls feature
-                          (--features http,tls). Shutdown ends each TLS
-                          connection with close_notify
+                          (--features http,tls). ALPN offers http/1.1;
+                          shutdown ends each TLS connection with
+                          close_notify
   --tls-key FILE          the certificate's private key (PEM)
   --poll                  watch waiting connections with poll(2) instead of
                           epoll (to compare the portable backend)
@@ -170,6 +205,8 @@ exit status:
             .map_or("none".to_string(), |n| n.to_string()),
         age = shown_seconds(Limits::default().keepalive_time),
         total = Limits::default().gathered_total,
+        tick = DEFAULT_TICK_MS,
+        min_tick = MIN_TICK_MS,
     )
 }
 
@@ -178,9 +215,18 @@ fn shown_seconds(duration: Option<Duration>) -> String {
     duration.map_or("none".to_string(), |d| d.as_secs_f64().to_string())
 }
 
-/// The routes: this is all the HTTP code the example has. `stats` is set
-/// once the server runs (see [`run`]).
-fn route(req: &mut Request<'_>, stats: &OnceLock<StatsHandle>) -> Response {
+/// What the routes share: the server's numbers (set once it runs, see
+/// [`run`]), the event streams' ticker, the chat room.
+#[derive(Default)]
+struct App {
+    stats: OnceLock<StatsHandle>,
+    ticker: Arc<Ticker>,
+    #[cfg(feature = "websocket")]
+    chat: Arc<ChatRoom>,
+}
+
+/// The routes: this is all the HTTP code the example has.
+fn route(req: &mut Request<'_>, app: &App) -> Response {
     match (req.method(), req.path()) {
         ("GET" | "HEAD", "/") => Response::text("Hello, world!"),
         ("GET", "/hello") => {
@@ -190,15 +236,30 @@ fn route(req: &mut Request<'_>, stats: &OnceLock<StatsHandle>) -> Response {
         ("GET", "/slow") => slow(req),
         ("GET", "/panic") => panic!("GET /panic: a deliberate panic; it costs this one connection"),
         ("GET" | "HEAD", "/healthz") => http::readiness(req),
-        ("GET", "/metrics") => metrics(stats.get()),
+        ("GET", "/metrics") => metrics(app.stats.get()),
         // A body the layer cannot read (too large, malformed) is answered
         // by the layer itself, whatever this returns.
         ("POST", "/echo") => match req.read_body() {
             Ok(body) => Response::new(200).body(body),
             Err(_) => Response::new(400),
         },
-        (_, "/" | "/healthz") => not_allowed("GET, HEAD"),
-        (_, "/hello" | "/slow" | "/panic" | "/metrics") => not_allowed("GET"),
+        ("GET", "/events") => events(req, &app.ticker),
+        #[cfg(feature = "websocket")]
+        ("GET", "/ws") => websocket_echo(req),
+        #[cfg(feature = "websocket")]
+        ("GET", "/chat") => chat(req, &app.chat),
+        ("GET" | "HEAD", "/chat.html") => Response::new(200)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .body(include_str!("chat.html")),
+        (_, "/" | "/healthz" | "/chat.html") => not_allowed("GET, HEAD"),
+        #[cfg(not(feature = "websocket"))]
+        (_, "/ws" | "/chat") => {
+            Response::text("WebSocket needs the websocket feature: --features websocket\n")
+                .with_status(501)
+        }
+        (_, "/hello" | "/slow" | "/panic" | "/metrics" | "/events") => not_allowed("GET"),
+        #[cfg(feature = "websocket")]
+        (_, "/ws" | "/chat") => not_allowed("GET"),
         (_, "/echo") => not_allowed("POST"),
         _ => Response::text("not found\n").with_status(404),
     }
@@ -221,6 +282,169 @@ fn slow(req: &Request<'_>) -> Response {
     };
     std::thread::sleep(Duration::from_millis(ms));
     Response::text(format!("slept {ms} ms\n"))
+}
+
+/// `GET /events?ms=N`: a stream of ticks from the [`Ticker`].
+fn events(req: &mut Request<'_>, ticker: &Arc<Ticker>) -> Response {
+    let ms = match req.query_param("ms").map(|ms| ms.parse::<u64>()) {
+        None => DEFAULT_TICK_MS,
+        Some(Ok(ms)) if ms >= MIN_TICK_MS => ms,
+        Some(_) => {
+            return Response::text(format!("ms must be a number from {MIN_TICK_MS}\n"))
+                .with_status(400)
+        }
+    };
+    let (response, sender) = req.event_stream();
+    // Sent at shutdown, before the stream ends. A browser reconnects after
+    // `retry`, by when a restarted server is up.
+    sender.set_goodbye(Some(
+        ServerEvent::data("the server is shutting down")
+            .event("goodbye")
+            .retry(Duration::from_secs(2)),
+    ));
+    ticker.subscribe(sender, Duration::from_millis(ms));
+    response
+}
+
+/// One thread pushes the ticks of every event stream, each at its own
+/// interval, and forgets the streams whose client has gone: the streams
+/// hold no thread of their own, and no worker.
+#[derive(Default)]
+struct Ticker {
+    subscribers: Mutex<Vec<Subscriber>>,
+    /// Rung when a subscriber joins, so that the thread looks at its due
+    /// time; the thread is started by the first.
+    joined: Condvar,
+    started: OnceLock<()>,
+}
+
+struct Subscriber {
+    sender: EventSender,
+    every: Duration,
+    next: Instant,
+    ticks: u64,
+}
+
+impl Ticker {
+    fn subscribe(self: &Arc<Self>, sender: EventSender, every: Duration) {
+        let first = Instant::now() + every;
+        self.lock().push(Subscriber {
+            sender,
+            every,
+            next: first,
+            ticks: 0,
+        });
+        self.joined.notify_one();
+        self.started.get_or_init(|| {
+            let ticker = Arc::clone(self);
+            // Failing to spawn leaves the streams without ticks (they still
+            // end at shutdown); nothing else depends on it.
+            let _ = std::thread::Builder::new()
+                .name("ticker".into())
+                .spawn(move || ticker.run());
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps until the next tick is due, sends the ticks due, forever
+    /// (the process ends it).
+    fn run(&self) {
+        let mut subscribers = self.lock();
+        loop {
+            let now = Instant::now();
+            subscribers.retain_mut(|s| {
+                if s.next > now {
+                    return true;
+                }
+                s.ticks += 1;
+                s.next = now + s.every;
+                let tick = ServerEvent::data(format!("tick {}", s.ticks)).id(s.ticks.to_string());
+                // Closed: the client has gone. Full: it is behind; it skips
+                // this tick.
+                !matches!(
+                    s.sender.send(&tick),
+                    Err(graceful_server::PushError::Closed)
+                )
+            });
+            let next = subscribers.iter().map(|s| s.next).min();
+            subscribers = match next {
+                Some(next) => {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    self.joined
+                        .wait_timeout(subscribers, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .joined
+                    .wait(subscribers)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+}
+
+/// `GET /ws`: a WebSocket echo; `?goodbye=off` leaves it alone at shutdown
+/// (the server then waits for the client to close it).
+#[cfg(feature = "websocket")]
+fn websocket_echo(req: &mut Request<'_>) -> Response {
+    use graceful_server::http::{Message, WebSocket, WebSocketConfig};
+
+    let goodbye = req.query_param("goodbye").as_deref() != Some("off");
+    let echo = |ws: &mut WebSocket<'_>, message: Message| ws.send(message);
+    match req.websocket_with(WebSocketConfig::default().goodbye(goodbye), echo) {
+        Ok((response, _sender)) => response,
+        Err(refusal) => refusal,
+    }
+}
+
+/// The members of `/chat`: each text message goes to every one of them,
+/// through their senders, from the worker that received it.
+#[cfg(feature = "websocket")]
+#[derive(Default)]
+struct ChatRoom {
+    members: Mutex<Vec<graceful_server::http::WsSender>>,
+}
+
+#[cfg(feature = "websocket")]
+impl ChatRoom {
+    /// Sends `text` to every member, and forgets those who have left.
+    fn broadcast(&self, text: &str) {
+        let mut members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        members
+            .retain(|member| !matches!(member.send(text), Err(graceful_server::PushError::Closed)));
+    }
+}
+
+/// `GET /chat`: joins the chat room.
+#[cfg(feature = "websocket")]
+fn chat(req: &mut Request<'_>, room: &Arc<ChatRoom>) -> Response {
+    use graceful_server::http::{Message, WebSocket};
+
+    let speaking = Arc::clone(room);
+    let handler = move |ws: &mut WebSocket<'_>, message: Message| {
+        if let Message::Text(text) = message {
+            speaking.broadcast(&format!("{}: {text}", ws.id()));
+        }
+        Ok(())
+    };
+    match req.websocket(handler) {
+        Ok((response, sender)) => {
+            room.members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(sender);
+            // The newcomer too: it gets this once its `101` is sent.
+            room.broadcast("someone joined");
+            response
+        }
+        Err(refusal) => refusal,
+    }
 }
 
 /// `GET /metrics`: the numbers now, in the OpenMetrics text format.
@@ -389,14 +613,14 @@ fn run(options: &Options, tls: Option<TlsConfig>) -> Result<Report, graceful_ser
     // `/metrics` reads the numbers through a handle that exists only once
     // the server runs: set right after `spawn`, before anyone is told where
     // to connect.
-    let stats = Arc::new(OnceLock::new());
-    let app = {
-        let stats = Arc::clone(&stats);
-        move |req: &mut Request<'_>| route(req, &stats)
+    let app = Arc::new(App::default());
+    let routes = {
+        let app = Arc::clone(&app);
+        move |req: &mut Request<'_>| route(req, &app)
     };
-    let running = server.spawn(http::handler(app).limits(limits))?;
+    let running = server.spawn(http::handler(routes).limits(limits))?;
     // Only set here, so this cannot find it set already.
-    let _ = stats.set(running.stats_handle());
+    let _ = app.stats.set(running.stats_handle());
     // Flushed at once (stdout is line-buffered only on a terminal); a closed
     // stdout must not stop the server.
     {
@@ -569,7 +793,7 @@ fn tls_config(
         (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)".into()),
         (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate chain)".into()),
         #[cfg(feature = "tls")]
-        (Some(cert), Some(key)) => graceful_server::tls_config_from_pem(cert, key)
+        (Some(cert), Some(key)) => http::tls_config_from_pem(cert, key)
             .map(Some)
             .map_err(|e| e.to_string()),
         #[cfg(not(feature = "tls"))]

@@ -34,7 +34,6 @@ use crate::lifecycle::{Life, Timeouts, Waiting};
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::TIMER_SLACK;
 use crate::pool::Pool;
-use crate::push::PushSetup;
 use crate::registry::Registry;
 use crate::shutdown::ShutdownState;
 use crate::sys::{self, Interest, Poller, Readable};
@@ -85,8 +84,6 @@ pub(crate) struct Acceptor {
     pub(crate) new_waiting: Waiting,
     /// The idle and wait timeouts of parked connections.
     pub(crate) timeouts: Timeouts,
-    /// What connections need for their pushers.
-    pub(crate) push: Arc<PushSetup>,
     /// Set when the listeners are dropped; the report's `stop_accepting`.
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
     /// Dropped when the acceptor exits; see [`crate::pool`].
@@ -420,7 +417,6 @@ impl Loop {
                 write: self.a.write_timeout,
             },
             tls,
-            Arc::clone(&self.a.push),
         );
         self.ready
             .push_back(Life::new(conn, self.a.new_waiting, self.a.timeouts));
@@ -453,9 +449,13 @@ impl Loop {
     /// whose own deadline passed, for a turn.
     fn expire_timers(&mut self) {
         let expired = self.a.pool.parking.expire(Instant::now());
-        self.ready.extend(expired.turns);
+        if !expired.turns.is_empty() {
+            self.ready.extend(expired.turns);
+        }
         // Woken by a pusher, or for their goodbye.
-        self.ready.extend(self.a.pool.parking.take_woken());
+        if let Some(woken) = self.a.pool.parking.take_woken() {
+            self.ready.extend(woken);
+        }
         self.next_timer = expired.next;
     }
 

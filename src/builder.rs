@@ -588,7 +588,7 @@ impl Builder {
     /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
     /// let key = PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
     /// let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-    ///     rustls::crypto::ring::default_provider(),
+    ///     rustls::crypto::aws_lc_rs::default_provider(),
     /// ))
     /// .with_safe_default_protocol_versions()?
     /// .with_no_client_auth()
@@ -608,7 +608,7 @@ impl Builder {
     /// let mut roots = rustls::RootCertStore::empty();
     /// roots.add(cert.cert.der().clone())?;
     /// let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-    ///     rustls::crypto::ring::default_provider(),
+    ///     rustls::crypto::aws_lc_rs::default_provider(),
     /// ))
     /// .with_safe_default_protocol_versions()?
     /// .with_root_certificates(roots)

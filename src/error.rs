@@ -7,6 +7,14 @@ use std::net::SocketAddr;
 
 /// Everything that can go wrong when starting or running a server.
 ///
+/// Its `Display` says what failed (`cannot listen on 127.0.0.1:8081`), in
+/// lowercase without a cause; [`source`](StdError::source) gives the cause
+/// where there is one (`Address already in use (os error 98)`). Print the
+/// chain, as the binary does (`cannot listen on 127.0.0.1:8081: Address
+/// already in use (os error 98)`), or use an error reporter that does
+/// (anyhow's `{:#}`): the cause is not repeated in `Display`, so that such
+/// reporters do not print it twice.
+///
 /// All of these happen before the server accepts its first connection, except
 /// [`Error::Internal`]. Once serving, problems with single connections are
 /// never errors: they are counted in the [`Report`](crate::Report).
@@ -101,7 +109,8 @@ pub enum Error {
     CtrlC(io::Error),
     /// A TLS certificate or key could not be loaded: a file missing or
     /// unreadable, no certificate or key in it, or a key that is not the
-    /// certificate's. Returned by
+    /// certificate's; or there is no crypto provider (the feature
+    /// `aws-lc-rs` off and none installed). Returned by
     /// [`tls_config_from_pem`](crate::tls_config_from_pem). Feature `tls`.
     #[cfg(feature = "tls")]
     Tls(String),

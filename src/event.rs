@@ -27,9 +27,10 @@ use crate::shutdown::{ForceReason, Trigger};
 ///         Event::ConnectionEnded { id, outcome, open_for, error: Some(error), .. } => {
 ///             eprintln!("connection {id}: {outcome:?} after {open_for:?}: {error}");
 ///         }
-///         Event::AcceptFailed { error, backoff } => {
-///             eprintln!("accept failed: {error} (pausing for {backoff:?})");
+///         Event::AcceptFailed { error, backoff: Some(pause) } => {
+///             eprintln!("accept failed: {error} (pausing for {pause:?})");
 ///         }
+///         Event::AcceptFailed { error, backoff: None } => eprintln!("accept failed: {error}"),
 ///         _ => {} // connections that ended without an error, and future events
 ///     })
 ///     .build()?;

@@ -184,32 +184,45 @@
 //! 3 forced):
 //!
 //! ```
+//! use std::error::Error as _;
 //! use std::process::ExitCode;
 //!
-//! use graceful_server::{Connection, Event, Next, Server};
+//! use graceful_server::{Connection, Event, Next, Report, Server};
+//!
+//! fn serve() -> Result<Report, graceful_server::Error> {
+//!     let server = Server::builder("127.0.0.1:0")
+//!         .on_event(|event| match event {
+//!             Event::ShutdownStarted { open, drain_timeout: Some(limit), .. } => {
+//!                 eprintln!("shutting down: {open} open, waiting up to {limit:?}")
+//!             }
+//!             Event::ShutdownStarted { open, drain_timeout: None, .. } => {
+//!                 eprintln!("shutting down: {open} open, waiting with no deadline")
+//!             }
+//!             Event::Forced { reason } => eprintln!("forced: {reason:?}"),
+//!             Event::Finished { report } => eprintln!("{report}"),
+//!             _ => {}
+//!         })
+//!         .build()?;
+//!     // In a real program: server.shutdown_handle().install_ctrl_c()?;
+//!     let handle = server.shutdown_handle();
+//!     let running = server.spawn(|_conn: &mut Connection| Ok(Next::Close))?;
+//!     handle.shutdown(); // what ctrl-c does
+//!     running.join()
+//! }
 //!
 //! fn main() -> ExitCode {
-//!     let serve = || -> Result<_, graceful_server::Error> {
-//!         let server = Server::builder("127.0.0.1:0")
-//!             .on_event(|event| match event {
-//!                 Event::ShutdownStarted { open, drain_timeout, .. } => {
-//!                     eprintln!("shutting down: {open} open, waiting up to {drain_timeout:?}")
-//!                 }
-//!                 Event::Forced { reason } => eprintln!("forced: {reason:?}"),
-//!                 Event::Finished { report } => eprintln!("{report}"),
-//!                 _ => {}
-//!             })
-//!             .build()?;
-//!         // In a real program: server.shutdown_handle().install_ctrl_c()?;
-//!         let handle = server.shutdown_handle();
-//!         let running = server.spawn(|_conn: &mut Connection| Ok(Next::Close))?;
-//!         handle.shutdown(); // what ctrl-c does
-//!         running.join()
-//!     };
 //!     match serve() {
 //!         Ok(report) => report.exit_code(),
 //!         Err(error) => {
-//!             eprintln!("{error}");
+//!             // What failed, then why: "cannot listen on 127.0.0.1:8081:
+//!             // Address already in use (os error 98)".
+//!             let mut line = error.to_string();
+//!             let mut source = error.source();
+//!             while let Some(cause) = source {
+//!                 line += &format!(": {cause}");
+//!                 source = cause.source();
+//!             }
+//!             eprintln!("{line}");
 //!             ExitCode::FAILURE
 //!         }
 //!     }
@@ -323,6 +336,19 @@
 //!   cut by the [write timeout](Builder::write_timeout), not by the `http`
 //!   layer's `min_response_rate`.
 //!
+//! # Features
+//!
+//! - `http`: the HTTP/1.1 layer, `graceful_server::http` (with `httparse`).
+//!   Off by default.
+//! - `tls`: TLS on any listener, with rustls (`Builder::tls`,
+//!   `Builder::listen_tls`, `tls_config_from_pem`). Off by default.
+//! - `aws-lc-rs`: the crypto provider that `tls_config_from_pem` uses,
+//!   aws-lc-rs, rustls's default, which offers the post-quantum key
+//!   exchange X25519MLKEM768. On by default, and nothing without `tls`;
+//!   with default features off, `tls_config_from_pem` uses the provider
+//!   your program installs as rustls's process default (docs/tls.md, "The
+//!   provider", says why there is no `ring` option).
+//!
 //! # Panics in handlers
 //!
 //! Each turn runs inside `catch_unwind`. A panic closes that connection, is
@@ -350,6 +376,7 @@ mod connection;
 mod drain;
 mod error;
 mod event;
+mod handoff;
 #[cfg(feature = "http")]
 pub mod http;
 mod input;
@@ -409,7 +436,8 @@ const _: () = {
 };
 
 /// The README's examples, compiled and run as doc tests so they cannot rot
-/// (with the `http` feature, which some of them use).
-#[cfg(all(doctest, feature = "http"))]
+/// (with the `websocket` feature, which implies `http`: some of them use
+/// both).
+#[cfg(all(doctest, feature = "websocket"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

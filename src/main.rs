@@ -34,11 +34,12 @@ options:
                           listen on every interface); repeat it to listen
                           on several (e.g. 127.0.0.1 and [::1]), all
                           stopped together
-  --unix PATH             listen on a Unix domain socket too (unix only);
-                          repeatable. Given --addr or --unix, only those
-                          are listened on. A stale socket file is
-                          replaced, a live one never; ours is removed at
-                          exit
+  --unix PATH             listen on a Unix domain socket (unix only);
+                          repeatable, and it mixes with --addr. Given any
+                          --addr or --unix, the server listens on exactly
+                          those (the default address is then not used).
+                          A stale socket file is replaced, a live one
+                          never; ours is removed at exit
   --workers N             turns served at once (a connection waiting for
                           input holds none) [default: {workers}]
   --drain-timeout SECS    how long to wait for connections at shutdown,

@@ -16,12 +16,17 @@
 //! entry, once due, finds the connection's real deadline and is put back
 //! for it. So the heap holds about one entry per connection, not one per
 //! request.
+//!
+//! Orderings: the table and the heaps are under the shards' locks; the one
+//! atomic, `earliest`, is `SeqCst` conservatively (its doc says what would
+//! be enough). Job announcements pass through here to the readiness wait;
+//! their argument is the [hand-off](crate::handoff)'s.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -60,10 +65,25 @@ pub(crate) struct Parking {
     /// than the earliest in the heaps, so that the acceptor need not look
     /// at them before. A worker that makes it earlier wakes the acceptor,
     /// which may be sleeping until a later one.
+    ///
+    /// A worker pushes its entry under the shard's lock, then lowers this
+    /// with `fetch_min`, whose result says whether it lowered it; the
+    /// acceptor, looking (`expire`), resets it first and lowers it to the
+    /// earliest entry it leaves. So between looks the invariant holds, and
+    /// a reset that overwrote a worker's lowering came after that worker's
+    /// entry, which the look then finds under the lock. `SeqCst`
+    /// conservatively; `Relaxed` would be enough (the locks order the
+    /// heaps, and the acceptor's wake-up orders what the worker did before
+    /// it).
     earliest: AtomicU64,
     /// Connections taken out for a worker by a pusher's ring or the
     /// goodbye sweep; the acceptor queues them for the workers.
     woken: Mutex<Vec<Life>>,
+    /// Whether `woken` may hold any, so that the acceptor's every pass need
+    /// not take its lock: set after a push to it (then the acceptor is
+    /// woken), cleared before the acceptor empties it. `SeqCst`
+    /// conservatively; the waker's write and read order it.
+    has_woken: AtomicBool,
     acceptor: Waker,
 }
 
@@ -102,6 +122,7 @@ impl Parking {
             epoch: Instant::now(),
             earliest: AtomicU64::new(NO_DEADLINE),
             woken: Mutex::default(),
+            has_woken: AtomicBool::new(false),
             acceptor,
         }
     }
@@ -333,8 +354,13 @@ impl Parking {
 
     /// Takes the connections woken for a worker (by a ring, by the goodbye
     /// sweep), for the acceptor to queue.
-    pub(crate) fn take_woken(&self) -> Vec<Life> {
-        std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
+    pub(crate) fn take_woken(&self) -> Option<Vec<Life>> {
+        if !self.has_woken.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        Some(std::mem::take(
+            &mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     /// Moves `life`, taken out of the table, to the woken list. Called
@@ -345,6 +371,7 @@ impl Parking {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(life);
+        self.has_woken.store(true, Ordering::SeqCst);
     }
 
     /// A sweep of every parked connection at a shutdown step: asks the
@@ -383,7 +410,7 @@ impl Parking {
         }
         if let Event::Forced = event() {
             // And those on their way to a worker.
-            for life in self.take_woken() {
+            for life in self.take_woken().into_iter().flatten() {
                 life.close_forced();
             }
         }

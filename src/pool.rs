@@ -11,47 +11,71 @@
 //! readiness wakes is the one that serves the turn: no hand-off to another
 //! thread on the way (leader/followers).
 //!
+//! How a new connection reaches a free worker without a wake-up being lost
+//! is the [hand-off](crate::handoff)'s business, and its argument is there.
+//!
 //! The pool does not join its threads to learn that it is finished: every
 //! worker holds a clone of a `done` sender and drops it on exit, so the
 //! channel disconnects the moment the last worker is gone.
+//!
+//! Orderings: `SeqCst` conservatively, except for the statistics
+//! (`Relaxed`); each field says what would be enough. No handshake lives
+//! here: the counts are read for reports and for how many workers to wake
+//! at the end, where each leaving worker passes the wake-up on anyway.
 
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::connection::Handler;
 use crate::error::Error;
+use crate::handoff::{self, Handoff, Wait};
 use crate::input;
 use crate::lifecycle::{Decision, Event, Life, Panicked};
-use crate::parking::{Parking, Woken};
+use crate::parking::{self, Parking};
 use crate::push::Doorbell;
 use crate::wake::Waker;
 
-/// How long a worker pauses after its readiness wait failed (out of
-/// memory), rather than spin on it.
-const WAIT_FAILED_PAUSE: Duration = Duration::from_millis(5);
-
 /// The state the workers share with the acceptor and the drain.
 pub(crate) struct Pool {
-    /// Workers not exited yet.
+    /// Workers started and not exited: counted before a thread is spawned
+    /// (uncounted if the spawn fails), uncounted as the thread's last act.
+    /// Read for the report's threads left behind and for how many workers
+    /// to wake when the acceptor leaves (a hint: see
+    /// [hand-off](crate::handoff)). `SeqCst` conservatively; `Relaxed`
+    /// would be enough.
     alive: AtomicUsize,
-    /// Workers in a turn.
+    /// Workers in a turn: a statistic, read only for reports; `Relaxed`.
     busy: AtomicUsize,
-    /// Workers waiting for work in the parking's readiness wait.
-    idle: AtomicUsize,
-    /// Jobs the acceptor holds because the channel is full.
+    /// Jobs the acceptor holds because the channel is full: a statistic,
+    /// written by the acceptor and read only for reports. `SeqCst`
+    /// conservatively; `Relaxed` would be enough.
     overflow: AtomicUsize,
-    /// Set by the acceptor when it holds jobs for a full channel: the next
-    /// worker to take a job wakes it.
-    acceptor_wants_space: AtomicBool,
-    acceptor: Waker,
-    jobs: Receiver<Life>,
+    /// New connections, from the acceptor to the free workers.
+    handoff: Handoff<Life>,
     /// Where connections wait between turns.
     pub(crate) parking: Parking,
+}
+
+/// The parking's readiness wait is where free workers wait for jobs.
+impl Wait for Parking {
+    type Ready = Life;
+
+    fn wait(&self) -> io::Result<handoff::Woken<Life>> {
+        Ok(match Parking::wait(self)? {
+            parking::Woken::Ready(life) => handoff::Woken::Ready(life),
+            parking::Woken::Job => handoff::Woken::Job,
+            parking::Woken::Nothing => handoff::Woken::Nothing,
+        })
+    }
+
+    fn notify(&self, jobs: u64) {
+        self.announce(jobs);
+    }
 }
 
 impl Pool {
@@ -59,11 +83,8 @@ impl Pool {
         Pool {
             alive: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
             overflow: AtomicUsize::new(0),
-            acceptor_wants_space: AtomicBool::new(false),
-            acceptor,
-            jobs,
+            handoff: Handoff::new(jobs, acceptor),
             parking,
         }
     }
@@ -79,41 +100,30 @@ impl Pool {
 
     /// Jobs waiting for a worker.
     pub(crate) fn queued(&self) -> usize {
-        self.jobs.len() + self.overflow.load(Ordering::SeqCst)
+        self.handoff.len() + self.overflow.load(Ordering::SeqCst)
     }
 
     pub(crate) fn set_overflow(&self, held: usize) {
         self.overflow.store(held, Ordering::SeqCst);
     }
 
+    /// For the acceptor, the channel full: the next worker to take a job
+    /// wakes it. It tries to send once more after this
+    /// ([`Handoff::want_space`]).
     pub(crate) fn wake_acceptor_on_space(&self) {
-        self.acceptor_wants_space.store(true, Ordering::SeqCst);
+        self.handoff.want_space();
     }
 
-    /// For the acceptor, after it queued `sent` jobs: wakes as many idle
-    /// workers (busy ones look at the channel before they wait).
+    /// For the acceptor, after it queued `sent` jobs: wakes as many waiting
+    /// workers ([`Handoff::announce`]).
     pub(crate) fn announce(&self, sent: usize) {
-        if sent == 0 {
-            return;
-        }
-        let idle = self.idle.load(Ordering::SeqCst);
-        self.parking.announce(sent.min(idle) as u64);
+        self.handoff.announce(&self.parking, sent);
     }
 
     /// For the acceptor, leaving: the channel is closed; wakes the workers
     /// to see it (each passes it on as it leaves).
     pub(crate) fn release_all(&self) {
         self.parking.announce(self.alive() as u64);
-    }
-
-    /// For a worker woken by an announcement: announces again while jobs
-    /// wait and workers are idle, or, `leaving`, so that the next idle
-    /// worker sees the channel closed too.
-    fn pass_on(&self, leaving: bool) {
-        let idle = self.idle.load(Ordering::SeqCst);
-        if idle > 0 && (leaving || !self.jobs.is_empty()) {
-            self.parking.announce(1);
-        }
     }
 }
 
@@ -172,64 +182,9 @@ impl Worker {
     /// `None` once the job channel is empty and disconnected (the acceptor
     /// is done).
     fn next(&self) -> Option<(Life, Event)> {
-        // Whether this worker was woken by a job announcement, which it
-        // passes on if jobs are left (announcements made before anyone
-        // woke may have counted once).
-        let mut announced = false;
-        loop {
-            match self.take_job() {
-                Ok(Some(life)) => {
-                    if announced {
-                        self.pool.pass_on(false);
-                    }
-                    return Some((life, Event::Start));
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    self.pool.pass_on(true);
-                    return None;
-                }
-            }
-            // Counted idle, then a last look at the channel: the acceptor
-            // queues, then reads the count, so either it sees this worker
-            // (and announces the job) or this look sees the job.
-            self.pool.idle.fetch_add(1, Ordering::SeqCst);
-            let job = self.take_job();
-            let woken = match job {
-                Ok(None) => Some(self.pool.parking.wait()),
-                _ => None,
-            };
-            self.pool.idle.fetch_sub(1, Ordering::SeqCst);
-            match woken {
-                Some(Ok(Woken::Ready(life))) => return Some((life, Event::Ready)),
-                Some(Ok(Woken::Job)) => announced = true,
-                Some(Ok(Woken::Nothing)) => {}
-                Some(Err(_)) => thread::sleep(WAIT_FAILED_PAUSE),
-                // What the last look found, taken at the top of the loop
-                // (a job cannot be put back: it is served from here).
-                None => match job {
-                    Ok(Some(life)) => return Some((life, Event::Start)),
-                    _ => {
-                        self.pool.pass_on(true);
-                        return None;
-                    }
-                },
-            }
-        }
-    }
-
-    /// A job from the channel if there is one (`Ok(None)` if not); an error
-    /// once it is empty and disconnected.
-    fn take_job(&self) -> Result<Option<Life>, TryRecvError> {
-        match self.pool.jobs.try_recv() {
-            Ok(life) => {
-                if self.pool.acceptor_wants_space.swap(false, Ordering::SeqCst) {
-                    self.pool.acceptor.wake();
-                }
-                Ok(Some(life))
-            }
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
+        match self.pool.handoff.next(&self.pool.parking)? {
+            handoff::Next::Job(life) => Some((life, Event::Start)),
+            handoff::Next::Ready(life) => Some((life, Event::Ready)),
         }
     }
 

@@ -7,6 +7,12 @@
 //! is how a forced shutdown reaches handlers that are in the middle of a
 //! turn, without their cooperation. Closing is not the registry's job: a
 //! socket closes when the last reference (the connection's own) is dropped.
+//!
+//! Orderings: `SeqCst` conservatively, except for the statistics
+//! (`Relaxed`); each atomic's doc says what it promises and what would be
+//! enough. The one handshake here, the acceptor asking to be woken when a
+//! connection ends (`acceptor_waits` with `open`), is made of `SeqCst`
+//! operations only, so their single total order is its whole argument.
 
 use std::collections::HashMap;
 use std::net::Shutdown;
@@ -18,9 +24,13 @@ use crate::listener::{Addr, Stream};
 // Its own module, since the events name it too; the modules that record
 // outcomes in the registry import it from here.
 use crate::outcome::Outcome;
+use crate::push::PushSetup;
 use crate::wake::Waker;
 
-/// Outcome counters.
+/// Outcome counters: statistics for the report. Each changes under the
+/// registry's lock, with the map, so that [`Registry::tally`], under the
+/// same lock, reads them consistent with each other and with `open`; the
+/// lock does the ordering, and `Relaxed` would be enough.
 #[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
@@ -57,20 +67,34 @@ pub(crate) struct Tally {
 /// Every connection from accept to close.
 pub(crate) struct Registry {
     sockets: Mutex<HashMap<u64, Arc<Stream>>>,
-    /// The same as `sockets.len()`, readable without the lock.
+    /// The same as `sockets.len()`: changed under the lock, readable
+    /// without it. A connection's end decrements it, then swaps
+    /// `acceptor_waits` (the handshake: see there).
     open: AtomicUsize,
-    /// Connections between turns and not queued: waiting for input.
+    /// Connections between turns and not queued: waiting for input. A
+    /// statistic, read only for reports; `Relaxed`.
     waiting: AtomicUsize,
-    /// The part of `waiting` waiting idle.
+    /// The part of `waiting` waiting idle. A statistic, read only for
+    /// reports; `Relaxed`.
     waiting_idle: AtomicUsize,
+    /// The next connection's id. Only its uniqueness matters, which the
+    /// read-modify-write gives at any ordering; `Relaxed`.
     next_id: AtomicU64,
     /// Set by the acceptor when it waits for a connection to end: it has
     /// stopped accepting at the connection maximum, or it is waiting for the
-    /// last connection of the drain.
+    /// last connection of the drain. A handshake with `open`: the acceptor
+    /// sets this, then reads `open`; a connection's end decrements `open`,
+    /// then swaps this back. All four are `SeqCst`, so in their single total
+    /// order one side comes second and sees the other's store: the acceptor
+    /// sees the connection gone, or the end sees the flag and wakes it.
+    /// (`Relaxed` would not do; `Relaxed` with a `SeqCst` fence between each
+    /// side's two operations would, as in [hand-off](crate::handoff).)
     acceptor_waits: AtomicBool,
     acceptor: Waker,
     counters: Counters,
     hook: Option<Hook>,
+    /// What every connection's pushers need.
+    push: PushSetup,
 }
 
 /// What a connection's end tells the hook, besides its outcome.
@@ -82,7 +106,7 @@ pub(crate) struct Ending<'a> {
 }
 
 impl Registry {
-    pub(crate) fn new(acceptor: Waker, hook: Option<Hook>) -> Registry {
+    pub(crate) fn new(acceptor: Waker, hook: Option<Hook>, push: PushSetup) -> Registry {
         Registry {
             sockets: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
@@ -93,7 +117,13 @@ impl Registry {
             acceptor,
             counters: Counters::default(),
             hook,
+            push,
         }
+    }
+
+    /// What a connection's pushers need.
+    pub(crate) fn push_setup(&self) -> &PushSetup {
+        &self.push
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Stream>>> {

@@ -11,6 +11,12 @@
 //!
 //! Threads that wait for readiness rather than on a channel (the acceptor)
 //! are woken by a byte on their wake-up socket, sent with every trip.
+//!
+//! Orderings: `SeqCst` conservatively; each atomic's doc says what would be
+//! enough. No wake-up rests on these flags alone: a latch's waiters are woken
+//! by its channel, the acceptor by its wake-up socket, and a connection
+//! parked during a sweep reads the state under the lock the sweep takes
+//! after setting it (see `Parking::park`).
 
 use std::fmt;
 use std::io;
@@ -26,6 +32,10 @@ use crate::wake::Waker;
 /// One latch: a flag for quick checks and a channel that disconnects when the
 /// latch trips.
 struct Latch {
+    /// Set once, when the latch trips, and never cleared: the `swap` lets
+    /// exactly one caller drop the sender. For quick checks; who must not
+    /// miss the trip waits on the channel. `SeqCst` conservatively;
+    /// `Release` on the swap and `Acquire` on the loads would be enough.
     tripped: AtomicBool,
     // The only sender. `None` once tripped. Never used to send: dropping it is
     // the broadcast.
@@ -84,16 +94,25 @@ pub(crate) struct ShutdownState {
     graceful: Latch,
     stopped: Latch,
     forced: Latch,
-    /// Set when the idle grace ends: idle connections are closed from then on.
+    /// Set when the idle grace ends (or at the force): idle connections are
+    /// closed from then on. Never cleared. Read by the lifecycle's
+    /// decisions: the drain sets it, then sweeps the parking under the
+    /// locks under which a connection being parked reads it, so the locks
+    /// order it. `SeqCst` conservatively; `Relaxed` would be enough.
     closing_idle: AtomicBool,
     /// The drain trips `stopped` once it has announced the shutdown, after
     /// this delay.
     drain_delay: Duration,
     /// The acceptor's wake-up socket.
     acceptor: Waker,
-    /// Who started the shutdown, and who forced it: the first caller of
-    /// each (0 while nobody has).
+    /// Who started the shutdown: 0 until the first caller's
+    /// `compare_exchange` sets it, never changed after. Read for the events
+    /// and the report, once the shutdown has started. `SeqCst`
+    /// conservatively; `Release` on the exchange and `Acquire` on the load
+    /// would be enough.
     trigger: AtomicU8,
+    /// Why the shutdown was forced, as `trigger` is set and read (0 until
+    /// forced).
     force_reason: AtomicU8,
 }
 

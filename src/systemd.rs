@@ -7,6 +7,9 @@
 //! keeps queueing connections in the shared socket's backlog, so none is
 //! refused and none is reset. Any supervisor speaking the same protocol works
 //! (see `examples/supervisor.rs`).
+//!
+//! Orderings: the one atomic, `TAKEN`, is `SeqCst` conservatively; its doc
+//! says what would be enough.
 
 #[cfg(unix)]
 use std::net::{TcpListener, TcpStream};
@@ -233,7 +236,9 @@ fn probe_accept(listener: &Listener) -> std::io::Result<Option<(Stream, Addr)>> 
     }
 }
 
-/// Set once the inherited sockets have been taken.
+/// Set once the inherited sockets have been taken: the `swap` lets one
+/// caller only take them, which any ordering promises (`Relaxed` would be
+/// enough).
 #[cfg(unix)]
 static TAKEN: AtomicBool = AtomicBool::new(false);
 

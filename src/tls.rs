@@ -30,6 +30,8 @@
 
 #[cfg(feature = "tls")]
 pub use enabled::config_from_pem;
+#[cfg(all(feature = "tls", feature = "http"))]
+pub(crate) use enabled::server_config;
 #[cfg(feature = "tls")]
 pub(crate) use enabled::{check, ListenerTls, Session};
 
@@ -116,6 +118,7 @@ mod enabled {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use rustls::crypto::CryptoProvider;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::{ServerConfig, ServerConnection};
@@ -551,21 +554,32 @@ mod enabled {
     /// records that have arrived, and says whether the handler has anything
     /// to read. See the module's docs.
     /// Reads a certificate chain and its private key from PEM files and
-    /// makes a server config of them (TLS 1.3 and 1.2, rustls's safe
-    /// defaults, the `ring` provider, no client certificates, no ALPN, so
-    /// that HTTP clients speak HTTP/1.1): what a command line's
-    /// `--tls-cert FILE --tls-key FILE` needs. Build a
+    /// makes a server config of them: TLS 1.3 and 1.2 with rustls's safe
+    /// defaults, no client certificates, no ALPN. That is what a command
+    /// line's `--tls-cert FILE --tls-key FILE` needs; for HTTPS with the
+    /// HTTP layer, `http::tls_config_from_pem` (features `http` and `tls`)
+    /// is the same config offering ALPN `http/1.1`. Build a
     /// [`rustls::ServerConfig`] yourself for anything else (a certificate
-    /// resolver, client certificates, ALPN).
+    /// resolver, client certificates, other key exchange groups).
     ///
     /// The chain file holds the server's certificate first, then the
     /// intermediates; the key file a PKCS#8, PKCS#1 or SEC1 key.
+    ///
+    /// The crypto provider is the one your program installed as the
+    /// process's default
+    /// ([`CryptoProvider::install_default`](rustls::crypto::CryptoProvider::install_default)),
+    /// as for rustls's own `ServerConfig::builder`; if none is installed,
+    /// aws-lc-rs (feature `aws-lc-rs`, on by default), which offers the
+    /// post-quantum hybrid key exchange X25519MLKEM768 first and the
+    /// classical groups (X25519, P-384, P-256) after it, so that a client
+    /// that offers it gets it, and every other client what it offers.
     ///
     /// # Errors
     ///
     /// [`Error::Tls`] saying what is wrong: a file missing or unreadable,
     /// no certificate or no key in it, a key that does not belong to the
-    /// certificate.
+    /// certificate; or no crypto provider (the feature `aws-lc-rs` off and
+    /// none installed).
     ///
     /// # Example
     ///
@@ -583,7 +597,12 @@ mod enabled {
         cert: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> Result<Arc<ServerConfig>, Error> {
-        let (cert, key) = (cert.as_ref(), key.as_ref());
+        server_config(cert.as_ref(), key.as_ref()).map(Arc::new)
+    }
+
+    /// The config of [`config_from_pem`], before it is shared: the HTTP
+    /// layer adds its ALPN protocol to it.
+    pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, Error> {
         let read = |path: &Path, what: &str| {
             std::fs::read(path).map_err(|e| {
                 Error::Tls(format!(
@@ -609,8 +628,7 @@ mod enabled {
                 key.display()
             ))
         })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
+        ServerConfig::builder_with_provider(provider()?)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(e.to_string()))?
             .with_no_client_auth()
@@ -622,8 +640,35 @@ mod enabled {
                     cert.display(),
                     key.display()
                 ))
-            })?;
-        Ok(Arc::new(config))
+            })
+    }
+
+    /// The crypto provider of [`config_from_pem`]: the process's default if
+    /// the program installed one, else the crate's own.
+    fn provider() -> Result<Arc<CryptoProvider>, Error> {
+        match CryptoProvider::get_default() {
+            Some(installed) => Ok(Arc::clone(installed)),
+            None => own_provider().map(Arc::new),
+        }
+    }
+
+    /// aws-lc-rs, rustls's default provider: its default key exchange
+    /// groups put X25519MLKEM768 first. Asked for by name, so that another
+    /// crate enabling `ring` in the same program cannot make the choice
+    /// ambiguous, as it would for rustls's `ServerConfig::builder`.
+    #[cfg(feature = "aws-lc-rs")]
+    fn own_provider() -> Result<CryptoProvider, Error> {
+        Ok(rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// Without the feature `aws-lc-rs` the crate has no provider of its own.
+    #[cfg(not(feature = "aws-lc-rs"))]
+    fn own_provider() -> Result<CryptoProvider, Error> {
+        Err(Error::Tls(
+            "no TLS crypto provider: build with the feature `aws-lc-rs` (on by default), \
+             or install one with rustls::crypto::CryptoProvider::install_default first"
+                .to_string(),
+        ))
     }
 }
 
@@ -711,7 +756,7 @@ mod tests {
     fn a_listener_with_tls_starts_a_session_in_its_handshake() {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use graceful_server::http::{self, Response};
+use graceful_server::rustls;
 use graceful_server::{Connection, Event, Next, Outcome, RunningServer, Server};
 
 use support::tls::{
@@ -416,6 +417,141 @@ fn tls_on_one_listener_and_plain_on_another() {
     assert!(String::from_utf8_lossy(&all).ends_with("Hello, world!"));
     running.shutdown_handle().shutdown();
     assert_eq!(support::join(running).completed, 2);
+}
+
+/// The name of the key exchange group a client's handshake negotiated.
+fn negotiated_group(client: &mut support::tls::TlsClient) -> rustls::NamedGroup {
+    handshake(client).expect("handshake");
+    client
+        .conn
+        .negotiated_key_exchange_group()
+        .expect("a key exchange group, once the handshake is done")
+        .name()
+}
+
+/// `tls_config_from_pem`'s provider (aws-lc-rs) gives the post-quantum
+/// hybrid to a client that offers it, as browsers have by default since
+/// 2024, and a classical group to a client that offers only those.
+#[test]
+fn post_quantum_key_exchange_for_a_client_that_offers_it() {
+    let certs = Certs::new();
+    let config = graceful_server::tls_config_from_pem(&certs.cert_pem, &certs.key_pem)
+        .expect("the PEM files load");
+    let running = Server::builder("127.0.0.1:0")
+        .tls(config)
+        .build()
+        .expect("build")
+        .spawn(hello_app())
+        .expect("spawn");
+    let addr = running.local_addr();
+
+    // rustls's client on aws-lc-rs: X25519MLKEM768 first, X25519 after it.
+    let offered: Vec<_> = Certs::provider()
+        .kx_groups
+        .iter()
+        .map(|group| group.name())
+        .collect();
+    assert_eq!(offered.first(), Some(&rustls::NamedGroup::X25519MLKEM768));
+    let mut post_quantum = certs.client(addr);
+    let group = negotiated_group(&mut post_quantum);
+    eprintln!("negotiated with a post-quantum-capable client: {group:?}");
+    assert_eq!(group, rustls::NamedGroup::X25519MLKEM768);
+    post_quantum
+        .write_all(b"GET / HTTP/1.1\r\nHost: l\r\n\r\n")
+        .expect("write");
+    let response = read_response(&mut post_quantum).expect("a response");
+    assert!(response.ends_with("Hello, world!"), "{response}");
+
+    // A client that offers only X25519 still gets it.
+    let classical = rustls::crypto::CryptoProvider {
+        kx_groups: vec![rustls::crypto::aws_lc_rs::kx_group::X25519],
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certs.ca_der.clone()).expect("add the CA");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(classical))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut classical = certs.client_with(addr, Arc::new(config));
+    assert_eq!(negotiated_group(&mut classical), rustls::NamedGroup::X25519);
+
+    drop((post_quantum, classical));
+    running.shutdown_handle().shutdown();
+    let report = support::join(running);
+    assert_eq!(report.accepted, 2, "{report:?}");
+}
+
+/// A client config that offers `protocols` with ALPN.
+fn offering(certs: &Certs, protocols: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut config = (*certs.client_config()).clone();
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// `http::tls_config_from_pem` offers ALPN `http/1.1`: a browser-like
+/// client (`h2` first) learns that HTTP/1.1 is spoken, and is served; one
+/// that speaks only `h2` is refused in the handshake instead of failing on
+/// its first request. The echo binary's config offers no ALPN.
+#[test]
+fn https_listeners_of_the_http_layer_offer_http_1_1_with_alpn() {
+    let certs = Certs::new();
+    let config =
+        http::tls_config_from_pem(&certs.cert_pem, &certs.key_pem).expect("the PEM files load");
+    assert_eq!(config.alpn_protocols, [http::ALPN_PROTOCOL.to_vec()]);
+    let running = Server::builder("127.0.0.1:0")
+        .tls(config)
+        .listen_tls(
+            "127.0.0.1:0",
+            graceful_server::tls_config_from_pem(&certs.cert_pem, &certs.key_pem)
+                .expect("the PEM files load"),
+        )
+        .build()
+        .expect("build")
+        .spawn(hello_app())
+        .expect("spawn");
+    let addrs: Vec<_> = running
+        .local_addrs()
+        .iter()
+        .map(|a| a.tcp().expect("tcp"))
+        .collect();
+    let (https, plain_config) = (addrs[0], addrs[1]);
+
+    let mut browser = certs.client_with(https, offering(&certs, &[b"h2", b"http/1.1"]));
+    handshake(&mut browser).expect("handshake");
+    assert_eq!(browser.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    browser
+        .write_all(b"GET / HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let all = ended_cleanly(read_to_close(&mut browser)).expect("close_notify");
+    assert!(String::from_utf8_lossy(&all).ends_with("Hello, world!"));
+
+    // No ALPN offered: served as before, nothing chosen.
+    let mut silent = certs.client(https);
+    handshake(&mut silent).expect("handshake");
+    assert_eq!(silent.conn.alpn_protocol(), None);
+
+    // Only h2: refused with rustls's `no_application_protocol` alert (or,
+    // if the server's close overtakes the alert, a reset: either way the
+    // handshake does not complete).
+    let mut h2_only = certs.client_with(https, offering(&certs, &[b"h2"]));
+    let refused = handshake(&mut h2_only).expect_err("no protocol in common");
+    assert!(
+        refused.to_string().contains("NoApplicationProtocol")
+            || refused.kind() == io::ErrorKind::ConnectionReset,
+        "{refused}"
+    );
+
+    // `tls_config_from_pem` (the echo binary's): no ALPN answered.
+    let mut echo_client = certs.client_with(plain_config, offering(&certs, &[b"http/1.1"]));
+    handshake(&mut echo_client).expect("handshake");
+    assert_eq!(echo_client.conn.alpn_protocol(), None);
+
+    drop((silent, h2_only, echo_client));
+    running.shutdown_handle().shutdown();
+    let report = support::join(running);
+    assert_eq!(report.accepted, 4, "{report:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ use crate::{Addr, Event};
 use super::date;
 use super::request::Version;
 use super::transport::Transport;
-use super::write::Written;
+use super::write::Sent;
 
 /// The request line's parts, as far as they are known.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,11 +90,11 @@ fn token(bytes: &[u8]) -> Option<&str> {
 }
 
 /// Tells the hook that a request on `io`, whose head began at `started`,
-/// was answered as `written` says.
+/// was answered as `sent` says.
 pub(crate) fn tell(
     io: &dyn Transport,
     line: Line<'_>,
-    written: &Written,
+    sent: &Sent,
     started: Instant,
     kept_alive: bool,
 ) {
@@ -104,8 +104,8 @@ pub(crate) fn tell(
         method: line.method,
         target: line.target,
         version: line.version,
-        status: written.status,
-        body_bytes: written.body_bytes,
+        status: sent.status,
+        body_bytes: sent.body_bytes,
         duration: started.elapsed(),
         kept_alive,
     });

@@ -203,6 +203,12 @@ impl<'a> Body<'a> {
         self.io.is_shutting_down()
     }
 
+    /// Whether the body has been read to its end (or there is none).
+    #[cfg(feature = "websocket")]
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
     /// The failure of a read so far, if any.
     pub(crate) fn failure(&self) -> Option<Failure> {
         self.failure

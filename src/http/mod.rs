@@ -252,6 +252,35 @@
 //! send 60 KiB of a 64 KiB body and stall, the HTTP example holds about
 //! 9 KiB more per client past the budget, where it held 65 KiB before.
 //!
+//! # Long-lived connections: server-sent events and WebSocket
+//!
+//! A response can take its connection over once its head is sent, and
+//! keep it open without holding a worker:
+//!
+//! - [`Request::event_stream`] answers with a stream of server-sent
+//!   events: it returns the response and an [`EventSender`], through which
+//!   [`ServerEvent`]s reach the client from any thread, while the
+//!   connection waits between them.
+//! - [`Request::websocket`] (feature `websocket`) answers a WebSocket
+//!   handshake with `101 Switching Protocols`; each message is then a turn
+//!   of your [`WebSocketHandler`], and a [`WsSender`] sends messages from
+//!   any thread. Pings are answered, and messages and frames are bounded
+//!   ([`WebSocketConfig`]: 1 MiB and 256 KiB by default).
+//!
+//! At shutdown each of them gets one last turn, its goodbye: an event
+//! stream sends its [goodbye event](EventSender::set_goodbye) and ends; a
+//! WebSocket sends Close 1001 ("going away") and waits, within the drain
+//! deadline, for the client's Close. Clients that answer let the server
+//! exit at once; [`Report::goodbyes_answered`](crate::Report::goodbyes_answered)
+//! counts them. A WebSocket can do without the goodbye
+//! ([`WebSocketConfig::goodbye`]): the drain then waits for its client to
+//! close it, as for any connection waiting mid-conversation.
+//!
+//! Output pushed to one connection and not yet taken by its client is
+//! bounded ([`Builder::max_pushed_output`](crate::Builder::max_pushed_output));
+//! a client that takes nothing within the
+//! [write timeout](crate::Builder::write_timeout) is disconnected.
+//!
 //! # Panics
 //!
 //! If your closure panics, the client gets `500 Internal Server Error`
@@ -260,28 +289,50 @@
 //! counts it in [`Report::panicked`](crate::Report::panicked) and keeps
 //! serving.
 //!
+//! # HTTPS
+//!
+//! With the `tls` feature too, the layer serves HTTPS unchanged: give the
+//! server a TLS config (`Builder::tls`) and the closure sees the same
+//! requests, decrypted. `http::tls_config_from_pem` makes one from PEM
+//! files that offers ALPN `http/1.1`; at shutdown every TLS connection ends
+//! with `close_notify` after its last response. See the `tls` items of the
+//! crate root, and docs/tls.md.
+//!
 //! # What it does not do
 //!
-//! No TLS, no HTTP/2, no `Upgrade` (WebSocket) or `CONNECT` tunnels, no
-//! compression, and no percent-decoding of paths: a path is as sent
-//! (queries and forms are decoded when asked, see above).
+//! No HTTP/2, no `Upgrade` to anything but WebSocket, no `CONNECT`
+//! tunnels, no compression (nor WebSocket's `permessage-deflate`), no
+//! WebSocket subprotocols, and no percent-decoding of paths: a path is as
+//! sent (queries and forms are decoded when asked, see above). TLS is the server's ([`Builder::tls`](crate::Builder), feature
+//! `tls`): the layer serves HTTPS, event streams and WebSockets (`wss:`)
+//! over it unchanged.
+
+// The docs above link to the WebSocket items, which exist with the
+// `websocket` feature only.
+#![cfg_attr(not(feature = "websocket"), allow(rustdoc::broken_intra_doc_links))]
 
 mod access;
 mod body;
 mod budget;
 mod conversation;
 mod date;
+mod events;
 mod form;
 mod gather;
 mod handler;
 mod head;
+#[cfg(feature = "tls")]
+mod https;
 mod limits;
 mod readiness;
 mod request;
 mod response;
 mod serve;
+mod takeover;
 mod transport;
 mod turn;
+#[cfg(feature = "websocket")]
+mod websocket;
 mod write;
 
 #[cfg(test)]
@@ -292,9 +343,25 @@ mod fuzz;
 
 pub use access::common_log_line;
 pub use body::Body;
+pub use events::{EventSender, ServerEvent};
 pub use form::form_pairs;
 pub use handler::{handler, HttpHandler};
+#[cfg(feature = "tls")]
+pub use https::{tls_config_from_pem, ALPN_PROTOCOL};
 pub use limits::{Limits, MinRate};
 pub use readiness::readiness;
 pub use request::{Headers, Request, Version};
 pub use response::Response;
+#[cfg(feature = "websocket")]
+pub use websocket::{Message, WebSocket, WebSocketConfig, WebSocketHandler, WsSender};
+
+// The senders are promised to be shareable across threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<EventSender>();
+    send_sync::<ServerEvent>();
+    #[cfg(feature = "websocket")]
+    send_sync::<WsSender>();
+    #[cfg(feature = "websocket")]
+    send_sync::<Message>();
+};

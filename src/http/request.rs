@@ -12,6 +12,10 @@ use std::io::{self, Read};
 use crate::Addr;
 
 use super::body::Body;
+use super::events::{self, EventSender};
+use super::response::Response;
+#[cfg(feature = "websocket")]
+use super::websocket::{self, WebSocketConfig, WebSocketHandler, WsSender};
 
 /// The HTTP version of a request. Responses always say `HTTP/1.1`, as
 /// RFC 9110 (section 6.2) asks of a server that implements it.
@@ -325,6 +329,144 @@ impl<'a> Request<'a> {
     /// ```
     pub fn body(&mut self) -> &mut Body<'a> {
         &mut self.body
+    }
+
+    /// Answers with an event stream (server-sent events): returns the
+    /// response to return, and a sender through which events reach the
+    /// client from any thread, while its connection waits without a
+    /// worker.
+    ///
+    /// The response is `200` with `Content-Type: text/event-stream` and
+    /// `Cache-Control: no-cache` (add fields to it as to any other). Once
+    /// its head is sent, the connection belongs to the stream: its body is
+    /// the events, `chunked` for an HTTP/1.1 client, delimited by the close
+    /// for HTTP/1.0. A response to `HEAD`, or another response returned in
+    /// its place, starts no stream (the sender says
+    /// [`Closed`](crate::PushError::Closed)).
+    ///
+    /// The stream ends when the client leaves (its sender then says
+    /// [`Closed`](crate::PushError::Closed)), when you
+    /// [close](EventSender::close) it, or when the server shuts down: the
+    /// connection then gets one last turn, which sends the
+    /// [goodbye event](EventSender::set_goodbye), if any, and the end of
+    /// the body, and closes; the drain does not wait for the client.
+    ///
+    /// ```
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::net::TcpStream;
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// use graceful_server::http::{self, EventSender, Response, ServerEvent};
+    /// use graceful_server::Server;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let subscribers: Arc<Mutex<Vec<EventSender>>> = Arc::default();
+    /// let list = Arc::clone(&subscribers);
+    /// let handler = http::handler(move |req| match req.path() {
+    ///     "/events" => {
+    ///         let (response, events) = req.event_stream();
+    ///         events.set_goodbye(Some(ServerEvent::data("bye").event("goodbye")));
+    ///         list.lock().unwrap().push(events);
+    ///         response
+    ///     }
+    ///     _ => Response::text("not found").with_status(404),
+    /// });
+    /// let running = Server::builder("127.0.0.1:0").build()?.spawn(handler)?;
+    ///
+    /// let mut client = TcpStream::connect(running.local_addr())?;
+    /// client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    /// client.write_all(b"GET /events HTTP/1.0\r\n\r\n")?;
+    /// let mut client = BufReader::new(client);
+    /// let mut line = String::new();
+    /// while line != "\r\n" {
+    ///     line.clear();
+    ///     client.read_line(&mut line)?; // the head
+    /// }
+    /// // From any thread: every subscriber still there gets the event.
+    /// subscribers.lock().unwrap().retain(|s| s.send(&ServerEvent::data("tick")).is_ok());
+    /// line.clear();
+    /// client.read_line(&mut line)?;
+    /// assert_eq!(line, "data: tick\n");
+    ///
+    /// // At shutdown the stream says goodbye and ends.
+    /// running.shutdown_handle().shutdown();
+    /// let mut rest = String::new();
+    /// std::io::Read::read_to_string(&mut client, &mut rest)?;
+    /// assert_eq!(rest, "\nevent: goodbye\ndata: bye\n\n");
+    /// let report = running.join()?;
+    /// assert!(!report.forced);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn event_stream(&mut self) -> (Response, EventSender) {
+        events::start(self.version == Version::Http11)
+    }
+
+    /// Answers a WebSocket handshake: returns the `101 Switching Protocols`
+    /// to return, and a sender through which messages reach the client
+    /// from any thread; or, if the request is not a valid handshake, the
+    /// refusal to return instead (`426 Upgrade Required` to a request that
+    /// does not ask for a WebSocket, or for another version than 13; `400`
+    /// to a malformed one). Feature `websocket`.
+    ///
+    /// Once the `101` is sent, the connection is a WebSocket: each message
+    /// from the client is a turn of `handler`, and between them the
+    /// connection waits holding no worker. Pings are answered, the sizes of
+    /// messages and frames are bounded, a client's Close is answered, and
+    /// at shutdown the client is told Close 1001 ("going away"), all with
+    /// [`WebSocketConfig::default`]'s settings (see
+    /// [`websocket_with`](Self::websocket_with) for others). No
+    /// subprotocol and no extension is agreed (`Sec-WebSocket-Protocol`
+    /// and `Sec-WebSocket-Extensions` are ignored).
+    ///
+    /// Another response returned in place of the `101` starts no WebSocket
+    /// (the sender says [`Closed`](crate::PushError::Closed)).
+    ///
+    /// # Errors
+    ///
+    /// The refusal described above, as the response to return.
+    ///
+    /// ```
+    /// use graceful_server::http::{self, Message, Response, WebSocket};
+    ///
+    /// let handler = http::handler(|req| match req.path() {
+    ///     // Echo: each message comes back.
+    ///     "/ws" => match req.websocket(|ws: &mut WebSocket<'_>, message: Message| ws.send(message)) {
+    ///         Ok((response, _sender)) => response,
+    ///         Err(refusal) => refusal,
+    ///     },
+    ///     _ => Response::text("not found").with_status(404),
+    /// });
+    /// # let _ = handler;
+    /// ```
+    #[cfg(feature = "websocket")]
+    pub fn websocket<H: WebSocketHandler>(
+        &mut self,
+        handler: H,
+    ) -> Result<(Response, WsSender), Response> {
+        self.websocket_with(WebSocketConfig::default(), handler)
+    }
+
+    /// As [`websocket`](Self::websocket), with `config`'s sizes and
+    /// goodbye. Feature `websocket`.
+    ///
+    /// # Errors
+    ///
+    /// As [`websocket`](Self::websocket).
+    #[cfg(feature = "websocket")]
+    pub fn websocket_with<H: WebSocketHandler>(
+        &mut self,
+        config: WebSocketConfig,
+        handler: H,
+    ) -> Result<(Response, WsSender), Response> {
+        websocket::upgrade(self, config, handler)
+    }
+
+    /// Whether the request has a body left to read.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn has_body(&self) -> bool {
+        !self.body.is_done()
     }
 
     /// Reads the whole body into memory: at most

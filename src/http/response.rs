@@ -9,6 +9,8 @@
 use std::fmt;
 use std::io::Read;
 
+use super::takeover::Switch;
+
 /// An HTTP response, as a handler returns it.
 ///
 /// ```
@@ -45,6 +47,9 @@ pub(crate) enum Content {
         reader: Box<dyn Read + Send>,
         len: Option<u64>,
     },
+    /// None now: the connection switches to another protocol once the head
+    /// is sent (an event stream, a WebSocket).
+    Switch(Switch),
 }
 
 impl Response {
@@ -156,6 +161,12 @@ impl Response {
         self
     }
 
+    /// Makes the response take the connection over once its head is sent.
+    pub(crate) fn switch(mut self, switch: Switch) -> Response {
+        self.body = Content::Switch(switch);
+        self
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status
@@ -184,6 +195,7 @@ impl fmt::Debug for Response {
         match &self.body {
             Content::Bytes(bytes) => debug.field("body_len", &bytes.len()),
             Content::Reader { len, .. } => debug.field("body_reader_len", len),
+            Content::Switch(switch) => debug.field("switch", &switch.kind),
         };
         debug.finish()
     }
@@ -194,6 +206,7 @@ impl fmt::Debug for Response {
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",

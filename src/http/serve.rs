@@ -20,8 +20,9 @@ use super::head::Refusal;
 use super::limits::{Limits, MinRate};
 use super::request::{Request, Version};
 use super::response::Response;
+use super::takeover::Switch;
 use super::transport::Transport;
-use super::write::{write_response_recorded, Answering, Output, Written};
+use super::write::{write_response_recorded, Answering, Output, Sent, Written};
 
 /// A body the handler left unread is read and thrown away after it returns,
 /// to keep the connection, if that takes at most this many bytes; a larger
@@ -29,7 +30,7 @@ use super::write::{write_response_recorded, Answering, Output, Written};
 pub(crate) const DRAIN_MAX: u64 = 64 * 1024;
 
 /// What the connection does after a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Served {
     /// Wait idle for the next request: a response went out and the
     /// connection stays open, or nothing of a request has arrived.
@@ -39,6 +40,19 @@ pub(crate) enum Served {
     Partial,
     /// Close the connection.
     Close,
+    /// The response's head is sent and the connection switches to another
+    /// protocol (an event stream, a WebSocket).
+    Switch(Switch),
+}
+
+/// Switches compare by their kind alone (for tests).
+impl PartialEq for Served {
+    fn eq(&self, other: &Served) -> bool {
+        match (self, other) {
+            (Served::Switch(a), Served::Switch(b)) => a.kind == b.kind,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
 }
 
 /// Serves one request from `io` with `app`, once it has all arrived.
@@ -116,15 +130,15 @@ where
             // Nothing of the response has been sent (the handler cannot
             // write), so the client can still be told. Best effort: the
             // connection closes either way.
-            let mut written = Written::default();
+            let mut sent = Sent::default();
             let _ = write_response_recorded(
                 &mut Paced::new(io, limits),
                 Response::error(500),
                 answering,
-                &mut written,
+                &mut sent,
             );
             let line = Line::served(&method, &target, head.version);
-            access::tell(io, line, &written, started, false);
+            access::tell(io, line, &sent, started, false);
             // Let the panic go on to the server, which closes the connection
             // and counts it in its report.
             panic::resume_unwind(panic);
@@ -170,25 +184,31 @@ where
     if io.is_shutting_down() && answering.keep_alive {
         answering.keep_alive = more_input(io, limits);
     }
-    let mut written = Written::default();
-    let keep_alive = write_response_recorded(
-        &mut Paced::new(io, limits),
-        response,
-        answering,
-        &mut written,
-    );
+    let mut sent = Sent::default();
+    let written =
+        write_response_recorded(&mut Paced::new(io, limits), response, answering, &mut sent);
     release_deadline(io);
     io.conversation().finish();
-    let kept = late.is_none() && keep_alive.as_ref().is_ok_and(|&kept| kept);
+    // A connection switched to another protocol (an event stream, a
+    // WebSocket) carries no more requests.
+    let kept = late.is_none()
+        && written
+            .as_ref()
+            .is_ok_and(|written| written.keep_alive && written.switch.is_none());
     let line = Line::served(&method, &target, head.version);
-    access::tell(io, line, &written, started, kept);
+    access::tell(io, line, &sent, started, kept);
     if let Some(late) = late {
         return Err(late);
     }
-    Ok(if keep_alive? {
-        Served::Idle
-    } else {
-        Served::Close
+    Ok(match written? {
+        Written {
+            switch: Some(switch),
+            ..
+        } => Served::Switch(switch),
+        Written {
+            keep_alive: true, ..
+        } => Served::Idle,
+        Written { .. } => Served::Close,
     })
 }
 
@@ -200,18 +220,18 @@ fn refuse(io: &mut dyn Transport, refusal: Refusal, limits: &Limits) -> io::Resu
         keep_alive: false,
     };
     let started = io.conversation().head_started();
-    let mut written = Written::default();
-    let sent = write_response_recorded(
+    let mut sent = Sent::default();
+    let written = write_response_recorded(
         &mut Paced::new(io, limits),
         Response::error(refusal.status),
         answering,
-        &mut written,
+        &mut sent,
     );
     release_deadline(io);
     io.conversation().finish();
     // The refused head is still in the buffer: nothing of it was consumed.
-    access::tell(io, Line::refused(io.buffered()), &written, started, false);
-    sent.map(drop)
+    access::tell(io, Line::refused(io.buffered()), &sent, started, false);
+    written.map(drop)
 }
 
 /// Clears the deadline after a response, unless it bounds the part of the

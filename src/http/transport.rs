@@ -230,7 +230,8 @@ pub(crate) mod testing {
                     let open = !(output.is_empty() && mock.is_silent());
                     return (output, Ok(open));
                 }
-                Ok(Served::Close) => return (mock.take_output(), Ok(false)),
+                // The protocol switched to is tested on real connections.
+                Ok(Served::Close | Served::Switch(_)) => return (mock.take_output(), Ok(false)),
                 Err(error) => return (mock.take_output(), Err(error)),
             }
         }

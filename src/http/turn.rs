@@ -107,6 +107,9 @@ where
         match self.serve_one(conn)? {
             Served::Idle => Ok(Next::Idle),
             Served::Partial => Ok(Next::Wait),
+            // An event stream or a WebSocket: their protocol takes the
+            // next turns.
+            Served::Switch(switch) => Ok(switch.commit(conn)),
             Served::Close => {
                 // With output queued, the server closes once it is sent.
                 if !conn.has_queued_output() {

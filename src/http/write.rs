@@ -18,6 +18,7 @@ use std::io::{self, Read, Write};
 use super::date;
 use super::request::Version;
 use super::response::{reason, Content, Response};
+use super::takeover::{Kind, Switch};
 
 /// How much of a streamed body is read and written at a time.
 const BLOCK: usize = 16 * 1024;
@@ -57,16 +58,27 @@ pub(crate) trait Output: Write {
 /// What a response put on the wire, for the request's event: filled in as
 /// it is written, so that a write that fails half way still says what went.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Written {
+pub(crate) struct Sent {
     /// The status sent.
     pub(crate) status: u16,
     /// Bytes of the body written (or queued), framing not counted.
     pub(crate) body_bytes: u64,
 }
 
+/// What became of the connection once a response was written.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// Whether the connection may stay open for another request.
+    pub(crate) keep_alive: bool,
+    /// The protocol the connection switches to, now that the head is sent.
+    pub(crate) switch: Option<Switch>,
+}
+
 /// Writes `response` and returns whether the connection may stay open after
 /// it: `answering.keep_alive`, unless the response itself ends the
-/// connection (`Connection: close`, or a body delimited by closing).
+/// connection (`Connection: close`, or a body delimited by closing); or,
+/// for a response that takes the connection over (an event stream, a
+/// WebSocket's `101`), the switch to commit.
 ///
 /// # Errors
 ///
@@ -81,25 +93,46 @@ pub(crate) fn write_response<W: Output + ?Sized>(
     io: &mut W,
     response: Response,
     answering: Answering,
-) -> io::Result<bool> {
-    write_response_recorded(io, response, answering, &mut Written::default())
+) -> io::Result<Written> {
+    write_response_recorded(io, response, answering, &mut Sent::default())
 }
 
-/// [`write_response`], recording in `written` what went out.
+/// [`write_response`], recording in `sent` what went out.
 pub(crate) fn write_response_recorded<W: Output + ?Sized>(
     io: &mut W,
     response: Response,
     answering: Answering,
-    written: &mut Written,
-) -> io::Result<bool> {
+    sent: &mut Sent,
+) -> io::Result<Written> {
     let (status, headers, content) = response.into_parts();
-    // 1xx are interim responses, and nothing is defined above 599.
-    let (status, headers, content) = if (200..=599).contains(&status) {
+    let upgrade = matches!(&content, Content::Switch(s) if s.kind == Kind::Upgrade);
+    // 1xx are interim responses, but for the `101` of an upgrade, and
+    // nothing is defined above 599.
+    let (status, headers, content) = if (200..=599).contains(&status) && !upgrade {
         (status, headers, content)
+    } else if status == 101 && upgrade {
+        sent.status = status;
+        let out = head(
+            status,
+            &headers,
+            None,
+            Connection::Upgrade,
+            answering.version,
+        );
+        io.send(out)?;
+        io.flush()?;
+        let Content::Switch(switch) = content else {
+            // `upgrade` says the content is a switch.
+            return Ok(Written::closing());
+        };
+        return Ok(Written {
+            keep_alive: false,
+            switch: Some(switch),
+        });
     } else {
         Response::error(500).into_parts()
     };
-    written.status = status;
+    sent.status = status;
     let mut keep_alive = answering.keep_alive
         && !headers.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("connection")
@@ -111,6 +144,7 @@ pub(crate) fn write_response_recorded<W: Output + ?Sized>(
     let length = match &content {
         Content::Bytes(bytes) => Some(bytes.len() as u64),
         Content::Reader { len, .. } => *len,
+        Content::Switch(_) => None,
     };
     let delimit = match length {
         _ if !has_body => None,
@@ -121,22 +155,54 @@ pub(crate) fn write_response_recorded<W: Output + ?Sized>(
             Some(Delimit::Close)
         }
     };
-    let mut out = head(status, &headers, delimit, keep_alive, answering.version);
+    let connection = if keep_alive {
+        Connection::KeepAlive
+    } else {
+        Connection::Close
+    };
+    let mut out = head(status, &headers, delimit, connection, answering.version);
+    let mut switch = None;
     match content {
         _ if answering.head_only || !has_body => io.send(out)?,
         Content::Bytes(bytes) => {
             out.extend_from_slice(&bytes);
             io.send(out)?;
-            written.body_bytes = bytes.len() as u64;
+            sent.body_bytes = bytes.len() as u64;
         }
         Content::Reader { reader, .. } => {
             // `has_body`, so `delimit` is set; `Close` is the safe reading.
             let delimit = delimit.unwrap_or(Delimit::Close);
-            stream(io, out, reader, delimit, &mut written.body_bytes)?;
+            stream(io, out, reader, delimit, &mut sent.body_bytes)?;
+        }
+        Content::Switch(events) => {
+            // The head now, the body from the protocol, over time.
+            io.send(out)?;
+            switch = Some(events);
         }
     }
     io.flush()?;
-    Ok(keep_alive)
+    Ok(Written { keep_alive, switch })
+}
+
+impl Written {
+    /// The connection closes after the response.
+    fn closing() -> Written {
+        Written {
+            keep_alive: false,
+            switch: None,
+        }
+    }
+}
+
+/// What the head's `Connection` field says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Connection {
+    /// Nothing for HTTP/1.1 (open is its default), `keep-alive` for
+    /// HTTP/1.0.
+    KeepAlive,
+    Close,
+    /// `Upgrade`: the `101` of a protocol switch.
+    Upgrade,
 }
 
 /// The status line and the header section, with its final empty line.
@@ -144,7 +210,7 @@ fn head(
     status: u16,
     headers: &[(String, String)],
     delimit: Option<Delimit>,
-    keep_alive: bool,
+    connection: Connection,
     version: Version,
 ) -> Vec<u8> {
     let mut out = String::with_capacity(256);
@@ -174,11 +240,14 @@ fn head(
         Some(Delimit::Chunked) => out.push_str("Transfer-Encoding: chunked\r\n"),
         Some(Delimit::Close) | None => {}
     }
-    if !keep_alive {
-        out.push_str("Connection: close\r\n");
-    } else if version == Version::Http10 {
+    match connection {
+        Connection::Close => out.push_str("Connection: close\r\n"),
         // An HTTP/1.0 client assumes the connection closes unless told.
-        out.push_str("Connection: keep-alive\r\n");
+        Connection::KeepAlive if version == Version::Http10 => {
+            out.push_str("Connection: keep-alive\r\n");
+        }
+        Connection::KeepAlive => {}
+        Connection::Upgrade => out.push_str("Connection: Upgrade\r\n"),
     }
     out.push_str("\r\n");
     out.into_bytes()
@@ -272,7 +341,9 @@ mod tests {
             head_only,
             keep_alive: true,
         };
-        let keep = write_response(&mut out, response, answering).expect("a Vec cannot fail");
+        let keep = write_response(&mut out, response, answering)
+            .expect("a Vec cannot fail")
+            .keep_alive;
         (String::from_utf8_lossy(&out).into_owned(), keep)
     }
 

@@ -88,7 +88,10 @@ pub fn fresh_http_example() -> PathBuf {
     };
     let built = modified(&binary);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sources = vec![root.join("examples/http.rs")];
+    let mut sources = vec![
+        root.join("examples/http.rs"),
+        root.join("examples/chat.html"),
+    ];
     let mut dirs = vec![root.join("src")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("read a source directory") {

@@ -69,8 +69,10 @@ impl Certs {
         }
     }
 
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
+    /// The library's provider (aws-lc-rs), whose client offers the
+    /// post-quantum X25519MLKEM768 first, as browsers do.
+    pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
     }
 
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
@@ -100,8 +102,15 @@ impl Certs {
     /// A TLS client connected to `addr`, with timeouts; the handshake
     /// happens on its first read or write.
     pub fn client(&self, addr: SocketAddr) -> TlsClient {
+        self.client_with(addr, self.client_config())
+    }
+
+    /// [`client`](Self::client) with a config of the test's own (other key
+    /// exchange groups, ALPN protocols); start it from
+    /// [`client_config`](Self::client_config).
+    pub fn client_with(&self, addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> TlsClient {
         let name = "localhost".try_into().expect("a server name");
-        let conn = ClientConnection::new(self.client_config(), name).expect("client connection");
+        let conn = ClientConnection::new(config, name).expect("client connection");
         let tcp = super::client(addr);
         StreamOwned::new(conn, tcp)
     }

@@ -1,5 +1,5 @@
 //! Measurement 14, HTTPS side by side: ours (`examples/http` built with
-//! `--features http,tls`, rustls 0.23 on ring, `--tls-cert`/`--tls-key`),
+//! `--features http,tls`, rustls 0.23 on aws-lc-rs, `--tls-cert`/`--tls-key`),
 //! tiny_http 0.12 with `ssl-rustls` (`src/bin/tiny_tls.rs`; rustls 0.20, the
 //! one its latest release depends on) and nginx (one worker process,
 //! OpenSSL; skipped with a note when it is not installed: `apt-get install
