@@ -30,7 +30,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::connection::{Connection, IoTimeouts};
 use crate::error::Error;
 use crate::event::Event;
-use crate::lifecycle::{Life, Timeouts, Waiting};
+use crate::lifecycle::{Life, Waiting};
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::TIMER_SLACK;
 use crate::pool::Pool;
@@ -82,8 +82,6 @@ pub(crate) struct Acceptor {
     /// Whether new connections wait as idle (see
     /// [`Handler::new_connections_are_idle`](crate::Handler::new_connections_are_idle)).
     pub(crate) new_waiting: Waiting,
-    /// The idle and wait timeouts of parked connections.
-    pub(crate) timeouts: Timeouts,
     /// Set when the listeners are dropped; the report's `stop_accepting`.
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
     /// Dropped when the acceptor exits; see [`crate::pool`].
@@ -418,8 +416,7 @@ impl Loop {
             },
             tls,
         );
-        self.ready
-            .push_back(Life::new(conn, self.a.new_waiting, self.a.timeouts));
+        self.ready.push_back(Life::new(conn, self.a.new_waiting));
     }
 
     fn prepare(&self, stream: &Stream, listened: bool) -> io::Result<()> {

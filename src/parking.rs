@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::lifecycle::{Decision, Event, Life};
+use crate::handoff::Woken;
+use crate::lifecycle::{Decision, Event, Life, Timeouts};
 use crate::push::Doorbell;
 use crate::readiness::{Wakeup, WorkerWait};
 use crate::sys::{AsSource, Interest};
@@ -59,6 +60,8 @@ pub(crate) struct Parking {
     /// The table, in shards by connection id, so that workers parking and
     /// taking different connections seldom wait for each other's lock.
     tables: Vec<Mutex<Table>>,
+    /// The server's idle and wait timeouts, for the lifecycle's timer rules.
+    timeouts: Timeouts,
     /// The zero of `earliest`.
     epoch: Instant,
     /// The earliest timer entry (nanoseconds since `epoch`): never later
@@ -94,18 +97,6 @@ struct Table {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
-/// What a worker's wait brought.
-// As `Parked`: the connection is moved, not boxed.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Woken {
-    /// A parked connection turned ready; it is the worker's now.
-    Ready(Life),
-    /// A job was announced.
-    Job,
-    /// A stale report, or an interrupted wait.
-    Nothing,
-}
-
 /// What the acceptor's look at the timers found: connections to serve, and
 /// the next deadline.
 pub(crate) struct Expired {
@@ -115,9 +106,10 @@ pub(crate) struct Expired {
 }
 
 impl Parking {
-    pub(crate) fn new(shared: WorkerWait, acceptor: Waker) -> Parking {
+    pub(crate) fn new(shared: WorkerWait, timeouts: Timeouts, acceptor: Waker) -> Parking {
         Parking {
             shared,
+            timeouts,
             tables: (0..SHARDS).map(|_| Mutex::default()).collect(),
             epoch: Instant::now(),
             earliest: AtomicU64::new(NO_DEADLINE),
@@ -153,7 +145,7 @@ impl Parking {
             // shutdown state before it takes each shard's lock, so a
             // connection parked after a sweep sees the state that sweep
             // acted on, and one parked before is in the table it sweeps.
-            match life.decide(Event::Parking(Instant::now())) {
+            match life.decide(Event::Parking(Instant::now(), self.timeouts)) {
                 Decision::Park(interest) => match self.arm(&mut table, life, interest) {
                     Ok(wake_acceptor) => (None, wake_acceptor),
                     Err((mut life, error)) => {
@@ -221,7 +213,7 @@ impl Parking {
     /// Makes sure a timer entry comes by `life`'s next deadline; returns
     /// whether the acceptor must be woken to look at it in time.
     fn schedule(&self, table: &mut Table, life: &mut Life, now: Instant) -> bool {
-        let Some(at) = life.next_timer() else {
+        let Some(at) = life.next_timer(&self.timeouts) else {
             return false;
         };
         // An entry still to come, not later than this deadline, will do:
@@ -240,7 +232,7 @@ impl Parking {
     }
 
     /// Waits until a parked connection is ready or a job is announced.
-    pub(crate) fn wait(&self) -> io::Result<Woken> {
+    pub(crate) fn wait(&self) -> io::Result<Woken<Life>> {
         Ok(match self.shared.wait()? {
             Wakeup::Ready(token) => match self.take(token) {
                 Some(conn) => Woken::Ready(conn),
@@ -316,9 +308,9 @@ impl Parking {
                     continue;
                 }
                 life.berth.timer = None;
-                match life.decide(Event::Timer(now)) {
+                match life.decide(Event::Timer(now, self.timeouts)) {
                     Decision::Stay => {
-                        if let Some(at) = life.next_timer() {
+                        if let Some(at) = life.next_timer(&self.timeouts) {
                             life.berth.timer = Some(at);
                             table.timers.push(Reverse((at, id)));
                         }

@@ -321,7 +321,7 @@ impl Server {
             idle: config.idle_timeout,
             wait: config.wait_timeout,
         };
-        let parking = Parking::new(shared, acceptor_waker.clone());
+        let parking = Parking::new(shared, timeouts, acceptor_waker.clone());
         let pool = Arc::new(Pool::new(jobs_rx.clone(), parking, acceptor_waker.clone()));
         let doorbell: Arc<dyn Doorbell> = Arc::clone(&pool) as Arc<dyn Doorbell>;
         let push = PushSetup {
@@ -361,7 +361,6 @@ impl Server {
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             new_waiting,
-            timeouts,
             listener_closed: Arc::clone(&listener_closed),
             done: done_tx,
         }
