@@ -102,3 +102,93 @@ pub(crate) fn log(event: &Event<'_>) {
         } => log::debug!(target: TARGET, "accept failed for one connection: {error}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::listener::Addr;
+    use crate::outcome::Outcome;
+
+    /// Every record logged, as `LEVEL target: message`.
+    struct Captured(Mutex<Vec<String>>);
+
+    impl log::Log for Captured {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+        }
+
+        fn flush(&self) {}
+    }
+
+    static CAPTURED: Captured = Captured(Mutex::new(Vec::new()));
+
+    #[test]
+    fn events_go_to_the_log_facade_at_their_levels() {
+        // The only test in the crate that installs a logger.
+        log::set_logger(&CAPTURED).expect("no other logger");
+        log::set_max_level(log::LevelFilter::Trace);
+        let peer = Addr::Tcp("192.0.2.7:40000".parse().expect("an address"));
+        let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "too slow");
+        log(&Event::ConnectionEnded {
+            id: 3,
+            peer: &peer,
+            outcome: Outcome::TimedOut,
+            open_for: Duration::from_secs(1),
+            error: Some(&error),
+        });
+        log(&Event::AcceptingStopped { swept: 2 });
+        #[cfg(feature = "http")]
+        log(&Event::Request {
+            id: 3,
+            peer: &peer,
+            method: Some("GET"),
+            target: Some("/"),
+            version: Some("HTTP/1.1"),
+            status: 200,
+            body_bytes: 13,
+            duration: Duration::from_millis(2),
+            kept_alive: true,
+        });
+        let lines = CAPTURED
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // Other tests' servers may log meanwhile: look for ours.
+        let has = |prefix: &str, suffix: &str| {
+            lines
+                .iter()
+                .any(|line| line.starts_with(prefix) && line.ends_with(suffix))
+        };
+        assert!(
+            has(
+                "DEBUG graceful_server: connection 3 from 192.0.2.7:40000",
+                ": too slow"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            has("INFO graceful_server: accepting stopped: 2", "backlogs"),
+            "{lines:?}"
+        );
+        #[cfg(feature = "http")]
+        assert!(
+            has(
+                "INFO graceful_server::access: 192.0.2.7:40000 \"GET / HTTP/1.1\" 200 13 ",
+                "connection 3 kept"
+            ),
+            "{lines:?}"
+        );
+    }
+}

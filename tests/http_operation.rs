@@ -98,6 +98,13 @@ fn route(req: &mut Request<'_>) -> Response {
             Err(_) => Response::new(400),
         },
         ("GET", "/panic") => panic!("a deliberate panic in a test handler"),
+        ("GET", "/events") => {
+            // A stream that ends after its first event.
+            let (response, sender) = req.event_stream();
+            let _ = sender.send(&http::ServerEvent::data("one"));
+            let _ = sender.close();
+            response
+        }
         _ => Response::new(404),
     }
 }
@@ -209,6 +216,12 @@ impl Client {
         self.answer()
     }
 
+    /// Reads to the end (what is left of a body, then the server's close).
+    fn is_closed_after_body(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok()
+    }
+
     /// Whether the server closed the connection (end of file or a reset).
     fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
@@ -272,6 +285,17 @@ fn every_served_request_is_told_with_what_it_was_and_what_went_out() {
     other.exchange(&get("/"));
     assert_ne!(next(&events).id, first.id);
     drop(other);
+
+    // An event stream takes its connection over: told once its head is
+    // out, as not kept for another request.
+    let mut stream = Client::connect(running.local_addr());
+    stream.send(&get("/events"));
+    let head = stream.line().expect("a status line");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let event = next(&events);
+    assert_eq!((event.target.as_deref(), event.status), (Some("/events"), 200));
+    assert!(!event.kept_alive);
+    assert!(stream.is_closed_after_body());
     stop(running);
 }
 
