@@ -684,10 +684,10 @@ fn log_event(log: &AccessLog, event: &Event<'_>) {
 /// The `--verbose` lines, written to stderr in batches by a thread of their
 /// own: a `write` per request cost a busy server 9% of its keep-alive
 /// throughput (docs/performance.md), a lock and a copy cost it next to
-/// nothing. A line waits at
-/// most [`AccessLog::BATCH`]; an idle server's writer sleeps until the next
-/// line, so it makes no wake-ups. Each batch is one `write_all`, made under
-/// the lock, so that a line is never lost at exit nor torn.
+/// nothing. A line waits at most [`AccessLog::BATCH`]; an idle server's
+/// writer sleeps until the next line, so it makes no wake-ups. Each batch
+/// is one `write_all`, made under the lock, so that a line is never lost
+/// at exit nor torn.
 struct AccessLog {
     pending: Mutex<Vec<u8>>,
     arrived: Condvar,
