@@ -293,7 +293,10 @@ fn every_served_request_is_told_with_what_it_was_and_what_went_out() {
     let head = stream.line().expect("a status line");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let event = next(&events);
-    assert_eq!((event.target.as_deref(), event.status), (Some("/events"), 200));
+    assert_eq!(
+        (event.target.as_deref(), event.status),
+        (Some("/events"), 200)
+    );
     assert!(!event.kept_alive);
     assert!(stream.is_closed_after_body());
     stop(running);
