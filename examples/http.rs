@@ -8,6 +8,12 @@
 //! `Connection: close`; `/healthz` answers `503` once shutdown has started;
 //! bad input gets its status; a panic costs one connection.
 //!
+//! With `--verbose` it writes an access log to stderr: a line per request
+//! in the Common Log Format ([`http::common_log_line`] of each
+//! `Event::Request`), handed from the event hook to a writer thread, and a
+//! line per connection that ends in an error. `/hello?name=` reads a
+//! decoded query parameter.
+//!
 //! `/metrics` shows the server's live [`Stats`] to a Prometheus scraper, in
 //! the OpenMetrics text format written by the `prometheus-client` crate (a
 //! dependency of this example only, not of the library). Each number is a
