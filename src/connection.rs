@@ -6,6 +6,8 @@
 //! it keeps its read buffer, so bytes the client sent ahead (pipelined
 //! requests) are never lost.
 
+#[cfg(feature = "http")]
+use std::any::Any;
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::sync::Arc;
@@ -329,6 +331,11 @@ pub struct Connection {
     /// The error that ended it, for the event hook.
     error: Option<io::Error>,
     accepted: Instant,
+    /// What a protocol layer remembers about the connection between its
+    /// turns (the HTTP layer's requests served, its body budget): dropped
+    /// with the connection. See [`Connection::layer_state`].
+    #[cfg(feature = "http")]
+    layer_state: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Connection {
@@ -362,7 +369,25 @@ impl Connection {
             outcome: Outcome::Unserved,
             error: None,
             accepted: Instant::now(),
+            #[cfg(feature = "http")]
+            layer_state: None,
         }
+    }
+
+    /// The state a protocol layer keeps for the connection between turns,
+    /// of a type only the layer knows (so that the core need not know the
+    /// layer): empty until the layer puts something in, dropped when the
+    /// connection closes, however it closes.
+    #[cfg(feature = "http")]
+    pub(crate) fn layer_state(&mut self) -> &mut Option<Box<dyn Any + Send + Sync>> {
+        &mut self.layer_state
+    }
+
+    /// Tells the event hook, if there is one (a protocol layer's events:
+    /// the HTTP layer's requests).
+    #[cfg(feature = "http")]
+    pub(crate) fn tell(&self, event: &Event<'_>) {
+        self.registry.tell(event);
     }
 
     /// Why the next turn comes (set by the lifecycle before it).

@@ -189,8 +189,11 @@ impl Registry {
         });
     }
 
-    /// Calls the hook, if any.
+    /// Calls the hook, if any (and, with the `log` feature, sends the
+    /// event to the `log` facade).
     pub(crate) fn tell(&self, event: &Event<'_>) {
+        #[cfg(feature = "log")]
+        crate::logging::log(event);
         if let Some(hook) = &self.hook {
             hook.call(event);
         }

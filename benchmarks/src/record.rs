@@ -30,6 +30,14 @@ impl Record {
         round.insert((server.to_string(), figure.to_string()), value);
     }
 
+    /// `server`'s `figure` in the current round, if recorded.
+    pub fn get(&self, server: &str, figure: &str) -> Option<f64> {
+        self.rounds
+            .last()?
+            .get(&(server.to_string(), figure.to_string()))
+            .copied()
+    }
+
     pub fn note(&mut self, line: impl Into<String>) {
         let line = line.into();
         if !self.notes.contains(&line) {

@@ -33,6 +33,10 @@ pub enum Unit {
     /// Context switches per request.
     PerRequest,
     Seconds,
+    /// Kibibytes.
+    Kib,
+    /// Mebibytes.
+    Mib,
     /// `ours / peer`.
     Ratio,
 }
@@ -55,6 +59,8 @@ impl Unit {
             Unit::OutOf(n) => format!("{v:.0}/{n}"),
             Unit::PerRequest => format!("{v:.2}"),
             Unit::Seconds => format!("{v:.2} s"),
+            Unit::Kib => format!("{v:.1} KiB"),
+            Unit::Mib => format!("{v:.1} MiB"),
             Unit::Ratio => format!("{v:.2}x"),
         }
     }

@@ -12,6 +12,7 @@ pub mod idle_load;
 pub mod keepalive;
 pub mod keepalive_c32;
 pub mod many_clients;
+pub mod operation;
 pub mod quiet;
 pub mod sequential;
 pub mod slow_clients;
@@ -43,6 +44,7 @@ pub const ALL: &[Measurement] = &[
     slow_clients::MEASUREMENT,
     unix::MEASUREMENT,
     tls::MEASUREMENT,
+    operation::MEASUREMENT,
     costs::MEASUREMENT,
 ];
 
