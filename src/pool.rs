@@ -168,20 +168,16 @@ impl Worker {
     }
 
     fn run(self) {
-        while let Some((life, event)) = self.next() {
-            self.serve(life, event);
+        // Waits for the next connection to serve (`None` once the job
+        // channel is empty and disconnected: the acceptor is done), and
+        // serves it where it lands, without moving it again.
+        while let Some(next) = self.pool.handoff.next(&self.pool.parking) {
+            match next {
+                handoff::Next::Job(life) => self.serve(life, Event::Start),
+                handoff::Next::Ready(life) => self.serve(life, Event::Ready),
+            }
         }
         self.pool.alive.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Waits for the next connection to serve, and what happened to it;
-    /// `None` once the job channel is empty and disconnected (the acceptor
-    /// is done).
-    fn next(&self) -> Option<(Life, Event)> {
-        match self.pool.handoff.next(&self.pool.parking)? {
-            handoff::Next::Job(life) => Some((life, Event::Start)),
-            handoff::Next::Ready(life) => Some((life, Event::Ready)),
-        }
     }
 
     /// Serves `life` after `event`, doing what its

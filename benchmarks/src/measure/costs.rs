@@ -185,10 +185,16 @@ impl Client {
                         self.stream = Some(stream);
                     }
                     let stream = self.stream.as_mut().expect("connected above");
-                    stream
+                    let answer = stream
                         .write_all(GET)
-                        .and_then(|()| client::read_response(stream, &mut self.buf))
-                        .map(drop)
+                        .and_then(|()| client::read_response(stream, &mut self.buf));
+                    // A server that rotates keep-alive connections (ours
+                    // does after 1,000 requests) says `Connection: close`:
+                    // the next request reconnects, and its cost counts.
+                    if let Ok(false) = answer {
+                        self.stream = None;
+                    }
+                    answer.map(drop)
                 }
                 Scenario::Close => client::one_request(server.addr, &mut self.buf).map(drop),
             };
