@@ -8,6 +8,12 @@
 //! `Connection: close`; `/healthz` answers `503` once shutdown has started;
 //! bad input gets its status; a panic costs one connection.
 //!
+//! With `--verbose` it writes an access log to stderr: a line per request
+//! in the Common Log Format ([`http::common_log_line`] of each
+//! `Event::Request`), handed from the event hook to a writer thread, and a
+//! line per connection that ends in an error. `/hello?name=` reads a
+//! decoded query parameter.
+//!
 //! `/metrics` shows the server's live [`Stats`] to a Prometheus scraper, in
 //! the OpenMetrics text format written by the `prometheus-client` crate (a
 //! dependency of this example only, not of the library). Each number is a
@@ -64,7 +70,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use graceful_server::http::{self, EventSender, Limits, Request, Response, ServerEvent};
@@ -79,8 +85,9 @@ use prometheus_client::registry::Registry;
 const USAGE: &str =
     "usage: http [--addr ADDR]... [--unix PATH]... [--workers N] [--drain-timeout SECS|none] \
      [--drain-delay SECS] [--idle-grace SECS] [--header-timeout SECS] \
-     [--read-timeout SECS|none] [--write-timeout SECS|none] [--tls-cert FILE --tls-key FILE] \
-     [--poll] [--verbose] [--help]";
+     [--request-timeout SECS|none] [--keepalive-requests N|none] [--keepalive-time SECS|none] \
+     [--gathered-total BYTES] [--read-timeout SECS|none] [--write-timeout SECS|none] \
+     [--tls-cert FILE --tls-key FILE] [--poll] [--verbose] [--help]";
 
 /// The example's own defaults; the others are the library's.
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -102,6 +109,7 @@ http: an HTTP/1.1 server with keep-alive that shuts down gracefully
 
 routes:
   GET|HEAD /          200 'Hello, world!'
+  GET /hello?name=N   200 'Hello, N!' (the query parameter decoded)
   GET /slow?ms=N      200 after N ms (N at most {MAX_SLOW_MS})
   GET /panic          the handler panics: the connection closes, the server
                       goes on
@@ -150,6 +158,18 @@ options:
                           the signal [default: {grace}]
   --header-timeout SECS   answer 408 and disconnect a client whose request
                           head takes longer than this [default: {timeout}]
+  --request-timeout SECS  answer 408 and disconnect a client whose request,
+                          head and body, takes longer than this from its
+                          first byte, or 'none' [default: {request}]
+  --keepalive-requests N  close a connection after this many requests (the
+                          last response says 'Connection: close'), or 'none'
+                          [default: {requests}]
+  --keepalive-time SECS   close a connection with its first response after
+                          this long, or 'none' [default: {age}]
+  --gathered-total BYTES  the most memory the request bodies gathered before
+                          the handler runs may hold, all connections
+                          together; past it, bodies wait in the kernel
+                          [default: {total}]
   --read-timeout SECS     disconnect a client silent this long between
                           requests, or in one read of a request body, or
                           'none' [default: {timeout}]
@@ -164,7 +184,10 @@ options:
   --tls-key FILE          the certificate's private key (PEM)
   --poll                  watch waiting connections with poll(2) instead of
                           epoll (to compare the portable backend)
-  --verbose               a line on stderr for every connection that ends
+  --verbose               a line on stderr per request, in the Common Log
+                          Format (written in batches, at most 50 ms late),
+                          and one for every connection that ends in an
+                          error
   --help                  print this help
 
 Durations are in seconds; fractions are allowed (0.5).
@@ -182,9 +205,20 @@ exit status:
         drain = Builder::DEFAULT_DRAIN_TIMEOUT.as_secs_f64(),
         grace = DEFAULT_IDLE_GRACE.as_secs_f64(),
         timeout = DEFAULT_TIMEOUT.as_secs_f64(),
+        request = shown_seconds(Limits::default().request_timeout),
+        requests = Limits::default()
+            .keepalive_requests
+            .map_or("none".to_string(), |n| n.to_string()),
+        age = shown_seconds(Limits::default().keepalive_time),
+        total = Limits::default().gathered_total,
         tick = DEFAULT_TICK_MS,
         min_tick = MIN_TICK_MS,
     )
+}
+
+/// Seconds, or `none`.
+fn shown_seconds(duration: Option<Duration>) -> String {
+    duration.map_or("none".to_string(), |d| d.as_secs_f64().to_string())
 }
 
 /// What the routes share: the server's numbers (set once it runs, see
@@ -201,7 +235,11 @@ struct App {
 fn route(req: &mut Request<'_>, app: &App) -> Response {
     match (req.method(), req.path()) {
         ("GET" | "HEAD", "/") => Response::text("Hello, world!"),
-        ("GET", "/slow") => slow(req.query().unwrap_or("")),
+        ("GET", "/hello") => {
+            let name = req.query_param("name").unwrap_or("world".into());
+            Response::text(format!("Hello, {name}!"))
+        }
+        ("GET", "/slow") => slow(req),
         ("GET", "/panic") => panic!("GET /panic: a deliberate panic; it costs this one connection"),
         ("GET" | "HEAD", "/healthz") => http::readiness(req),
         ("GET", "/metrics") => metrics(app.stats.get()),
@@ -225,7 +263,7 @@ fn route(req: &mut Request<'_>, app: &App) -> Response {
             Response::text("WebSocket needs the websocket feature: --features websocket\n")
                 .with_status(501)
         }
-        (_, "/slow" | "/panic" | "/metrics" | "/events") => not_allowed("GET"),
+        (_, "/hello" | "/slow" | "/panic" | "/metrics" | "/events") => not_allowed("GET"),
         #[cfg(feature = "websocket")]
         (_, "/ws" | "/chat") => not_allowed("GET"),
         (_, "/echo") => not_allowed("POST"),
@@ -239,10 +277,9 @@ fn not_allowed(allow: &str) -> Response {
         .header("Allow", allow)
 }
 
-fn slow(query: &str) -> Response {
-    let ms = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("ms="))
+fn slow(req: &Request<'_>) -> Response {
+    let ms = req
+        .query_param("ms")
         .and_then(|n| n.parse::<u64>().ok())
         .filter(|&ms| ms <= MAX_SLOW_MS);
     let Some(ms) = ms else {
@@ -253,16 +290,9 @@ fn slow(query: &str) -> Response {
     Response::text(format!("slept {ms} ms\n"))
 }
 
-/// The value of `name` in a query (`a=1&b=2`), as sent.
-fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
-    query?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-}
-
 /// `GET /events?ms=N`: a stream of ticks from the [`Ticker`].
 fn events(req: &mut Request<'_>, ticker: &Arc<Ticker>) -> Response {
-    let ms = match query_value(req.query(), "ms").map(str::parse::<u64>) {
+    let ms = match req.query_param("ms").map(|ms| ms.parse::<u64>()) {
         None => DEFAULT_TICK_MS,
         Some(Ok(ms)) if ms >= MIN_TICK_MS => ms,
         Some(_) => {
@@ -371,7 +401,7 @@ impl Ticker {
 fn websocket_echo(req: &mut Request<'_>) -> Response {
     use graceful_server::http::{Message, WebSocket, WebSocketConfig};
 
-    let goodbye = query_value(req.query(), "goodbye") != Some("off");
+    let goodbye = req.query_param("goodbye").as_deref() != Some("off");
     let echo = |ws: &mut WebSocket<'_>, message: Message| ws.send(message);
     match req.websocket_with(WebSocketConfig::default().goodbye(goodbye), echo) {
         Ok((response, _sender)) => response,
@@ -564,14 +594,14 @@ fn run(options: &Options, tls: Option<TlsConfig>) -> Result<Report, graceful_ser
         .use_poll(options.poll)
         .inherit_listener(true)
         .systemd_notify(true);
-    let verbose = options.verbose;
-    // Progress from the shutdown's events; with --verbose, a line per
-    // connection too.
+    // Progress from the shutdown's events; with --verbose, the access log
+    // and a line per connection that ends in an error too.
+    let log = options.verbose.then(AccessLog::start);
     builder = builder.on_event(move |event| {
-        progress(event);
-        if verbose {
-            log_event(event);
+        if let Some(log) = &log {
+            log_event(log, event);
         }
+        progress(event);
     });
     let server = builder.build()?;
     let handle = server.shutdown_handle();
@@ -580,6 +610,10 @@ fn run(options: &Options, tls: Option<TlsConfig>) -> Result<Report, graceful_ser
     handle.install_ctrl_c()?;
     let limits = Limits {
         header_timeout: options.header_timeout,
+        request_timeout: options.request_timeout,
+        keepalive_requests: options.keepalive_requests,
+        keepalive_time: options.keepalive_time,
+        gathered_total: options.gathered_total,
         ..Limits::default()
     };
     // `/metrics` reads the numbers through a handle that exists only once
@@ -631,20 +665,102 @@ fn progress(event: &Event<'_>) {
     }
 }
 
-fn log_event(event: &Event<'_>) {
-    if let Event::ConnectionEnded {
-        id,
-        peer,
-        outcome,
-        open_for,
-        error,
-        ..
-    } = event
-    {
-        let error = error.map(|e| format!(": {e}")).unwrap_or_default();
-        say(format!(
-            "connection {id} from {peer}: {outcome:?} after {open_for:.1?}{error}"
-        ));
+/// With `--verbose`: a line per request in the Common Log Format, and one
+/// per connection that ends in an error.
+fn log_event(log: &AccessLog, event: &Event<'_>) {
+    if let Some(line) = http::common_log_line(event) {
+        return log.push(&line);
+    }
+    match event {
+        Event::ConnectionEnded {
+            id,
+            peer,
+            outcome,
+            open_for,
+            error: Some(error),
+        } => log.push(&format!(
+            "connection {id} from {peer}: {outcome:?} after {open_for:.1?}: {error}"
+        )),
+        // Everything before the report, which `progress` writes next.
+        Event::Finished { .. } => log.flush(),
+        _ => {}
+    }
+}
+
+/// The `--verbose` lines, written to stderr in batches by a thread of their
+/// own: a `write` per request cost a busy server 9% of its keep-alive
+/// throughput (docs/performance.md), a lock and a copy cost it next to
+/// nothing. A line waits at most [`AccessLog::BATCH`]; an idle server's
+/// writer sleeps until the next line, so it makes no wake-ups. Each batch
+/// is one `write_all`, made under the lock, so that a line is never lost
+/// at exit nor torn.
+struct AccessLog {
+    pending: Mutex<Vec<u8>>,
+    arrived: Condvar,
+}
+
+impl AccessLog {
+    /// How long a line may wait for the lines after it.
+    const BATCH: Duration = Duration::from_millis(50);
+
+    /// The log, and its writer thread.
+    fn start() -> Arc<AccessLog> {
+        let log = Arc::new(AccessLog {
+            pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+            arrived: Condvar::new(),
+        });
+        let writer = Arc::clone(&log);
+        // Without its thread the log still works: `flush` at the end
+        // writes it all.
+        let _ = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || writer.write_batches());
+        log
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        // A panic while holding the lock leaves the bytes valid.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a line.
+    fn push(&self, line: &str) {
+        let mut pending = self.lock();
+        if pending.is_empty() {
+            self.arrived.notify_one();
+        }
+        pending.extend_from_slice(line.as_bytes());
+        pending.push(b'\n');
+    }
+
+    /// Writes what is pending now.
+    fn flush(&self) {
+        write_out(&mut self.lock());
+    }
+
+    /// The writer thread: waits for a line, lets the batch gather, writes it.
+    fn write_batches(&self) {
+        loop {
+            let mut pending = self.lock();
+            while pending.is_empty() {
+                pending = self
+                    .arrived
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            drop(pending);
+            std::thread::sleep(Self::BATCH);
+            write_out(&mut self.lock());
+        }
+    }
+}
+
+/// Writes `pending` to stderr and empties it; a closed stderr loses it.
+fn write_out(pending: &mut Vec<u8>) {
+    use std::io::Write;
+    if !pending.is_empty() {
+        let _ = std::io::stderr().lock().write_all(pending);
+        pending.clear();
     }
 }
 
@@ -741,6 +857,10 @@ struct Options {
     drain_delay: Duration,
     idle_grace: Duration,
     header_timeout: Duration,
+    request_timeout: Option<Duration>,
+    keepalive_requests: Option<u64>,
+    keepalive_time: Option<Duration>,
+    gathered_total: u64,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     tls_cert: Option<std::path::PathBuf>,
@@ -758,6 +878,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         drain_delay: Duration::ZERO,
         idle_grace: DEFAULT_IDLE_GRACE,
         header_timeout: DEFAULT_TIMEOUT,
+        request_timeout: Limits::default().request_timeout,
+        keepalive_requests: Limits::default().keepalive_requests,
+        keepalive_time: Limits::default().keepalive_time,
+        gathered_total: Limits::default().gathered_total,
         read_timeout: Some(DEFAULT_TIMEOUT),
         write_timeout: Some(DEFAULT_TIMEOUT),
         tls_cert: None,
@@ -809,6 +933,23 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             "--drain-delay" => options.drain_delay = seconds(&flag, &value()?)?,
             "--idle-grace" => options.idle_grace = seconds(&flag, &value()?)?,
             "--header-timeout" => options.header_timeout = seconds(&flag, &value()?)?,
+            "--request-timeout" => options.request_timeout = seconds_or_none(&flag, &value()?)?,
+            "--keepalive-requests" => {
+                let text = value()?;
+                options.keepalive_requests = match text.as_str() {
+                    "none" => None,
+                    _ => Some(text.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--keepalive-requests: {text:?} is not a number above 0, or 'none'")
+                    })?),
+                };
+            }
+            "--keepalive-time" => options.keepalive_time = seconds_or_none(&flag, &value()?)?,
+            "--gathered-total" => {
+                let text = value()?;
+                options.gathered_total = text
+                    .parse()
+                    .map_err(|_| format!("--gathered-total: {text:?} is not a number of bytes"))?;
+            }
             "--read-timeout" => options.read_timeout = timeout(&flag, &value()?)?,
             "--write-timeout" => options.write_timeout = timeout(&flag, &value()?)?,
             "--tls-cert" => options.tls_cert = Some(value()?.into()),
@@ -888,6 +1029,22 @@ mod tests {
         assert_eq!(options.idle_grace, Duration::from_millis(500));
         assert_eq!(options.header_timeout, Duration::from_millis(2500));
         assert!(options.poll);
+        assert_eq!(options.keepalive_requests, Some(1000));
+        let Ok(Some(options)) = args(&[
+            "--request-timeout",
+            "none",
+            "--keepalive-requests",
+            "3",
+            "--keepalive-time=0.25",
+            "--gathered-total",
+            "1048576",
+        ]) else {
+            panic!("valid arguments");
+        };
+        assert_eq!(options.request_timeout, None);
+        assert_eq!(options.keepalive_requests, Some(3));
+        assert_eq!(options.keepalive_time, Some(Duration::from_millis(250)));
+        assert_eq!(options.gathered_total, 1 << 20);
         assert_eq!(args(&["--help"]), Ok(None));
         let Ok(Some(options)) = args(&["--addr", "127.0.0.1:1", "--addr=[::1]:2"]) else {
             panic!("--addr twice");
@@ -913,6 +1070,8 @@ mod tests {
             &["--read-timeout", "0"],
             &["--idle-grace", "none"],
             &["--header-timeout", "none"],
+            &["--keepalive-requests", "0"],
+            &["--gathered-total", "lots"],
             &["--drain-timeout", "-1"],
             &["--addr", "localhost"],
             &["--addr"],

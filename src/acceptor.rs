@@ -30,11 +30,10 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::connection::{Connection, IoTimeouts};
 use crate::error::Error;
 use crate::event::Event;
-use crate::lifecycle::{Life, Timeouts, Waiting};
+use crate::lifecycle::{Life, Waiting};
 use crate::listener::{Addr, Listener, Stream};
 use crate::parking::TIMER_SLACK;
 use crate::pool::Pool;
-use crate::push::PushSetup;
 use crate::registry::Registry;
 use crate::shutdown::ShutdownState;
 use crate::sys::{self, Interest, Poller, Readable};
@@ -83,10 +82,6 @@ pub(crate) struct Acceptor {
     /// Whether new connections wait as idle (see
     /// [`Handler::new_connections_are_idle`](crate::Handler::new_connections_are_idle)).
     pub(crate) new_waiting: Waiting,
-    /// The idle and wait timeouts of parked connections.
-    pub(crate) timeouts: Timeouts,
-    /// What connections need for their pushers.
-    pub(crate) push: Arc<PushSetup>,
     /// Set when the listeners are dropped; the report's `stop_accepting`.
     pub(crate) listener_closed: Arc<OnceLock<Instant>>,
     /// Dropped when the acceptor exits; see [`crate::pool`].
@@ -420,10 +415,8 @@ impl Loop {
                 write: self.a.write_timeout,
             },
             tls,
-            Arc::clone(&self.a.push),
         );
-        self.ready
-            .push_back(Life::new(conn, self.a.new_waiting, self.a.timeouts));
+        self.ready.push_back(Life::new(conn, self.a.new_waiting));
     }
 
     fn prepare(&self, stream: &Stream, listened: bool) -> io::Result<()> {
@@ -453,9 +446,13 @@ impl Loop {
     /// whose own deadline passed, for a turn.
     fn expire_timers(&mut self) {
         let expired = self.a.pool.parking.expire(Instant::now());
-        self.ready.extend(expired.turns);
+        if !expired.turns.is_empty() {
+            self.ready.extend(expired.turns);
+        }
         // Woken by a pusher, or for their goodbye.
-        self.ready.extend(self.a.pool.parking.take_woken());
+        if let Some(woken) = self.a.pool.parking.take_woken() {
+            self.ready.extend(woken);
+        }
         self.next_timer = expired.next;
     }
 

@@ -6,6 +6,8 @@
 //! it keeps its read buffer, so bytes the client sent ahead (pipelined
 //! requests) are never lost.
 
+#[cfg(feature = "http")]
+use std::any::Any;
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use crate::event::Event;
 use crate::input::Input;
 use crate::listener::{Addr, Stream};
 use crate::outcome::Outcome;
-use crate::push::{Mailbox, PushSetup, Pusher};
+use crate::push::{Mailbox, Pusher};
 use crate::registry::{Ending, Registry};
 use crate::shutdown::ShutdownState;
 use crate::tls::Session;
@@ -213,6 +215,21 @@ pub trait Protocol: Send + Sync + 'static {
     fn turn(&mut self, conn: &mut Connection) -> io::Result<Next>;
 }
 
+/// What a connection that stays open by design has (see
+/// `Connection::long_lived`).
+#[derive(Default)]
+struct LongLived {
+    /// For its [`Pusher`]s; made by the first.
+    mailbox: Option<Arc<Mailbox>>,
+    /// The protocol serving its turns, if it switched
+    /// ([`Connection::switch_protocol`]).
+    protocol: Option<Box<dyn Protocol>>,
+    /// It asked for a goodbye turn at shutdown.
+    goodbye_wanted: bool,
+    /// It has had its goodbye turn.
+    said_goodbye: bool,
+}
+
 /// The read and write timeouts set on the socket, kept to bound each wait
 /// of a read or write under a deadline too (which waits in `poll`, where
 /// the socket's own timeouts do not apply).
@@ -297,20 +314,14 @@ pub struct Connection {
     peer: Addr,
     registry: Arc<Registry>,
     signal: Arc<ShutdownState>,
-    /// For its [`Pusher`]s; the mailbox is made by the first.
-    push: Arc<PushSetup>,
-    mailbox: Option<Arc<Mailbox>>,
-    /// The protocol serving its turns, if it switched
-    /// ([`Connection::switch_protocol`]).
-    protocol: Option<Box<dyn Protocol>>,
-    /// It asked for a goodbye turn at shutdown.
-    goodbye_wanted: bool,
+    /// What a connection that stays open by design has: made by the first
+    /// use (a pusher, a protocol, a goodbye), so that request/response
+    /// connections carry (and copy) one pointer for it.
+    long_lived: Option<Box<LongLived>>,
     /// Why this turn came, besides input: see [`Connection::is_woken`]
     /// and [`Connection::is_goodbye`]. Set by the lifecycle.
     woken: bool,
     goodbye: bool,
-    /// It has had its goodbye turn.
-    said_goodbye: bool,
     /// Whether it counts as parked in the live stats. `Some(idle)`:
     /// counted, as waiting idle or not.
     counted_parked: Option<bool>,
@@ -320,6 +331,11 @@ pub struct Connection {
     /// The error that ended it, for the event hook.
     error: Option<io::Error>,
     accepted: Instant,
+    /// What a protocol layer remembers about the connection between its
+    /// turns (the HTTP layer's requests served, its body budget): dropped
+    /// with the connection. See [`Connection::layer_state`].
+    #[cfg(feature = "http")]
+    layer_state: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Connection {
@@ -333,7 +349,6 @@ impl Connection {
         signal: Arc<ShutdownState>,
         io_timeouts: IoTimeouts,
         tls: Option<Box<Session>>,
-        push: Arc<PushSetup>,
     ) -> Connection {
         // A TLS connection's handshake is due by its deadline.
         let deadline = tls.as_deref().and_then(Session::handshake_deadline);
@@ -347,26 +362,43 @@ impl Connection {
             peer,
             registry,
             signal,
-            push,
-            mailbox: None,
-            protocol: None,
-            goodbye_wanted: false,
+            long_lived: None,
             woken: false,
             goodbye: false,
-            said_goodbye: false,
             counted_parked: None,
             outcome: Outcome::Unserved,
             error: None,
             accepted: Instant::now(),
+            #[cfg(feature = "http")]
+            layer_state: None,
         }
+    }
+
+    /// The state a protocol layer keeps for the connection between turns,
+    /// of a type only the layer knows (so that the core need not know the
+    /// layer): empty until the layer puts something in, dropped when the
+    /// connection closes, however it closes.
+    #[cfg(feature = "http")]
+    pub(crate) fn layer_state(&mut self) -> &mut Option<Box<dyn Any + Send + Sync>> {
+        &mut self.layer_state
+    }
+
+    /// Tells the event hook, if there is one (a protocol layer's events:
+    /// the HTTP layer's requests).
+    #[cfg(feature = "http")]
+    pub(crate) fn tell(&self, event: &Event<'_>) {
+        self.registry.tell(event);
     }
 
     /// Why the next turn comes (set by the lifecycle before it).
     pub(crate) fn set_turn_reason(&mut self, woken: bool, goodbye: bool) {
         self.woken = woken;
         self.goodbye = goodbye;
-        if goodbye && !self.said_goodbye {
-            self.said_goodbye = true;
+        if !goodbye {
+            return;
+        }
+        let long_lived = self.long_lived();
+        if !std::mem::replace(&mut long_lived.said_goodbye, true) {
             self.registry.tell(&Event::Goodbye {
                 id: self.id,
                 peer: &self.peer,
@@ -374,21 +406,30 @@ impl Connection {
         }
     }
 
+    /// Its long-lived part, made now if it has none yet.
+    fn long_lived(&mut self) -> &mut LongLived {
+        self.long_lived.get_or_insert_with(Box::default)
+    }
+
     /// Whether it asked for a goodbye turn at shutdown.
     pub(crate) fn wants_goodbye(&self) -> bool {
-        self.goodbye_wanted
+        self.long_lived.as_ref().is_some_and(|l| l.goodbye_wanted)
     }
 
     /// Whether pushed mail (or a request for a turn) waits to be taken.
+    #[inline]
     pub(crate) fn has_mail(&self) -> bool {
-        self.mailbox.as_ref().is_some_and(|m| m.has_mail())
+        match &self.long_lived {
+            None => false,
+            Some(l) => l.mailbox.as_ref().is_some_and(|m| m.has_mail()),
+        }
     }
 
     /// Takes the pushed mail: its bytes are queued as output (which must
     /// be taken within the write timeout); returns whether a turn was
     /// asked for.
     pub(crate) fn open_mail(&mut self) -> bool {
-        let Some(mailbox) = &self.mailbox else {
+        let Some(mailbox) = self.long_lived.as_ref().and_then(|l| l.mailbox.as_ref()) else {
             return false;
         };
         let delivery = mailbox.take();
@@ -415,14 +456,15 @@ impl Connection {
 
     /// Takes the protocol the connection switched to, for a turn.
     pub(crate) fn take_protocol(&mut self) -> Option<Box<dyn Protocol>> {
-        self.protocol.take()
+        self.long_lived.as_mut()?.protocol.take()
     }
 
     /// Puts the protocol back after its turn, unless the turn switched to
     /// another.
     pub(crate) fn restore_protocol(&mut self, protocol: Box<dyn Protocol>) {
-        if self.protocol.is_none() {
-            self.protocol = Some(protocol);
+        let long_lived = self.long_lived();
+        if long_lived.protocol.is_none() {
+            long_lived.protocol = Some(protocol);
         }
     }
 
@@ -449,6 +491,7 @@ impl Connection {
         drop(self);
     }
 
+    #[inline]
     pub(crate) fn shutdown_state(&self) -> &ShutdownState {
         &self.signal
     }
@@ -483,6 +526,7 @@ impl Connection {
     /// Over TLS, plaintext that has been decrypted but not yet taken into
     /// the buffer counts too, and so does the client's `close_notify`: the
     /// next read returns them without touching the socket.
+    #[inline]
     pub fn has_buffered_input(&self) -> bool {
         !self.input.buffer().is_empty() || self.input.has_tls_input()
     }
@@ -588,6 +632,7 @@ impl Connection {
     }
 
     /// The deadline set with [`set_deadline`](Self::set_deadline).
+    #[inline]
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
@@ -652,6 +697,7 @@ impl Connection {
     }
 
     /// Whether the connection speaks TLS.
+    #[inline]
     pub(crate) fn is_tls(&self) -> bool {
         self.input.session().is_some()
     }
@@ -668,6 +714,7 @@ impl Connection {
 
     /// Whether output queued with [`queue_output`](Self::queue_output) is
     /// still to be sent.
+    #[inline]
     pub fn has_queued_output(&self) -> bool {
         self.sent < self.output.len()
     }
@@ -692,6 +739,7 @@ impl Connection {
     }
 
     /// Input consumed so far, to tell after a turn whether it used any.
+    #[inline]
     pub(crate) fn consumed(&self) -> u64 {
         self.input.consumed()
     }
@@ -706,10 +754,11 @@ impl Connection {
     /// worker (a subscriber of server-sent events, a WebSocket client of a
     /// chat). Return [`Next::Wait`] to keep the connection open.
     pub fn pusher(&mut self) -> Pusher {
-        let (id, push) = (self.id, &self.push);
+        let (id, registry) = (self.id, Arc::clone(&self.registry));
         let mailbox = self
+            .long_lived()
             .mailbox
-            .get_or_insert_with(|| Arc::new(Mailbox::new(id, push)));
+            .get_or_insert_with(|| Arc::new(Mailbox::new(id, registry.push_setup())));
         Pusher::new(Arc::clone(mailbox))
     }
 
@@ -731,7 +780,9 @@ impl Connection {
     /// client's answer (within the drain deadline). A connection in a turn
     /// when shutdown starts gets its goodbye turn after that turn.
     pub fn set_goodbye(&mut self, goodbye: bool) {
-        self.goodbye_wanted = goodbye;
+        if goodbye || self.long_lived.is_some() {
+            self.long_lived().goodbye_wanted = goodbye;
+        }
     }
 
     /// Whether this is the connection's goodbye turn (see
@@ -743,7 +794,7 @@ impl Connection {
     /// Hands the connection's next turns to `protocol` instead of the
     /// server's handler (after HTTP's `101 Switching Protocols`, say).
     pub fn switch_protocol(&mut self, protocol: Box<dyn Protocol>) {
-        self.protocol = Some(protocol);
+        self.long_lived().protocol = Some(protocol);
     }
 
     /// Whether the server is shutting down. A handler speaking a protocol
@@ -824,7 +875,8 @@ impl Drop for Connection {
             tls.close(socket, outcome, queued);
         }
         self.count_parked(None);
-        if let Some(mailbox) = &self.mailbox {
+        let long_lived = self.long_lived.as_deref();
+        if let Some(mailbox) = long_lived.and_then(|l| l.mailbox.as_ref()) {
             mailbox.close();
         }
         // Deregister first; the socket closes right after, when the input
@@ -833,7 +885,7 @@ impl Drop for Connection {
             peer: &self.peer,
             open_for: self.accepted.elapsed(),
             error: self.error.as_ref(),
-            said_goodbye: self.said_goodbye,
+            said_goodbye: long_lived.is_some_and(|l| l.said_goodbye),
         };
         self.registry.finish(self.id, self.outcome, ending);
     }

@@ -175,7 +175,9 @@ impl Drain {
     /// `deadline`.
     fn say_goodbye(&self, deadline: Option<Instant>) {
         let Some((batch, interval)) = self.phases.goodbye_pace else {
-            self.pool.parking.sweep(|| lifecycle::Event::Goodbye, usize::MAX);
+            self.pool
+                .parking
+                .sweep(|| lifecycle::Event::Goodbye, usize::MAX);
             return;
         };
         while self.pool.parking.sweep(|| lifecycle::Event::Goodbye, batch) == batch {
@@ -203,7 +205,9 @@ impl Drain {
         // The state first, then the sweep: a connection parked after the
         // sweep looked at its shard sees the state (see `Parking::park`).
         self.signal.close_idle();
-        self.pool.parking.sweep(|| lifecycle::Event::IdleGraceOver, 0);
+        self.pool
+            .parking
+            .sweep(|| lifecycle::Event::IdleGraceOver, 0);
     }
 
     /// The force (`deadline`: the drain timeout expired; otherwise a second

@@ -58,6 +58,51 @@ pub enum Event<'a> {
         /// (a failed wait). `None` for every other outcome.
         error: Option<&'a io::Error>,
     },
+    /// An HTTP request was answered (feature `http`): one event per
+    /// response the [HTTP layer](crate::http) writes, the handler's and the
+    /// layer's own (`400`, `408`, `413`, `414`, `431`, `500` after a panic,
+    /// `501`, `505`), told on the worker once the response is written. What
+    /// an access log or a count of statuses needs; see
+    /// [`http::common_log_line`](crate::http::common_log_line) for a line
+    /// of the Common Log Format.
+    ///
+    /// A request that gets no answer has none: its client left or reset
+    /// the connection before it, or the server was forced to cut it (its
+    /// `ConnectionEnded` says why).
+    #[cfg(feature = "http")]
+    Request {
+        /// The [id](crate::Connection::id) of its connection.
+        id: u64,
+        /// The client's address.
+        peer: &'a Addr,
+        /// The method as sent (`"GET"`). `None` only for a request the
+        /// layer refused before its request line was complete or readable
+        /// (malformed, a line over the limit, a head that never ended).
+        method: Option<&'a str>,
+        /// The request target as sent (`"/search?q=rust"`); `None` as for
+        /// `method`.
+        target: Option<&'a str>,
+        /// The version: `"HTTP/1.0"` or `"HTTP/1.1"` for a request the
+        /// layer served (a later `HTTP/1.x` is served as 1.1), as sent for
+        /// one it refused (`"HTTP/2.0"` for a `505`); `None` as for
+        /// `method`.
+        version: Option<&'a str>,
+        /// The status sent: `500` for a status outside `200..=599`, as the
+        /// layer sends it.
+        status: u16,
+        /// Bytes of the response's body written (handed to the socket, or
+        /// queued to be sent while the connection waits): the framing and
+        /// the head are not counted, and a `HEAD` response counts 0.
+        body_bytes: u64,
+        /// From the first byte of the request's head (or the moment the
+        /// layer began to look at a head that arrived whole) to the last
+        /// byte of the response written or queued.
+        duration: Duration,
+        /// Whether the connection stays open for another request (`false`
+        /// when the response said `Connection: close`, or writing it
+        /// failed).
+        kept_alive: bool,
+    },
     /// The shutdown started: the first event of a shutdown, sent once.
     ShutdownStarted {
         /// What started it.

@@ -229,6 +229,14 @@
 //! }
 //! ```
 //!
+//! The same hook hears every connection that ends
+//! ([`Event::ConnectionEnded`], with its outcome and error) and, with the
+//! `http` feature, every HTTP request answered (`Event::Request`: what an
+//! access log needs). With the `log` feature every event also goes to the
+//! [`log`](https://docs.rs/log) facade, at levels that suit it (requests
+//! at `info` under the target `graceful_server::access`); without it the
+//! library depends on no logger and prints nothing.
+//!
 //! # Listeners
 //!
 //! A server listens on any number of TCP addresses
@@ -374,6 +382,8 @@ pub mod http;
 mod input;
 mod lifecycle;
 mod listener;
+#[cfg(feature = "log")]
+mod logging;
 mod outcome;
 mod parking;
 mod pool;

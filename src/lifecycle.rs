@@ -111,12 +111,13 @@ pub(crate) enum Event {
     /// wants one.
     Goodbye,
     /// It is about to wait in the parking (decided under the parking's
-    /// lock, so that it sees the shutdown state a sweep acted on).
-    Parking(Instant),
+    /// lock, so that it sees the shutdown state a sweep acted on), with the
+    /// server's idle and wait timeouts.
+    Parking(Instant, Timeouts),
     /// Its readiness could not be watched (out of memory in the kernel).
     ArmFailed(io::Error),
     /// Its timer came due while parked.
-    Timer(Instant),
+    Timer(Instant, Timeouts),
     /// The idle grace ended while it was parked.
     IdleGraceOver,
     /// Shutdown was forced while it was parked or queued.
@@ -162,7 +163,6 @@ pub(crate) struct Life {
     waiting: Waiting,
     /// When it started waiting.
     since: Instant,
-    timeouts: Timeouts,
     /// Not yet started by a worker: its first input is still to be read.
     new: bool,
     /// Whether a turn has run: a connection closed before its first turn
@@ -201,12 +201,11 @@ pub(crate) struct Berth {
 impl Life {
     /// A connection just accepted, waiting as `waiting` until its first
     /// turn.
-    pub(crate) fn new(conn: Connection, waiting: Waiting, timeouts: Timeouts) -> Life {
+    pub(crate) fn new(conn: Connection, waiting: Waiting) -> Life {
         Life {
             conn,
             waiting,
             since: Instant::now(),
-            timeouts,
             new: true,
             served: false,
             close_after_output: false,
@@ -286,7 +285,7 @@ impl Life {
             Event::Mail => Decision::OpenMail,
             Event::Goodbye if self.goodbye_due() => self.turn(),
             Event::Goodbye => Decision::Stay,
-            Event::Parking(now) => self.parking(now),
+            Event::Parking(now, timeouts) => self.parking(now, &timeouts),
             Event::ArmFailed(error) if self.conn.has_queued_output() => {
                 // Output cannot be waited for.
                 Decision::Close(Outcome::Failed, Some(error))
@@ -294,7 +293,7 @@ impl Life {
             // Waiting for input, serving it now is the only way not to
             // lose it.
             Event::ArmFailed(_) => self.turn(),
-            Event::Timer(now) => match self.timer(now) {
+            Event::Timer(now, timeouts) => match self.timer(now, &timeouts) {
                 Decision::Park(_) => Decision::Stay,
                 other => other,
             },
@@ -363,11 +362,11 @@ impl Life {
     /// When a parked connection's timer must look at it next: its own
     /// deadline, or the end of its idle or wait timeout, whichever comes
     /// first; `None` for never (or too far to represent).
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
+    pub(crate) fn next_timer(&self, timeouts: &Timeouts) -> Option<Instant> {
         if self.conn.has_queued_output() {
             return self.conn.deadline();
         }
-        match (self.conn.deadline(), self.timeout_at()) {
+        match (self.conn.deadline(), self.timeout_at(timeouts)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -447,7 +446,7 @@ impl Life {
     }
 
     /// About to wait: whether it may, and for what.
-    fn parking(&mut self, now: Instant) -> Decision {
+    fn parking(&mut self, now: Instant, timeouts: &Timeouts) -> Decision {
         if !self.conn.has_queued_output() {
             // Buffered input first: a request read ahead is served, even
             // from a connection that said it waits idle.
@@ -462,7 +461,7 @@ impl Life {
                 return Decision::Close(Outcome::ClosedIdle, None);
             }
         }
-        self.timer(now)
+        self.timer(now, timeouts)
     }
 
     /// Whether it waits idle, with nothing buffered or queued, after the
@@ -478,7 +477,7 @@ impl Life {
     /// handler may still have something to say, a `408`); then its idle or
     /// wait timeout; otherwise it waits, for input or for room for its
     /// output.
-    fn timer(&self, now: Instant) -> Decision {
+    fn timer(&self, now: Instant, timeouts: &Timeouts) -> Decision {
         let late = self.conn.deadline().is_some_and(|d| now >= d);
         if self.conn.has_queued_output() {
             // Its output is late: nothing for the handler to add.
@@ -491,7 +490,7 @@ impl Life {
         if late {
             return self.turn();
         }
-        if self.timeout_at().is_some_and(|at| now >= at) {
+        if self.timeout_at(timeouts).is_some_and(|at| now >= at) {
             return match self.waiting {
                 // Its conversation was over.
                 Waiting::Idle => Decision::Close(Outcome::ClosedIdle, None),
@@ -502,10 +501,10 @@ impl Life {
     }
 
     /// When its idle or wait timeout ends.
-    fn timeout_at(&self) -> Option<Instant> {
+    fn timeout_at(&self, timeouts: &Timeouts) -> Option<Instant> {
         let timeout = match self.waiting {
-            Waiting::Idle => self.timeouts.idle,
-            Waiting::Conversation => self.timeouts.wait,
+            Waiting::Idle => timeouts.idle,
+            Waiting::Conversation => timeouts.wait,
         };
         timeout.and_then(|t| self.since.checked_add(t))
     }

@@ -26,11 +26,12 @@ use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::lifecycle::{Decision, Event, Life};
+use crate::handoff::Woken;
+use crate::lifecycle::{Decision, Event, Life, Timeouts};
 use crate::push::Doorbell;
 use crate::readiness::{Wakeup, WorkerWait};
 use crate::sys::{AsSource, Interest};
@@ -59,6 +60,8 @@ pub(crate) struct Parking {
     /// The table, in shards by connection id, so that workers parking and
     /// taking different connections seldom wait for each other's lock.
     tables: Vec<Mutex<Table>>,
+    /// The server's idle and wait timeouts, for the lifecycle's timer rules.
+    timeouts: Timeouts,
     /// The zero of `earliest`.
     epoch: Instant,
     /// The earliest timer entry (nanoseconds since `epoch`): never later
@@ -79,6 +82,11 @@ pub(crate) struct Parking {
     /// Connections taken out for a worker by a pusher's ring or the
     /// goodbye sweep; the acceptor queues them for the workers.
     woken: Mutex<Vec<Life>>,
+    /// Whether `woken` may hold any, so that the acceptor's every pass need
+    /// not take its lock: set after a push to it (then the acceptor is
+    /// woken), cleared before the acceptor empties it. `SeqCst`
+    /// conservatively; the waker's write and read order it.
+    has_woken: AtomicBool,
     acceptor: Waker,
 }
 
@@ -87,18 +95,6 @@ struct Table {
     conns: HashMap<u64, Life>,
     /// (deadline, connection id); see the module's docs.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-}
-
-/// What a worker's wait brought.
-// As `Parked`: the connection is moved, not boxed.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Woken {
-    /// A parked connection turned ready; it is the worker's now.
-    Ready(Life),
-    /// A job was announced.
-    Job,
-    /// A stale report, or an interrupted wait.
-    Nothing,
 }
 
 /// What the acceptor's look at the timers found: connections to serve, and
@@ -110,13 +106,15 @@ pub(crate) struct Expired {
 }
 
 impl Parking {
-    pub(crate) fn new(shared: WorkerWait, acceptor: Waker) -> Parking {
+    pub(crate) fn new(shared: WorkerWait, timeouts: Timeouts, acceptor: Waker) -> Parking {
         Parking {
             shared,
+            timeouts,
             tables: (0..SHARDS).map(|_| Mutex::default()).collect(),
             epoch: Instant::now(),
             earliest: AtomicU64::new(NO_DEADLINE),
             woken: Mutex::default(),
+            has_woken: AtomicBool::new(false),
             acceptor,
         }
     }
@@ -147,7 +145,7 @@ impl Parking {
             // shutdown state before it takes each shard's lock, so a
             // connection parked after a sweep sees the state that sweep
             // acted on, and one parked before is in the table it sweeps.
-            match life.decide(Event::Parking(Instant::now())) {
+            match life.decide(Event::Parking(Instant::now(), self.timeouts)) {
                 Decision::Park(interest) => match self.arm(&mut table, life, interest) {
                     Ok(wake_acceptor) => (None, wake_acceptor),
                     Err((mut life, error)) => {
@@ -215,7 +213,7 @@ impl Parking {
     /// Makes sure a timer entry comes by `life`'s next deadline; returns
     /// whether the acceptor must be woken to look at it in time.
     fn schedule(&self, table: &mut Table, life: &mut Life, now: Instant) -> bool {
-        let Some(at) = life.next_timer() else {
+        let Some(at) = life.next_timer(&self.timeouts) else {
             return false;
         };
         // An entry still to come, not later than this deadline, will do:
@@ -234,7 +232,7 @@ impl Parking {
     }
 
     /// Waits until a parked connection is ready or a job is announced.
-    pub(crate) fn wait(&self) -> io::Result<Woken> {
+    pub(crate) fn wait(&self) -> io::Result<Woken<Life>> {
         Ok(match self.shared.wait()? {
             Wakeup::Ready(token) => match self.take(token) {
                 Some(conn) => Woken::Ready(conn),
@@ -310,9 +308,9 @@ impl Parking {
                     continue;
                 }
                 life.berth.timer = None;
-                match life.decide(Event::Timer(now)) {
+                match life.decide(Event::Timer(now, self.timeouts)) {
                     Decision::Stay => {
-                        if let Some(at) = life.next_timer() {
+                        if let Some(at) = life.next_timer(&self.timeouts) {
                             life.berth.timer = Some(at);
                             table.timers.push(Reverse((at, id)));
                         }
@@ -348,8 +346,13 @@ impl Parking {
 
     /// Takes the connections woken for a worker (by a ring, by the goodbye
     /// sweep), for the acceptor to queue.
-    pub(crate) fn take_woken(&self) -> Vec<Life> {
-        std::mem::take(&mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner))
+    pub(crate) fn take_woken(&self) -> Option<Vec<Life>> {
+        if !self.has_woken.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        Some(std::mem::take(
+            &mut *self.woken.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     /// Moves `life`, taken out of the table, to the woken list. Called
@@ -360,6 +363,7 @@ impl Parking {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(life);
+        self.has_woken.store(true, Ordering::SeqCst);
     }
 
     /// A sweep of every parked connection at a shutdown step: asks the
@@ -398,7 +402,7 @@ impl Parking {
         }
         if let Event::Forced = event() {
             // And those on their way to a worker.
-            for life in self.take_woken() {
+            for life in self.take_woken().into_iter().flatten() {
                 life.close_forced();
             }
         }

@@ -36,7 +36,7 @@ use crate::error::Error;
 use crate::handoff::{self, Handoff, Wait};
 use crate::input;
 use crate::lifecycle::{Decision, Event, Life, Panicked};
-use crate::parking::{self, Parking};
+use crate::parking::Parking;
 use crate::push::Doorbell;
 use crate::wake::Waker;
 
@@ -66,11 +66,7 @@ impl Wait for Parking {
     type Ready = Life;
 
     fn wait(&self) -> io::Result<handoff::Woken<Life>> {
-        Ok(match Parking::wait(self)? {
-            parking::Woken::Ready(life) => handoff::Woken::Ready(life),
-            parking::Woken::Job => handoff::Woken::Job,
-            parking::Woken::Nothing => handoff::Woken::Nothing,
-        })
+        Parking::wait(self)
     }
 
     fn notify(&self, jobs: u64) {

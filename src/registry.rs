@@ -24,6 +24,7 @@ use crate::listener::{Addr, Stream};
 // Its own module, since the events name it too; the modules that record
 // outcomes in the registry import it from here.
 use crate::outcome::Outcome;
+use crate::push::PushSetup;
 use crate::wake::Waker;
 
 /// Outcome counters: statistics for the report. Each changes under the
@@ -92,6 +93,8 @@ pub(crate) struct Registry {
     acceptor: Waker,
     counters: Counters,
     hook: Option<Hook>,
+    /// What every connection's pushers need.
+    push: PushSetup,
 }
 
 /// What a connection's end tells the hook, besides its outcome.
@@ -103,7 +106,7 @@ pub(crate) struct Ending<'a> {
 }
 
 impl Registry {
-    pub(crate) fn new(acceptor: Waker, hook: Option<Hook>) -> Registry {
+    pub(crate) fn new(acceptor: Waker, hook: Option<Hook>, push: PushSetup) -> Registry {
         Registry {
             sockets: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
@@ -114,7 +117,13 @@ impl Registry {
             acceptor,
             counters: Counters::default(),
             hook,
+            push,
         }
+    }
+
+    /// What a connection's pushers need.
+    pub(crate) fn push_setup(&self) -> &PushSetup {
+        &self.push
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Stream>>> {
@@ -180,8 +189,11 @@ impl Registry {
         });
     }
 
-    /// Calls the hook, if any.
+    /// Calls the hook, if any (and, with the `log` feature, sends the
+    /// event to the `log` facade).
     pub(crate) fn tell(&self, event: &Event<'_>) {
+        #[cfg(feature = "log")]
+        crate::logging::log(event);
         if let Some(hook) = &self.hook {
             hook.call(event);
         }

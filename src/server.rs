@@ -317,18 +317,18 @@ impl Server {
         let acceptor_waker = signal.acceptor_waker();
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.queue_capacity);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
-        let registry = Arc::new(Registry::new(acceptor_waker.clone(), config.hook.clone()));
         let timeouts = Timeouts {
             idle: config.idle_timeout,
             wait: config.wait_timeout,
         };
-        let parking = Parking::new(shared, acceptor_waker.clone());
-        let pool = Arc::new(Pool::new(jobs_rx.clone(), parking, acceptor_waker));
+        let parking = Parking::new(shared, timeouts, acceptor_waker.clone());
+        let pool = Arc::new(Pool::new(jobs_rx.clone(), parking, acceptor_waker.clone()));
         let doorbell: Arc<dyn Doorbell> = Arc::clone(&pool) as Arc<dyn Doorbell>;
-        let push = Arc::new(PushSetup {
+        let push = PushSetup {
             doorbell: Arc::downgrade(&doorbell),
             limit: config.max_pushed_output,
-        });
+        };
+        let registry = Arc::new(Registry::new(acceptor_waker, config.hook.clone(), push));
         let new_waiting = if handler.new_connections_are_idle() {
             Waiting::Idle
         } else {
@@ -361,8 +361,6 @@ impl Server {
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             new_waiting,
-            timeouts,
-            push,
             listener_closed: Arc::clone(&listener_closed),
             done: done_tx,
         }

@@ -1,5 +1,19 @@
 //! The run's configuration, from the flags after `--` and the environment.
 
+use std::path::PathBuf;
+
+/// A baseline build of the server under test, measured beside it as
+/// `ours-base` (`--baseline`, `--baseline-commit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Baseline {
+    /// A prebuilt `examples/http` executable; a relative path is taken from
+    /// the workspace root.
+    Binary(PathBuf),
+    /// A revision of this repository, built in a temporary worktree (see
+    /// [`crate::servers::build_baseline`]).
+    Commit(String),
+}
+
 /// How long and what to measure.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +35,8 @@ pub struct Config {
     pub servers: Vec<String>,
     /// Also write the tracked `benchmarks/results/compare.{md,svg}`.
     pub update_figures: bool,
+    /// The build measured beside ours as `ours-base`, if any.
+    pub baseline: Option<Baseline>,
 }
 
 /// What the command line asks for.
@@ -37,15 +53,26 @@ pub fn help() -> String {
         "\
 usage: cargo bench -p graceful-server-benchmarks -- [--quick] [--secs N] [--rounds N]
            [--only MEASUREMENT,..] [--servers SERVER,..] [--update-readme-figures] [--list]
+           [--baseline PATH | --baseline-commit REV]
 
   --quick                  1 round of 1 s loads (about 1 minute), for a smoke run
   --secs N                 seconds of load per measurement [default: 5; BENCH_SECS]
   --rounds N               rounds; medians are reported [default: 3; BENCH_ROUNDS]
   --only IDS               run only these measurements: {}
   --servers IDS            run only these servers: ours, ours-defaults, ours-poll, echo,
-                           blocking, tiny, astra, hyper, node; for `tls`: ours-tls,
-                           tiny-tls, nginx
+                           blocking, tiny, astra, hyper, node; ours-base (with a
+                           baseline); for `tls`: ours-tls, tiny-tls, nginx
   --update-readme-figures  also write benchmarks/results/compare.md and .svg (tracked)
+  --baseline PATH          also measure PATH, a prebuilt examples/http of another commit,
+                           as server ours-base (\"ours (baseline)\") wherever ours is
+                           measured but tls and unix; the report adds ours / ours-base
+                           ratios, computed within each round. A relative PATH is taken
+                           from the workspace root
+  --baseline-commit REV    the same for this repository at REV: a temporary git worktree
+                           in target/bench/baseline/, built there with cargo build
+                           --release --features http --example http (target dir
+                           target/bench/baseline/target), the executable copied to
+                           target/bench/baseline/http-COMMIT, the worktree removed
   --list                   list the measurements and their servers
 
 Needs wrk (apt-get install -y wrk), python3 with requests (pip install requests)
@@ -77,6 +104,7 @@ impl Config {
             only: Vec::new(),
             servers: Vec::new(),
             update_figures: false,
+            baseline: None,
         };
         let mut args = args.filter(|a| a != "--bench");
         while let Some(arg) = args.next() {
@@ -121,15 +149,29 @@ impl Config {
                 "--update-readme-figures" => {
                     config.update_figures = true;
                 }
+                "--baseline" | "--baseline-commit" => {
+                    let v = value(&arg)?;
+                    if config.baseline.is_some() {
+                        return Err("one baseline only: --baseline or --baseline-commit".into());
+                    }
+                    config.baseline = Some(if arg == "--baseline" {
+                        Baseline::Binary(PathBuf::from(v))
+                    } else {
+                        Baseline::Commit(v)
+                    });
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
         if config.update_figures
-            && (config.quick || !config.only.is_empty() || !config.servers.is_empty())
+            && (config.quick
+                || !config.only.is_empty()
+                || !config.servers.is_empty()
+                || config.baseline.is_some())
         {
             return Err(
                 "--update-readme-figures writes the tracked figures: only with a full run \
-                 (no --quick, --only or --servers)"
+                 (no --quick, --only, --servers, --baseline or --baseline-commit)"
                     .into(),
             );
         }
@@ -157,6 +199,13 @@ impl Config {
         if !self.servers.is_empty() {
             flags.push(format!("--servers {}", self.servers.join(",")));
         }
+        match &self.baseline {
+            Some(Baseline::Binary(path)) => {
+                flags.push(format!("--baseline {}", path.display()));
+            }
+            Some(Baseline::Commit(rev)) => flags.push(format!("--baseline-commit {rev}")),
+            None => {}
+        }
         if self.update_figures {
             flags.push("--update-readme-figures".to_string());
         }
@@ -166,5 +215,36 @@ impl Config {
             command.push_str(&flags.join(" "));
         }
         command
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        match Config::parse(args.iter().map(|a| a.to_string()))? {
+            Parsed::Run(config) => Ok(config),
+            other => Err(format!("not a run: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn a_baseline_is_a_binary_or_a_commit_not_both() {
+        let config = parse(&["--baseline", "base/http", "--only", "keepalive"]).unwrap();
+        assert_eq!(
+            config.baseline,
+            Some(Baseline::Binary(PathBuf::from("base/http")))
+        );
+        assert!(config
+            .command()
+            .ends_with("--only keepalive --baseline base/http"));
+        let config = parse(&["--baseline-commit", "578acb8"]).unwrap();
+        assert_eq!(config.baseline, Some(Baseline::Commit("578acb8".into())));
+        assert!(config.command().ends_with("-- --baseline-commit 578acb8"));
+        assert!(parse(&["--baseline", "a", "--baseline-commit", "b"]).is_err());
+        assert!(parse(&["--baseline"]).is_err());
+        assert!(parse(&["--baseline-commit", "b", "--update-readme-figures"]).is_err());
+        assert_eq!(parse(&[]).unwrap().baseline, None);
     }
 }

@@ -39,8 +39,16 @@
 //! handshakes (forced, and counted, by a small library preloaded into wrk
 //! that the driver compiles with `cc`) and with wrk's session resumption.
 //!
+//! With `--baseline PATH` (a prebuilt `examples/http` of another commit) or
+//! `--baseline-commit REV` (built from a temporary `git worktree`, see
+//! [`servers::build_baseline`]), that build runs beside ours as `ours-base`
+//! in every measurement of ours but `tls` and `unix`, and the report adds
+//! `ours / ours-base` ratios, computed within each round like the others:
+//! the before-and-after of a change in one run, on the same machine load.
+//!
 //! Output: the tables on stdout and in `target/bench/compare.md`, the ratio
-//! chart in `target/bench/compare.svg`; with `--update-readme-figures` also
+//! chart in `target/bench/compare.svg`, every figure of every round in
+//! `target/bench/rounds.tsv`; with `--update-readme-figures` also
 //! `benchmarks/results/compare.{md,svg}` (tracked, what the README shows).
 //!
 //! Layout: [`config`] (flags), [`system`] (pinning, limits, tools, `/proc`),
@@ -157,6 +165,20 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The baseline (`--baseline`, `--baseline-commit`): asked for, so a
+    // failure to find or build it ends the run.
+    let baseline = match config
+        .baseline
+        .as_ref()
+        .map(|b| servers::baseline(&mut record, b))
+    {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(e)) => {
+            eprintln!("compare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let machine = system::machine();
     let load_at_start = system::load_average();
     // Before anything of ours runs: what else is using the CPUs.
@@ -175,7 +197,13 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
         record.note(missing);
     }
     let pin = system::pin_load_generator(&mut record);
-    let specs = servers::specs(&built, &peers, tools.node, tools.nginx.as_deref());
+    let specs = servers::specs(
+        &built,
+        &peers,
+        tools.node,
+        tools.nginx.as_deref(),
+        baseline.as_deref(),
+    );
 
     let log_dir = target_dir().join("bench").join("logs");
     if let Err(e) = fs::create_dir_all(&log_dir) {
@@ -265,6 +293,7 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
     let svg = chart::draw(&targets);
     let bench_dir = target_dir().join("bench");
     write(&bench_dir.join("compare.md"), &md);
+    write(&bench_dir.join("rounds.tsv"), &record.rounds_tsv());
     if let Some(svg) = &svg {
         write(&bench_dir.join("compare.svg"), svg);
     }

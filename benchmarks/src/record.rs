@@ -30,6 +30,14 @@ impl Record {
         round.insert((server.to_string(), figure.to_string()), value);
     }
 
+    /// `server`'s `figure` in the current round, if recorded.
+    pub fn get(&self, server: &str, figure: &str) -> Option<f64> {
+        self.rounds
+            .last()?
+            .get(&(server.to_string(), figure.to_string()))
+            .copied()
+    }
+
     pub fn note(&mut self, line: impl Into<String>) {
         let line = line.into();
         if !self.notes.contains(&line) {
@@ -78,14 +86,41 @@ impl Record {
         b: (&str, &str),
         combine: fn(f64, f64) -> f64,
     ) -> Option<f64> {
-        let key = |(s, f): (&str, &str)| (s.to_string(), f.to_string());
         let mut values: Vec<f64> = self
-            .rounds
-            .iter()
-            .filter_map(|r| Some(combine(*r.get(&key(a))?, *r.get(&key(b))?)))
-            .filter(|v| v.is_finite())
+            .each_round(a, b, combine)
+            .into_iter()
+            .flatten()
             .collect();
         (!values.is_empty()).then(|| median(&mut values))
+    }
+
+    /// The combination of two figures in each round, `None` where either
+    /// is missing or the result is not finite.
+    pub fn each_round(
+        &self,
+        a: (&str, &str),
+        b: (&str, &str),
+        combine: fn(f64, f64) -> f64,
+    ) -> Vec<Option<f64>> {
+        let key = |(s, f): (&str, &str)| (s.to_string(), f.to_string());
+        self.rounds
+            .iter()
+            .map(|r| Some(combine(*r.get(&key(a))?, *r.get(&key(b))?)))
+            .map(|v| v.filter(|v| v.is_finite()))
+            .collect()
+    }
+
+    /// Every figure of every round, tab-separated (`round`, `server`,
+    /// `figure`, `value`; rounds from 1), for ratios the report does not
+    /// show.
+    pub fn rounds_tsv(&self) -> String {
+        let mut tsv = String::from("round\tserver\tfigure\tvalue\n");
+        for (i, round) in self.rounds.iter().enumerate() {
+            for ((server, figure), value) in round {
+                tsv.push_str(&format!("{}\t{server}\t{figure}\t{value}\n", i + 1));
+            }
+        }
+        tsv
     }
 }
 
@@ -118,6 +153,28 @@ fn mask_port(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Record;
+
+    #[test]
+    fn ratios_are_taken_within_each_round() {
+        let mut r = Record::default();
+        for (ours, base) in [(110.0, 100.0), (45.0, 50.0), (200.0, 100.0)] {
+            r.start_round();
+            r.set("ours", "rps", ours);
+            r.set("ours-base", "rps", base);
+        }
+        r.start_round();
+        r.set("ours", "rps", 1.0);
+        let each = r.each_round(("ours", "rps"), ("ours-base", "rps"), |a, b| a / b);
+        assert_eq!(each, vec![Some(1.1), Some(0.9), Some(2.0), None]);
+        assert_eq!(
+            r.per_round(("ours", "rps"), ("ours-base", "rps"), |a, b| a / b),
+            Some(1.1)
+        );
+        assert!(r.rounds_tsv().contains("\n2\tours-base\trps\t50\n"));
+        assert!(r.rounds_tsv().ends_with("\n4\tours\trps\t1\n"));
+    }
+
     #[test]
     fn ports_are_masked_but_not_port_zero() {
         assert_eq!(

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use crate::config::Config;
 use crate::measure::Measurement;
 use crate::record::Record;
-use crate::servers::{Spec, WORKERS};
+use crate::servers::{Spec, BASELINE, WORKERS};
+use crate::stats::median;
 use crate::system;
 
 /// How a figure is shown.
@@ -32,6 +33,10 @@ pub enum Unit {
     /// Context switches per request.
     PerRequest,
     Seconds,
+    /// Kibibytes.
+    Kib,
+    /// Mebibytes.
+    Mib,
     /// `ours / peer`.
     Ratio,
 }
@@ -54,6 +59,8 @@ impl Unit {
             Unit::OutOf(n) => format!("{v:.0}/{n}"),
             Unit::PerRequest => format!("{v:.2}"),
             Unit::Seconds => format!("{v:.2} s"),
+            Unit::Kib => format!("{v:.1} KiB"),
+            Unit::Mib => format!("{v:.1} MiB"),
             Unit::Ratio => format!("{v:.2}x"),
         }
     }
@@ -340,6 +347,24 @@ fn summary(md: &mut String, specs: &[&Spec], record: &Record) {
         }
         let _ = writeln!(md);
     }
+    let baseline = specs.iter().any(|s| s.id == BASELINE.0);
+    if baseline {
+        // ours / ours (baseline), each column's ratio within each round.
+        let ratios: Vec<Option<f64>> = columns
+            .iter()
+            .map(|(_, figure, _)| {
+                record.per_round(("ours", figure), (BASELINE.0, figure), |a, b| a / b)
+            })
+            .collect();
+        if ratios.iter().any(Option::is_some) {
+            let _ = write!(md, "| **ours / {}** |", BASELINE.1);
+            for ratio in &ratios {
+                let cell = ratio.map_or_else(|| "-".to_string(), |v| Unit::Ratio.show(v));
+                let _ = write!(md, " {cell} |");
+            }
+            let _ = writeln!(md);
+        }
+    }
     let _ = writeln!(
         md,
         "\nswitches/req: voluntary and involuntary context switches of every thread of the \
@@ -347,5 +372,52 @@ fn summary(md: &mut String, specs: &[&Spec], record: &Record) {
          during the load, per request; syscalls/req and \
          instructions/req: measurement 13 (strace, callgrind), one request at a time; HTTPS \
          and new TLS connections (full handshakes): measurement 14.\n"
+    );
+    if baseline {
+        baseline_rounds(md, &columns, record);
+    }
+}
+
+/// Each round's `ours / ours (baseline)` of every summary column: how
+/// much the ratio moves from round to round.
+fn baseline_rounds(md: &mut String, columns: &[&(&str, &str, Unit)], record: &Record) {
+    let rows: Vec<(&str, Vec<Option<f64>>)> = columns
+        .iter()
+        .map(|(heading, figure, _)| {
+            let each = record.each_round(("ours", figure), (BASELINE.0, figure), |a, b| a / b);
+            (*heading, each)
+        })
+        .filter(|(_, each)| each.iter().any(Option::is_some))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### ours / {} per round\n", BASELINE.1);
+    let _ = write!(md, "| figure | median |");
+    for round in 1..=record.rounds() {
+        let _ = write!(md, " round {round} |");
+    }
+    let _ = write!(md, "\n|---|---:|");
+    for _ in 0..record.rounds() {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for (heading, each) in rows {
+        let mut values: Vec<f64> = each.iter().flatten().copied().collect();
+        let _ = write!(
+            md,
+            "| {heading} | {} |",
+            Unit::Ratio.show(median(&mut values))
+        );
+        for value in each {
+            let cell = value.map_or_else(|| "-".to_string(), |v| Unit::Ratio.show(v));
+            let _ = write!(md, " {cell} |");
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(
+        md,
+        "\nFor req/s more is better; for latency, switches, system calls and instructions \
+         less is.\n"
     );
 }

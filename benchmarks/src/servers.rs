@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::config::Baseline;
 use crate::record::Record;
 use crate::system::SERVER_CPU;
 use crate::{workspace_dir, PeerBinaries};
@@ -126,12 +127,27 @@ fn build_ours_plain(record: &mut Record) -> Result<Ours, String> {
     ))
 }
 
-/// Runs cargo, and returns the executables it reports by target name. Its
-/// diagnostics are shown only if the build fails.
+/// Runs cargo in the workspace, and returns the executables it reports by
+/// target name. Its diagnostics are shown only if the build fails.
 fn cargo_build(args: &[&str], features: &[&str]) -> Result<BTreeMap<String, PathBuf>, String> {
+    cargo_build_in(&workspace_dir(), None, args, features)
+}
+
+/// [`cargo_build`] in `dir`, with `target` as cargo's target folder if
+/// given.
+fn cargo_build_in(
+    dir: &Path,
+    target: Option<&Path>,
+    args: &[&str],
+    features: &[&str],
+) -> Result<BTreeMap<String, PathBuf>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(workspace_dir())
+    let mut command = Command::new(cargo);
+    if let Some(target) = target {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let output = command
+        .current_dir(dir)
         .args(args)
         .args(features)
         .arg("--message-format=json-render-diagnostics")
@@ -164,6 +180,151 @@ fn cargo_build(args: &[&str], features: &[&str]) -> Result<BTreeMap<String, Path
     Ok(found)
 }
 
+/// The baseline's server id and column heading.
+pub const BASELINE: (&str, &str) = ("ours-base", "ours (baseline)");
+
+/// The executable `--baseline` or `--baseline-commit` names, and a note
+/// saying what it is.
+pub fn baseline(record: &mut Record, which: &Baseline) -> Result<PathBuf, String> {
+    match which {
+        Baseline::Binary(path) => {
+            let path = workspace_dir().join(path);
+            if !path.is_file() {
+                return Err(format!("--baseline {}: no such file", path.display()));
+            }
+            record.note(format!(
+                "{}: the baseline, {} (--baseline)",
+                BASELINE.0,
+                shown(&[path.to_string_lossy().into_owned()])
+            ));
+            Ok(path)
+        }
+        Baseline::Commit(rev) => build_baseline(record, rev),
+    }
+}
+
+/// Builds the HTTP example of this repository at `rev`: a detached `git
+/// worktree` in `target/bench/baseline/worktree-COMMIT`, `cargo build
+/// --release --features http --example http` there with
+/// `target/bench/baseline/target` as its target folder (kept, so that the
+/// next build of a baseline is incremental), the executable copied to
+/// `target/bench/baseline/http-COMMIT`; the worktree is removed afterwards,
+/// whether the build worked or not. Without the `http` feature if that
+/// fails (a commit from before it existed).
+pub fn build_baseline(record: &mut Record, rev: &str) -> Result<PathBuf, String> {
+    let root = workspace_dir();
+    let commit = git(
+        &root,
+        &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+    )
+    .map_err(|e| format!("--baseline-commit {rev}: {e}"))?;
+    let short = &commit[..commit.len().min(12)];
+    let dir = crate::target_dir().join("bench").join("baseline");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tree = dir.join(format!("worktree-{short}"));
+    let tree_arg = tree.to_string_lossy().into_owned();
+    // Left over from an interrupted run.
+    if tree.exists() {
+        let _ = git(&root, &["worktree", "remove", "--force", &tree_arg]);
+        let _ = fs::remove_dir_all(&tree);
+    }
+    let _ = git(&root, &["worktree", "prune"]);
+    let add = ["worktree", "add", "--detach", &tree_arg, &commit];
+    eprintln!("compare: git {}", add.join(" "));
+    git(&root, &add).map_err(|e| format!("--baseline-commit {rev}: {e}"))?;
+    record.command(
+        &format!("the baseline ({rev}): a temporary worktree"),
+        &format!("git {}", shown(&add.map(String::from))),
+    );
+    let target = dir.join("target");
+    let built = build_baseline_in(record, &tree, &target, rev, &commit);
+    let removed = git(&root, &["worktree", "remove", "--force", &tree_arg]);
+    match removed {
+        Ok(_) => record.command(
+            "the baseline: the worktree removed after the build",
+            &format!(
+                "git worktree remove --force {}",
+                shown(std::slice::from_ref(&tree_arg))
+            ),
+        ),
+        Err(e) => {
+            eprintln!("compare: could not remove the worktree {tree_arg}: {e}");
+            record.note(format!(
+                "could not remove the baseline's worktree {tree_arg}: {e}"
+            ));
+        }
+    }
+    let built = built?;
+    let copy = dir.join(format!("http-{short}"));
+    // Replace rather than overwrite (ETXTBSY if a copy still runs).
+    let _ = fs::remove_file(&copy);
+    fs::copy(&built, &copy).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
+    record.note(format!(
+        "{}: the baseline, examples/http at {rev} (commit {commit}), built in a temporary \
+         worktree and copied to {}",
+        BASELINE.0,
+        shown(&[copy.to_string_lossy().into_owned()])
+    ));
+    Ok(copy)
+}
+
+/// The build half of [`build_baseline`]: the executable cargo reports.
+fn build_baseline_in(
+    record: &mut Record,
+    tree: &Path,
+    target: &Path,
+    rev: &str,
+    commit: &str,
+) -> Result<PathBuf, String> {
+    let args = ["build", "--release", "--example", "http"];
+    let mut failures = Vec::new();
+    for features in [&["--features", "http"][..], &[][..]] {
+        let line = format!(
+            "CARGO_TARGET_DIR={} cargo {} {}",
+            shown(&[target.to_string_lossy().into_owned()]),
+            args.join(" "),
+            features.join(" ")
+        );
+        eprintln!("compare: (in the worktree at {rev}) {}", line.trim_end());
+        match cargo_build_in(tree, Some(target), &args, features) {
+            Ok(found) => {
+                record.command(
+                    &format!("the baseline: built in that worktree ({commit})"),
+                    line.trim_end(),
+                );
+                return found
+                    .get("http")
+                    .cloned()
+                    .ok_or_else(|| "cargo reported no executable for the baseline".into());
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(format!(
+        "cannot build the baseline at {rev}:\n{}",
+        failures.join("\n")
+    ))
+}
+
+/// Runs `git` in `dir`; its stdout, trimmed, or its stderr as the error.
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
 /// The JSON string that follows `key`, searching after `anchor`. Enough for
 /// cargo's messages, whose names and paths need no escapes here.
 fn json_string_after(line: &str, anchor: &str, key: &str) -> Option<String> {
@@ -187,16 +348,31 @@ pub struct Spec {
 
 /// Every server; Node.js only if `node` is installed, nginx (the `tls`
 /// measurement's peer, started by it from its own configuration) only if
-/// `nginx` is, and `ours-tls` only if it was built.
-pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool, nginx: Option<&str>) -> Vec<Spec> {
+/// `nginx` is, `ours-tls` only if it was built, and `ours-base` only with a
+/// `baseline` (the HTTP example of another commit).
+pub fn specs(
+    ours: &Ours,
+    peers: &PeerBinaries,
+    node: bool,
+    nginx: Option<&str>,
+    baseline: Option<&Path>,
+) -> Vec<Spec> {
     let path = |p: &Path| vec![p.to_string_lossy().into_owned()];
-    let mut specs = vec![
-        Spec {
-            id: "ours",
-            name: "ours",
-            program: path(&ours.http),
+    let mut specs = vec![Spec {
+        id: "ours",
+        name: "ours",
+        program: path(&ours.http),
+        args: vec![],
+    }];
+    if let Some(baseline) = baseline {
+        specs.push(Spec {
+            id: BASELINE.0,
+            name: BASELINE.1,
+            program: path(baseline),
             args: vec![],
-        },
+        });
+    }
+    specs.extend([
         Spec {
             id: "ours-defaults",
             name: "ours (library defaults)",
@@ -239,7 +415,7 @@ pub fn specs(ours: &Ours, peers: &PeerBinaries, node: bool, nginx: Option<&str>)
             program: path(&peers.hyper),
             args: vec![],
         },
-    ];
+    ]);
     if let Some(http_tls) = &ours.http_tls {
         specs.push(Spec {
             id: "ours-tls",

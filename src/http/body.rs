@@ -140,6 +140,9 @@ pub struct Body<'a> {
     rate: Option<MinRate>,
     /// When the body began to be read (or the client was told to send it).
     start: Instant,
+    /// When the whole request must be in ([`Limits::request_timeout`]).
+    until: Option<Instant>,
+    request_timeout: Option<std::time::Duration>,
     failure: Option<Failure>,
 }
 
@@ -166,15 +169,33 @@ impl<'a> Body<'a> {
             continue_pending: expect_continue && state != State::Done,
             rate: limits.min_body_rate,
             start: Instant::now(),
+            until: None,
+            request_timeout: limits.request_timeout,
             failure: None,
         }
     }
 
-    /// Bounds the next wait for input by the minimum rate: the body must
-    /// have reached `wire` bytes by the rate's deadline for them.
+    /// Bounds every read by `deadline` too: when the whole request must be
+    /// in, from the first byte of its head.
+    pub(crate) fn until(mut self, deadline: Option<Instant>) -> Body<'a> {
+        self.until = deadline;
+        self
+    }
+
+    /// Bounds the next wait for input by the minimum rate (the body must
+    /// have reached `wire` bytes by the rate's deadline for them) and by
+    /// the request's own deadline.
     fn pace(&mut self) {
-        if let Some(rate) = self.rate {
-            self.io.set_deadline(rate.deadline(self.start, self.wire));
+        let rate = self
+            .rate
+            .and_then(|rate| rate.deadline(self.start, self.wire));
+        if self.rate.is_some() || self.until.is_some() {
+            let deadline = match (rate, self.until) {
+                (Some(rate), Some(until)) => Some(rate.min(until)),
+                (rate, None) => rate,
+                (None, until) => until,
+            };
+            self.io.set_deadline(deadline);
         }
     }
 
@@ -374,8 +395,14 @@ impl Read for Body<'_> {
             if let Err(error) = sent {
                 return Err(self.fail_io(error));
             }
-            // The client starts sending now.
+            // The client starts sending now, and the body has the whole
+            // request's time again: the client could not send it before.
             self.start = Instant::now();
+            if self.until.is_some() {
+                self.until = self
+                    .request_timeout
+                    .and_then(|timeout| self.start.checked_add(timeout));
+            }
         }
         if buf.is_empty() {
             return Ok(0);

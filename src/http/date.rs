@@ -1,5 +1,6 @@
 //! The `Date` header: the current time as an IMF-fixdate
-//! (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 section 5.6.7).
+//! (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 section 5.6.7); and a time
+//! as the Common Log Format writes it, for access logs.
 //!
 //! Every response carries one. The value changes once a second, so each
 //! thread keeps the last one it formatted and reuses it within the same
@@ -17,6 +18,8 @@ const MONTHS: [&str; 12] = [
 thread_local! {
     /// The second the cached string is for, and the string.
     static CACHE: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
+    /// The same for the Common Log Format's time.
+    static COMMON_LOG_CACHE: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
 }
 
 /// The current time as an IMF-fixdate.
@@ -30,12 +33,28 @@ pub(crate) fn now() -> String {
 /// Appends the current time as an IMF-fixdate to `out`, without allocating
 /// within the same second.
 pub(crate) fn push_now(out: &mut String) {
+    push_cached(&CACHE, format, out);
+}
+
+/// Appends the current time as the Common Log Format writes it to `out`,
+/// without allocating within the same second.
+pub(crate) fn push_common_log_now(out: &mut String) {
+    push_cached(&COMMON_LOG_CACHE, format_common_log, out);
+}
+
+/// Appends the current time, as `format` writes it, to `out`, from the
+/// thread's `cache` within the same second.
+fn push_cached(
+    cache: &'static std::thread::LocalKey<RefCell<Option<(u64, String)>>>,
+    format: fn(u64) -> String,
+    out: &mut String,
+) {
     // A clock set before 1970 is wrong, but not worth failing a response
     // over: say 1970.
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let cached = CACHE.try_with(|cache| {
+    let cached = cache.try_with(|cache| {
         let mut cache = cache.borrow_mut();
         match &*cache {
             Some((second, date)) if *second == secs => out.push_str(date),
@@ -62,6 +81,20 @@ pub(crate) fn format(secs: u64) -> String {
         "{weekday}, {day:02} {month} {year:04} {h:02}:{m:02}:{s:02} GMT",
         // The epoch, day 0, was a Thursday: the table starts there.
         weekday = WEEKDAYS[(days % 7) as usize],
+        month = MONTHS[(month - 1) as usize],
+        h = time / 3600,
+        m = time % 3600 / 60,
+        s = time % 60,
+    )
+}
+
+/// Formats `secs` seconds after the Unix epoch as the Common Log Format
+/// writes a time, in UTC: `06/Nov/1994:08:49:37 +0000`.
+fn format_common_log(secs: u64) -> String {
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let time = secs % 86_400;
+    format!(
+        "{day:02}/{month}/{year:04}:{h:02}:{m:02}:{s:02} +0000",
         month = MONTHS[(month - 1) as usize],
         h = time / 3600,
         m = time % 3600 / 60,
@@ -132,6 +165,13 @@ mod tests {
         assert_eq!(format(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
         assert_eq!(format(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 GMT");
         assert_eq!(format(1_767_225_599), "Wed, 31 Dec 2025 23:59:59 GMT");
+    }
+
+    #[test]
+    fn common_log_times() {
+        assert_eq!(format_common_log(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(format_common_log(784_111_777), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(format_common_log(951_868_799), "29/Feb/2000:23:59:59 +0000");
     }
 
     #[test]

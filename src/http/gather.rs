@@ -8,12 +8,17 @@
 //! again when more arrive, or when the request's deadline passes. The
 //! deadline is the connection's own: the header timeout from the first
 //! byte of the head, then, for a gathered body, the minimum body rate from
-//! the end of the head.
+//! the end of the head; never past the whole request's time budget from
+//! the head's first byte. A body is gathered within the server's budget
+//! for gathered requests; past it, it waits in the kernel (`budget.rs`).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::body::Framing;
+use super::budget::{admit, Admission, Budget};
+use super::conversation::earliest;
 use super::head::{parse_head, Head, Parsed, Refusal};
 use super::limits::Limits;
 use super::transport::Transport;
@@ -74,9 +79,15 @@ fn body_to_gather(head: &Head, limits: &Limits) -> Option<usize> {
 /// turn, or it was buffered whole), and every byte that arrives buys
 /// `1 / rate` more, as a streamed body's does. `length` is the head's, and
 /// `seen` what the buffer held when the turn began (all counted then).
+/// The whole request's deadline bounds it too.
 fn pace_body(io: &mut dyn Transport, limits: &Limits, started: bool, length: usize, seen: usize) {
+    let request_deadline = io.conversation().request_deadline(limits);
     let Some(rate) = limits.min_body_rate else {
-        return io.set_deadline(None);
+        // Set once, when the body starts; it does not move.
+        if started {
+            io.set_deadline(request_deadline);
+        }
+        return;
     };
     let buffered = io.buffered().len();
     let deadline = if started {
@@ -87,15 +98,30 @@ fn pace_body(io: &mut dyn Transport, limits: &Limits, started: bool, length: usi
             .zip(more)
             .and_then(|(at, more)| at.checked_add(more))
     };
-    io.set_deadline(deadline);
+    io.set_deadline(earliest(deadline, request_deadline));
 }
 
-/// Looks at what has arrived, taking more as long as the socket has it.
+/// Why a request is late: its whole time ran out, or `otherwise`.
+fn late(io: &mut dyn Transport, limits: &Limits, otherwise: &'static str) -> Gathered {
+    let request_deadline = io.conversation().request_deadline(limits);
+    if request_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        return Gathered::Late("request not received within the request timeout");
+    }
+    Gathered::Late(otherwise)
+}
+
+/// Looks at what has arrived, taking more as long as the socket has it. A
+/// body is gathered within the server's `budget`, and past it left in the
+/// kernel (see `budget.rs`).
 ///
 /// # Errors
 ///
 /// The connection failed.
-pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gathered> {
+pub(crate) fn gather(
+    io: &mut dyn Transport,
+    limits: &Limits,
+    budget: &Arc<Budget>,
+) -> io::Result<Gathered> {
     // What an earlier turn already looked at: a head complete beyond it
     // was completed by this turn's input.
     let seen = io.buffered().len();
@@ -118,22 +144,27 @@ pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gath
             },
             Parsed::Partial => {
                 if io.deadline().is_none() {
-                    // The head's first byte is here: its time starts.
-                    io.set_deadline(Instant::now().checked_add(limits.header_timeout));
+                    // The head's first byte is here: its time starts, and
+                    // the whole request's.
+                    let started = io.conversation().head_started();
+                    let header_deadline = started.checked_add(limits.header_timeout);
+                    let request_deadline = io.conversation().request_deadline(limits);
+                    io.set_deadline(earliest(header_deadline, request_deadline));
                 }
                 match take(io, limits.max_head)? {
                     Took::More => {}
                     // Hung up in the head; the client may still read why.
                     Took::Eof => return Ok(Gathered::Refused(Refusal::new(400))),
                     Took::Nothing if io.is_past_deadline() => {
-                        return Ok(Gathered::Late(
-                            "request head not received within the header timeout",
-                        ));
+                        let why = "request head not received within the header timeout";
+                        return Ok(late(io, limits, why));
                     }
                     Took::Nothing => return Ok(Gathered::Partial),
                 }
             }
             Parsed::Complete(head, length) => {
+                // A head that arrived whole: its time starts now.
+                io.conversation().head_started();
                 let Some(body) = body_to_gather(&head, limits) else {
                     io.set_deadline(None);
                     io.consume(length);
@@ -145,6 +176,16 @@ pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gath
                     io.consume(length);
                     return Ok(Gathered::Request(head));
                 }
+                match admit(io, budget, limits, length, whole) {
+                    Admission::Gather => {}
+                    Admission::Stream => {
+                        io.set_deadline(None);
+                        io.consume(length);
+                        return Ok(Gathered::Request(head));
+                    }
+                    Admission::Wait => return Ok(Gathered::Partial),
+                    Admission::Late(why) => return Ok(Gathered::Late(why)),
+                }
                 match take(io, whole)? {
                     Took::More => {}
                     Took::Eof => return Ok(Gathered::Refused(Refusal::new(400))),
@@ -152,9 +193,8 @@ pub(crate) fn gather(io: &mut dyn Transport, limits: &Limits) -> io::Result<Gath
                         let started = length > seen || io.deadline().is_none();
                         pace_body(io, limits, started, length, seen);
                         if io.is_past_deadline() {
-                            return Ok(Gathered::Late(
-                                "request body slower than the minimum body rate",
-                            ));
+                            let why = "request body slower than the minimum body rate";
+                            return Ok(late(io, limits, why));
                         }
                         return Ok(Gathered::Partial);
                     }

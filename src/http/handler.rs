@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
+use super::budget::Budget;
 use super::limits::Limits;
 use super::request::Request;
 use super::response::Response;
@@ -45,6 +47,9 @@ use super::transport::Transport;
 pub struct HttpHandler<F> {
     app: F,
     limits: Limits,
+    /// What the requests being gathered hold, on every connection of the
+    /// server ([`Limits::gathered_total`]).
+    budget: Arc<Budget>,
 }
 
 /// Makes an HTTP handler of `app`, which is called once per request, on the
@@ -67,6 +72,7 @@ where
     HttpHandler {
         app,
         limits: Limits::default(),
+        budget: Arc::default(),
     }
 }
 
@@ -75,7 +81,9 @@ where
     F: Fn(&mut Request<'_>) -> Response + Send + Sync + 'static,
 {
     /// Sets the limits on each request, by default [`Limits::default`]: a
-    /// 16 KiB head, 100 header lines, an 8 KiB target and a 1 MiB body.
+    /// 16 KiB head, 100 header lines, an 8 KiB target and a 1 MiB body, in
+    /// 300 s at most; 1000 requests or an hour per connection; 32 MiB for
+    /// the requests being gathered, server-wide.
     ///
     /// ```
     /// use graceful_server::http::{self, Limits, Response};
@@ -96,7 +104,7 @@ where
     /// Serves one request on `io`, if it has arrived; returns what the
     /// connection does next. See [`serve_request`].
     pub(crate) fn serve_one(&self, io: &mut dyn Transport) -> io::Result<Served> {
-        serve_request(io, &self.limits, &self.app)
+        serve_request(io, &self.limits, &self.budget, &self.app)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The limits that bound what one request may cost: the size of its head,
 //! its number of headers, the length of its target and the size of its
 //! body, and how long its head and body may take to arrive and its response
-//! to leave.
+//! to leave; how many requests a connection may carry and for how long
+//! (keep-alive rotation); and how much memory the requests being gathered
+//! may hold across the server.
 //!
 //! Every buffer the HTTP layer fills is bounded by one of these, so a client
 //! cannot make a connection hold more memory, or read more bytes, than they
@@ -11,7 +13,9 @@
 
 use std::time::{Duration, Instant};
 
-/// How large a request may be. Set them with
+/// How large and how slow a request may be, how long a connection may
+/// carry requests, and how much memory the requests being gathered may
+/// hold across the server. Set them with
 /// [`HttpHandler::limits`](super::HttpHandler::limits).
 ///
 /// The fields are public so that you can change one and keep the defaults
@@ -36,12 +40,39 @@ use std::time::{Duration, Instant};
 /// | silent, or stalled in a head | its connection, no worker | `header_timeout` from the head's first byte (`408`), or the server's idle timeout if it sent nothing |
 /// | trickling a head | its connection, no worker | `header_timeout` (`408`) |
 /// | trickling a small body | its connection, no worker | the body is slower than `min_body_rate` (`408`) |
+/// | sending most of a small body, then stalling, past `gathered_total` | its connection and at most a read buffer, no worker (the body waits in the kernel) | the body is slower than `min_body_rate` (`408`) |
 /// | trickling a larger (or chunked) body the handler reads | a worker | the body is slower than `min_body_rate` (`408`) |
 /// | not reading the response | a worker, once the socket buffers are full | the response is slower than `min_response_rate` (cut) |
+///
+/// Whatever the pace, the whole request (head and body) must arrive within
+/// [`request_timeout`](Self::request_timeout) of its first byte (`408`).
 ///
 /// A cut counts in [`Report::timed_out`](crate::Report::timed_out), and the
 /// [event hook](crate::Builder::on_event) hears it with the reason as its
 /// error.
+///
+/// # Keep-alive rotation
+///
+/// A connection closes after [`keepalive_requests`](Self::keepalive_requests)
+/// requests (1000), or with the first response after
+/// [`keepalive_time`](Self::keepalive_time) (an hour), whichever comes
+/// first: that response says `Connection: close`. Clients open a new
+/// connection for their next request, which a load balancer may send to
+/// another server. nginx does the same with the same defaults.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use graceful_server::http::Limits;
+///
+/// // Move clients around more often: every 100 requests or every minute.
+/// let limits = Limits {
+///     keepalive_requests: Some(100),
+///     keepalive_time: Some(Duration::from_secs(60)),
+///     ..Limits::default()
+/// };
+/// # let _ = limits;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request head in bytes, by default 16 KiB (Node's
@@ -118,6 +149,45 @@ pub struct Limits {
     ///   each write). A client that does not read holds the worker for at
     ///   most two graces after its buffers fill.
     pub min_response_rate: Option<MinRate>,
+    /// How long a whole request may take to arrive, head and body, from the
+    /// head's first byte, by default 300 s (Node's `requestTimeout`). Past
+    /// it the client gets `408 Request Timeout`, the connection is closed
+    /// and counted as [timed out](crate::Report::timed_out), however fast
+    /// the request's bytes were coming: the other deadlines bound each
+    /// part, and a 1 MiB body at the minimum 240 bytes a second alone
+    /// would take 73 minutes. `None` removes the bound.
+    ///
+    /// A body the client holds back until told (`Expect: 100-continue`) has
+    /// the whole budget again from the `100 Continue`. The time your closure
+    /// takes before it reads the body counts, as in Node; raise this for
+    /// large uploads on slow links.
+    pub request_timeout: Option<Duration>,
+    /// How many requests a connection may carry, by default 1000 (nginx's
+    /// `keepalive_requests`): the response to the last says
+    /// `Connection: close`, and the client opens a new connection for the
+    /// next, so that behind a load balancer connections move to new or
+    /// less loaded servers, and per-connection memory is returned now and
+    /// then. `None` for no limit (Node's `maxRequestsPerSocket` default).
+    pub keepalive_requests: Option<u64>,
+    /// How long a connection may carry requests, from its first, by default
+    /// one hour (nginx's `keepalive_time`): the first response after that
+    /// says `Connection: close`. `None` for no limit.
+    pub keepalive_time: Option<Duration>,
+    /// The most memory that requests being gathered may hold at once, on
+    /// all connections together, by default 32 MiB (512 bodies of 64 KiB).
+    /// A gathered request counts its head and its body from when its
+    /// body starts to be gathered until it is answered.
+    ///
+    /// Past it, a new body is not gathered: on TCP it is left in the
+    /// kernel's buffers (the connection waits, holding no worker, until
+    /// the kernel holds all of it: Linux, macOS and the BSDs), and the
+    /// closure then reads it from the socket; elsewhere (TLS, Unix
+    /// sockets, Windows) the closure reads it as it arrives, as it does a
+    /// large body. So however many clients send most of a body and stall,
+    /// the process holds at most this much for their bodies, plus at most
+    /// a read buffer (8 KiB) each; their bodies are in the kernel, whose
+    /// own limits on TCP memory see them.
+    pub gathered_total: u64,
 }
 
 /// A minimum data rate: after `grace`, at least `bytes_per_second` on
@@ -199,6 +269,10 @@ impl Default for Limits {
             gathered_body: 64 * 1024,
             min_body_rate: Some(DEFAULT_MIN_RATE),
             min_response_rate: Some(DEFAULT_MIN_RATE),
+            request_timeout: Some(Duration::from_secs(300)),
+            keepalive_requests: Some(1000),
+            keepalive_time: Some(Duration::from_secs(60 * 60)),
+            gathered_total: 32 * 1024 * 1024,
         }
     }
 }

@@ -71,6 +71,58 @@
 //! # let _ = handler;
 //! ```
 //!
+//! # Query parameters and forms
+//!
+//! [`Request::query`] is the query as sent; [`Request::query_pairs`] its
+//! name and value pairs, in order, with `+` and percent-escapes decoded
+//! ([`query_param`](Request::query_param) finds one), and
+//! [`Request::read_form`] reads an `application/x-www-form-urlencoded`
+//! body into the same pairs. Decoding never fails: an escape that is not
+//! one is kept as sent, bytes that are not UTF-8 become U+FFFD.
+//!
+//! ```
+//! use graceful_server::http::{self, Request, Response};
+//!
+//! // GET /hello?name=Ada+Lovelace answers "Hello, Ada Lovelace!"
+//! fn hello(req: &mut Request) -> Response {
+//!     let name = req.query_param("name").unwrap_or("world".into());
+//!     Response::text(format!("Hello, {name}!"))
+//! }
+//! # let _ = http::handler(hello);
+//! ```
+//!
+//! # Access log
+//!
+//! Every response the layer writes, your closure's and its own (`400`,
+//! `408`, `413`..), is told to the server's [event
+//! hook](crate::Builder::on_event) as an
+//! [`Event::Request`](crate::Event::Request): method, target and version,
+//! status, body bytes, the time from the head's first byte to the last
+//! byte written, the client, the connection's id, and whether the
+//! connection stays open. [`common_log_line`] makes it a line of the
+//! Common Log Format:
+//!
+//! ```
+//! use graceful_server::{http::{self, Response}, Server};
+//!
+//! # fn main() -> Result<(), graceful_server::Error> {
+//! let server = Server::builder("127.0.0.1:0")
+//!     .on_event(|event| {
+//!         if let Some(line) = http::common_log_line(event) {
+//!             eprintln!("{line}"); // 127.0.0.1 - - [06/Dec/2026:14:03:07 +0000] "GET / HTTP/1.1" 200 13
+//!         }
+//!     })
+//!     .build()?;
+//! # let running = server.spawn(http::handler(|_req| Response::text("Hello, world!")))?;
+//! # running.shutdown_handle().shutdown();
+//! # running.join()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The hook runs on the worker that served the request: keep it quick
+//! (the HTTP example's `--verbose` hands its lines to a writer thread).
+//!
 //! # Request bodies
 //!
 //! A body of up to [`Limits::gathered_body`] bytes (64 KiB) with a
@@ -121,6 +173,12 @@
 //! connections close unless the client asked for `Connection: keep-alive`.
 //! Requests a client pipelines are answered one at a time, in order.
 //!
+//! A connection carries at most [`Limits::keepalive_requests`] requests
+//! (1000) and takes new ones for at most [`Limits::keepalive_time`] (an
+//! hour), nginx's defaults: the response that reaches either says
+//! `Connection: close`, and the client's next request opens a new
+//! connection, which a load balancer may send elsewhere.
+//!
 //! Once the server starts shutting down ([`Request::is_shutting_down`]),
 //! every response says `Connection: close` and its connection closes after
 //! it. A health check that should fail from that moment is one line:
@@ -134,7 +192,7 @@
 //! | status | when |
 //! |---|---|
 //! | `400 Bad Request` | a malformed head; an HTTP/1.1 request without `Host`, or with two, or one whose value is not `host[:port]`; both `Content-Length` and `Transfer-Encoding`; `Content-Length`s that disagree or are not numbers; a `Transfer-Encoding` whose last coding is not `chunked`; a malformed chunked body; `Transfer-Encoding` in HTTP/1.0; a client that hangs up in the middle of a request |
-//! | `408 Request Timeout` | a head not in within [`Limits::header_timeout`] of its first byte; a body slower than [`Limits::min_body_rate`]; a client silent past the server's read timeout while the closure reads the body |
+//! | `408 Request Timeout` | a head not in within [`Limits::header_timeout`] of its first byte; a body slower than [`Limits::min_body_rate`]; a request (head and body) not in within [`Limits::request_timeout`] of its first byte; a client silent past the server's read timeout while the closure reads the body |
 //! | `413 Content Too Large` | a body over [`Limits::max_body`] |
 //! | `414 URI Too Long` | a request target over [`Limits::max_target`] |
 //! | `431 Request Header Fields Too Large` | a head over [`Limits::max_head`], or more than [`Limits::max_headers`] header lines |
@@ -181,9 +239,18 @@
 //!
 //! Every buffer and every wait is bounded. The [`Limits`] default to a
 //! 16 KiB head, 100 header lines, an 8 KiB target, a 1 MiB body (64 KiB of
-//! it gathered before the closure), a 30 s header timeout, and 240 bytes a
-//! second after 5 s for bodies and answers; change them with
+//! it gathered before the closure), a 30 s header timeout, 240 bytes a
+//! second after 5 s for bodies and answers, 300 s for a whole request,
+//! 1000 requests or an hour per connection, and 32 MiB for the requests
+//! being gathered on all connections together; change them with
 //! [`HttpHandler::limits`].
+//!
+//! That last one bounds the process's memory whatever the number of
+//! clients: past it, a body is left in the kernel's buffers until your
+//! closure reads it, and the connection waits for it there, holding no
+//! worker ([`Limits::gathered_total`]). Measured with clients that each
+//! send 60 KiB of a 64 KiB body and stall, the HTTP example holds about
+//! 9 KiB more per client past the budget, where it held 65 KiB before.
 //!
 //! # Long-lived connections: server-sent events and WebSocket
 //!
@@ -235,8 +302,8 @@
 //!
 //! No HTTP/2, no `Upgrade` to anything but WebSocket, no `CONNECT`
 //! tunnels, no compression (nor WebSocket's `permessage-deflate`), no
-//! WebSocket subprotocols, and no percent-decoding: paths and queries are
-//! as sent. TLS is the server's ([`Builder::tls`](crate::Builder), feature
+//! WebSocket subprotocols, and no percent-decoding of paths: a path is as
+//! sent (queries and forms are decoded when asked, see above). TLS is the server's ([`Builder::tls`](crate::Builder), feature
 //! `tls`): the layer serves HTTPS, event streams and WebSockets (`wss:`)
 //! over it unchanged.
 
@@ -244,9 +311,13 @@
 // `websocket` feature only.
 #![cfg_attr(not(feature = "websocket"), allow(rustdoc::broken_intra_doc_links))]
 
+mod access;
 mod body;
+mod budget;
+mod conversation;
 mod date;
 mod events;
+mod form;
 mod gather;
 mod handler;
 mod head;
@@ -270,8 +341,10 @@ mod tests;
 #[cfg(test)]
 mod fuzz;
 
+pub use access::common_log_line;
 pub use body::Body;
 pub use events::{EventSender, ServerEvent};
+pub use form::form_pairs;
 pub use handler::{handler, HttpHandler};
 #[cfg(feature = "tls")]
 pub use https::{tls_config_from_pem, ALPN_PROTOCOL};

@@ -215,6 +215,15 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Takes the method and the target out, for the request's event once
+    /// the request itself is done with.
+    pub(crate) fn take_line(&mut self) -> (String, String) {
+        (
+            std::mem::take(&mut self.method),
+            std::mem::take(&mut self.target),
+        )
+    }
+
     /// The method, as sent (methods are case-sensitive): `"GET"`, `"POST"`..
     pub fn method(&self) -> &str {
         &self.method
@@ -237,7 +246,7 @@ impl<'a> Request<'a> {
     }
 
     /// The query of the target (after `?`), not percent-decoded, or `None` if
-    /// the target has no `?`.
+    /// the target has no `?`. [`query_pairs`](Self::query_pairs) decodes it.
     pub fn query(&self) -> Option<&str> {
         split_target(&self.target).1
     }

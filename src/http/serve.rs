@@ -9,9 +9,12 @@
 
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::access::{self, Line};
 use super::body::{Body, Failure};
+use super::budget::Budget;
 use super::gather::{gather, Gathered};
 use super::head::Refusal;
 use super::limits::{Limits, MinRate};
@@ -19,7 +22,7 @@ use super::request::{Request, Version};
 use super::response::Response;
 use super::takeover::Switch;
 use super::transport::Transport;
-use super::write::{write_response, Answering, Output, Written};
+use super::write::{write_response_recorded, Answering, Output, Sent, Written};
 
 /// A body the handler left unread is read and thrown away after it returns,
 /// to keep the connection, if that takes at most this many bytes; a larger
@@ -66,6 +69,9 @@ impl PartialEq for Served {
 /// did not arrive in time, and was answered `408`, or the client read the
 /// response too slowly); the connection must be closed.
 ///
+/// Every response written, the closure's or the layer's, is told to the
+/// event hook ([`Event::Request`](crate::Event::Request)).
+///
 /// # Panics
 ///
 /// If `app` panics, the client gets `500 Internal Server Error` and the
@@ -73,12 +79,13 @@ impl PartialEq for Served {
 pub(crate) fn serve_request<F>(
     io: &mut dyn Transport,
     limits: &Limits,
+    budget: &Arc<Budget>,
     app: &F,
 ) -> io::Result<Served>
 where
     F: Fn(&mut Request<'_>) -> Response + ?Sized,
 {
-    let head = match gather(io, limits)? {
+    let head = match gather(io, limits, budget)? {
         Gathered::Request(head) => head,
         Gathered::Partial => return Ok(Served::Partial),
         Gathered::Nothing => return Ok(Served::Idle),
@@ -94,13 +101,15 @@ where
             return Err(io::Error::new(io::ErrorKind::TimedOut, why));
         }
     };
+    let started = io.conversation().head_started();
+    let request_deadline = io.conversation().request_deadline(limits);
     let peer = io.peer_addr().clone();
     let mut answering = Answering {
         version: head.version,
         head_only: head.method == "HEAD",
         keep_alive: head.keep_alive,
     };
-    let body = Body::new(io, head.framing, limits, head.expect_continue);
+    let body = Body::new(io, head.framing, limits, head.expect_continue).until(request_deadline);
     let mut request = Request::new(
         head.method,
         head.target,
@@ -115,12 +124,21 @@ where
     let response = match panic::catch_unwind(AssertUnwindSafe(|| app(&mut request))) {
         Ok(response) => response,
         Err(panic) => {
+            let (method, target) = request.take_line();
             drop(request);
             answering.keep_alive = false;
             // Nothing of the response has been sent (the handler cannot
             // write), so the client can still be told. Best effort: the
             // connection closes either way.
-            let _ = write_response(&mut Paced::new(io, limits), Response::error(500), answering);
+            let mut sent = Sent::default();
+            let _ = write_response_recorded(
+                &mut Paced::new(io, limits),
+                Response::error(500),
+                answering,
+                &mut sent,
+            );
+            let line = Line::served(&method, &target, head.version);
+            access::tell(io, line, &sent, started, false);
             // Let the panic go on to the server, which closes the connection
             // and counts it in its report.
             panic::resume_unwind(panic);
@@ -152,16 +170,33 @@ where
             response
         }
     };
+    let (method, target) = request.take_line();
     drop(request);
 
+    // The last request a connection may carry, by number or by age:
+    // rotation, so that clients move to other servers now and then.
+    if answering.keep_alive && io.conversation().must_rotate(limits) {
+        answering.keep_alive = false;
+    }
     // Asked after the handler: a shutdown that started during a slow
     // request must show in its response. Requests the client has already
     // sent behind this one are answered too, the last with the close.
     if io.is_shutting_down() && answering.keep_alive {
         answering.keep_alive = more_input(io, limits);
     }
-    let written = write_response(&mut Paced::new(io, limits), response, answering);
+    let mut sent = Sent::default();
+    let written =
+        write_response_recorded(&mut Paced::new(io, limits), response, answering, &mut sent);
     release_deadline(io);
+    io.conversation().finish();
+    // A connection switched to another protocol (an event stream, a
+    // WebSocket) carries no more requests.
+    let kept = late.is_none()
+        && written
+            .as_ref()
+            .is_ok_and(|written| written.keep_alive && written.switch.is_none());
+    let line = Line::served(&method, &target, head.version);
+    access::tell(io, line, &sent, started, kept);
     if let Some(late) = late {
         return Err(late);
     }
@@ -177,20 +212,26 @@ where
     })
 }
 
-/// Answers a request refused before the handler ran.
+/// Answers a request refused before the handler ran, and tells the hook.
 fn refuse(io: &mut dyn Transport, refusal: Refusal, limits: &Limits) -> io::Result<()> {
     let answering = Answering {
         version: Version::Http11,
         head_only: refusal.head_only,
         keep_alive: false,
     };
-    write_response(
+    let started = io.conversation().head_started();
+    let mut sent = Sent::default();
+    let written = write_response_recorded(
         &mut Paced::new(io, limits),
         Response::error(refusal.status),
         answering,
-    )?;
+        &mut sent,
+    );
     release_deadline(io);
-    Ok(())
+    io.conversation().finish();
+    // The refused head is still in the buffer: nothing of it was consumed.
+    access::tell(io, Line::refused(io.buffered()), &sent, started, false);
+    written.map(drop)
 }
 
 /// Clears the deadline after a response, unless it bounds the part of the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::date::is_imf_fixdate;
 use super::serve::Served;
-use super::transport::testing::{turn, Mock, PEER};
+use super::transport::testing::{turn, Mock, Told, PEER};
 use super::transport::Transport;
 use super::*;
 
@@ -723,4 +723,209 @@ fn a_body_behind_expect_continue_is_not_gathered() {
     );
     let (reply, _) = parse_reply(&output[25..], false);
     assert_eq!(reply.status, 408);
+}
+
+/// Serves every request of `input` on one connection with `limits`; returns
+/// the replies and the request events told.
+fn events_of(input: &[u8], limits: Limits) -> (Vec<(Vec<u8>, bool)>, Vec<Told>) {
+    let mut mock = Mock::new(input);
+    let handler = handler(app(mock.shutting_down.clone())).limits(limits);
+    let serve = |mock: &mut Mock| handler.serve_one(mock);
+    let mut turns = Vec::new();
+    loop {
+        let (output, open) = turn(&mut mock, &serve);
+        let open = open.unwrap_or(false);
+        turns.push((output, open));
+        if !open {
+            break;
+        }
+    }
+    (turns, mock.take_events())
+}
+
+fn told(method: &str, target: &str, status: u16, body_bytes: u64, kept_alive: bool) -> Told {
+    Told {
+        method: Some(method.into()),
+        target: Some(target.into()),
+        version: Some("HTTP/1.1".into()),
+        status,
+        body_bytes,
+        kept_alive,
+    }
+}
+
+#[test]
+fn every_answer_is_told_to_the_hook() {
+    let input = "GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+                 HEAD / HTTP/1.1\r\nHost: x\r\n\r\n\
+                 GET /nowhere?q=1 HTTP/1.1\r\nHost: x\r\n\r\n\
+                 POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
+    let (_, events) = events_of(input.as_bytes(), Limits::default());
+    assert_eq!(
+        events,
+        [
+            told("GET", "/", 200, 13, true),
+            told("HEAD", "/", 200, 0, true),
+            told("GET", "/nowhere?q=1", 404, 9, true),
+            told("POST", "/echo", 200, 3, false),
+        ]
+    );
+    // A streamed body counts what was written, not its chunked framing.
+    let (_, events) = events_of(
+        b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Limits::default(),
+    );
+    assert_eq!(events, [told("GET", "/stream", 200, 8, false)]);
+}
+
+#[test]
+fn the_layers_own_answers_are_told_too() {
+    let refused = |input: &str, limits: Limits| {
+        let (_, events) = events_of(input.as_bytes(), limits);
+        assert_eq!(events.len(), 1, "{input:?}: {events:?}");
+        let event = events[0].clone();
+        assert!(!event.kept_alive);
+        assert!(event.body_bytes > 0, "the reason phrase is the body");
+        event
+    };
+    let event = refused("GET / HTTP/1.1\r\n\r\n", Limits::default());
+    assert_eq!((event.status, event.method.as_deref()), (400, Some("GET")));
+    let event = refused("BR EW\r\n\r\n", Limits::default());
+    assert_eq!((event.status, event.method), (400, None));
+    let event = refused("GET / HTTP/2.0\r\n\r\n", Limits::default());
+    assert_eq!(
+        (event.status, event.version.as_deref()),
+        (505, Some("HTTP/2.0"))
+    );
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    let event = refused(&long, Limits::default());
+    assert_eq!(event.status, 414);
+    let event = refused(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+        Limits::default(),
+    );
+    assert_eq!(event.status, 413);
+    let event = refused(
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        Limits::default(),
+    );
+    assert_eq!(event.status, 501);
+    let few = Limits {
+        max_headers: 1,
+        ..Limits::default()
+    };
+    let event = refused("GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n", few);
+    assert_eq!(event.status, 431);
+    // A body that breaks its framing while the closure reads it.
+    let event = refused(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        Limits::default(),
+    );
+    assert_eq!(
+        (event.status, event.target.as_deref()),
+        (400, Some("/echo"))
+    );
+
+    // A head late past its deadline.
+    let mut mock = Mock::pieces(vec![b"GET /late HTTP/1.1\r\nHost: x\r\n".to_vec()], true);
+    let late = handler(app(mock.shutting_down.clone()));
+    assert_eq!(late.serve_one(&mut mock).ok(), Some(Served::Partial));
+    mock.pass_deadline();
+    assert!(late.serve_one(&mut mock).is_err());
+    let events = mock.take_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].status, events[0].target.as_deref()),
+        (408, Some("/late"))
+    );
+
+    // A panic: 500, told before the panic goes on.
+    let mut mock = Mock::new("GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
+    let panicking = handler(app(mock.shutting_down.clone()));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| panicking.serve_one(&mut mock)));
+    assert!(result.is_err());
+    assert_eq!(mock.take_events(), [told("GET", "/panic", 500, 22, false)]);
+}
+
+#[test]
+fn connections_rotate_after_a_number_of_requests() {
+    let limits = Limits {
+        keepalive_requests: Some(2),
+        ..Limits::default()
+    };
+    let get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (turns, events) = events_of(get.repeat(3).as_bytes(), limits);
+    let replies = collect(turns, 2, false);
+    assert!(!replies[0].closes());
+    assert!(replies[1].closes(), "the second of two says close");
+    assert_eq!(
+        events.iter().map(|e| e.kept_alive).collect::<Vec<_>>(),
+        [true, false]
+    );
+    let aged = Limits {
+        keepalive_time: Some(std::time::Duration::ZERO),
+        ..Limits::default()
+    };
+    let (turns, _) = events_of(get.repeat(2).as_bytes(), aged);
+    let replies = collect(turns, 1, false);
+    assert!(replies[0].closes(), "an aged connection closes");
+}
+
+#[test]
+fn a_request_over_its_time_budget_is_answered_408() {
+    let limits = Limits {
+        request_timeout: Some(std::time::Duration::from_secs(3600)),
+        header_timeout: std::time::Duration::from_secs(7200),
+        min_body_rate: None,
+        ..Limits::default()
+    };
+    // A head in pieces: its deadline is the request's, the earlier.
+    let mut mock = Mock::pieces(vec![b"GET / HTTP/1.1\r\n".to_vec()], true);
+    let head_handler = handler(app(mock.shutting_down.clone())).limits(limits);
+    assert_eq!(
+        head_handler.serve_one(&mut mock).ok(),
+        Some(Served::Partial)
+    );
+    let deadline = mock.deadline().expect("a deadline");
+    let in_an_hour = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    assert!(
+        deadline <= in_an_hour,
+        "the request's hour, not the head's two"
+    );
+    mock.pass_deadline();
+    let error = head_handler.serve_one(&mut mock).expect_err("late");
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    let (reply, _) = parse_reply(&mock.take_output(), false);
+    assert_eq!(reply.status, 408);
+
+    // A gathered body without a rate: the request's deadline bounds it.
+    let head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+    let mut mock = Mock::pieces(vec![format!("{head}hello").into_bytes()], true);
+    let body_handler = handler(app(mock.shutting_down.clone())).limits(limits);
+    assert_eq!(
+        body_handler.serve_one(&mut mock).ok(),
+        Some(Served::Partial)
+    );
+    assert!(mock.deadline().is_some(), "bounded without a rate");
+    mock.pass_deadline();
+    assert!(body_handler.serve_one(&mut mock).is_err());
+    let (reply, _) = parse_reply(&mock.take_output(), false);
+    assert_eq!(reply.status, 408);
+}
+
+#[test]
+fn past_the_budget_a_body_is_not_gathered() {
+    // No budget at all: the closure reads the body from the connection
+    // (the mock cannot wait in a kernel), and the request is served.
+    let limits = Limits {
+        gathered_total: 0,
+        ..Limits::default()
+    };
+    let head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n";
+    let mock = Mock::pieces(
+        vec![format!("{head}hello").into_bytes(), b"world".to_vec()],
+        true,
+    );
+    let replies = collect(converse_with(mock, limits), 1, false);
+    assert_eq!(replies[0].text(), "helloworld");
 }

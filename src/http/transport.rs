@@ -7,7 +7,9 @@
 use std::io::{self, BufRead, Write};
 use std::time::Instant;
 
-use crate::Addr;
+use crate::{Addr, Event};
+
+use super::conversation::Conversation;
 
 /// A connection as the HTTP layer sees it: buffered input that can also be
 /// taken without blocking, unbuffered output, a deadline, and two facts
@@ -53,6 +55,30 @@ pub(crate) trait Transport: BufRead + Write {
     fn is_past_deadline(&self) -> bool {
         self.deadline().is_some_and(|d| Instant::now() >= d)
     }
+
+    /// The connection's id, for its events.
+    fn id(&self) -> u64;
+
+    /// Tells the server's event hook.
+    fn tell(&self, event: &Event<'_>);
+
+    /// What the layer remembers about the connection between requests.
+    fn conversation(&mut self) -> &mut Conversation;
+
+    /// Bytes that have arrived and wait in the kernel, beyond the buffer;
+    /// `None` if the system does not tell, or they would not be request
+    /// bytes (TLS records).
+    fn unread_input(&self) -> Option<usize> {
+        None
+    }
+
+    /// Makes readiness report the connection only once `bytes` wait in the
+    /// kernel (1: as soon as anything does). Returns whether it could: not
+    /// where readiness ignores such a mark.
+    fn set_input_low_water(&mut self, bytes: usize) -> bool {
+        let _ = bytes;
+        false
+    }
 }
 
 /// An in-memory connection for tests: input from a script of pieces, output
@@ -65,9 +91,12 @@ pub(crate) mod testing {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use std::cell::RefCell;
+
     use super::Transport;
+    use crate::http::conversation::Conversation;
     use crate::http::serve::Served;
-    use crate::Addr;
+    use crate::{Addr, Event};
 
     /// The address every test connection comes from.
     pub(crate) const PEER: &str = "192.0.2.7:40000";
@@ -89,6 +118,20 @@ pub(crate) mod testing {
         peer: Addr,
         pub(crate) output: Vec<u8>,
         pub(crate) shutting_down: Arc<AtomicBool>,
+        conversation: Conversation,
+        /// The request events told so far.
+        pub(crate) events: RefCell<Vec<Told>>,
+    }
+
+    /// A request event, as the mock heard it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(crate) struct Told {
+        pub(crate) method: Option<String>,
+        pub(crate) target: Option<String>,
+        pub(crate) version: Option<String>,
+        pub(crate) status: u16,
+        pub(crate) body_bytes: u64,
+        pub(crate) kept_alive: bool,
     }
 
     impl Mock {
@@ -108,7 +151,14 @@ pub(crate) mod testing {
                 peer: Addr::Tcp(PEER.parse().expect("PEER is a valid socket address")),
                 output: Vec::new(),
                 shutting_down: Arc::new(AtomicBool::new(false)),
+                conversation: Conversation::new(),
+                events: RefCell::new(Vec::new()),
             }
+        }
+
+        /// Takes the request events told so far.
+        pub(crate) fn take_events(&mut self) -> Vec<Told> {
+            std::mem::take(self.events.get_mut())
         }
 
         /// More input from the client, arriving after what was sent so far.
@@ -263,6 +313,36 @@ pub(crate) mod testing {
 
         fn has_queued_output(&self) -> bool {
             false
+        }
+
+        fn id(&self) -> u64 {
+            1
+        }
+
+        fn tell(&self, event: &Event<'_>) {
+            if let Event::Request {
+                method,
+                target,
+                version,
+                status,
+                body_bytes,
+                kept_alive,
+                ..
+            } = event
+            {
+                self.events.borrow_mut().push(Told {
+                    method: method.map(str::to_string),
+                    target: target.map(str::to_string),
+                    version: version.map(str::to_string),
+                    status: *status,
+                    body_bytes: *body_bytes,
+                    kept_alive: *kept_alive,
+                });
+            }
+        }
+
+        fn conversation(&mut self) -> &mut Conversation {
+            &mut self.conversation
         }
     }
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use super::serve::Served;
 
 use crate::sys::AsSource;
-use crate::{Addr, Connection, Handler, Next};
+use crate::{Addr, Connection, Event, Handler, Next};
 
+use super::conversation::Conversation;
 use super::handler::HttpHandler;
 use super::request::Request;
 use super::response::Response;
@@ -52,6 +53,45 @@ impl Transport for Connection {
 
     fn has_queued_output(&self) -> bool {
         Connection::has_queued_output(self)
+    }
+
+    fn id(&self) -> u64 {
+        Connection::id(self)
+    }
+
+    fn tell(&self, event: &Event<'_>) {
+        Connection::tell(self, event);
+    }
+
+    /// Kept in the connection's layer state, made on its first request.
+    fn conversation(&mut self) -> &mut Conversation {
+        let state = self.layer_state();
+        if !state
+            .as_ref()
+            .is_some_and(|state| state.is::<Conversation>())
+        {
+            *state = Some(Box::new(Conversation::new()));
+        }
+        state
+            .as_mut()
+            .and_then(|state| state.downcast_mut::<Conversation>())
+            .expect("cannot fail: the state was just made a Conversation if it was not one")
+    }
+
+    /// Plain TCP only: over TLS the kernel holds records, not request
+    /// bytes, and the readiness of a Unix socket ignores the mark.
+    fn unread_input(&self) -> Option<usize> {
+        if self.is_tls() || self.stream().as_tcp().is_none() {
+            return None;
+        }
+        crate::sys::unread_input(self.stream().as_source())
+    }
+
+    fn set_input_low_water(&mut self, bytes: usize) -> bool {
+        if self.is_tls() || self.stream().as_tcp().is_none() {
+            return false;
+        }
+        crate::sys::set_receive_low_water(self.stream().as_source(), bytes).is_ok()
     }
 }
 

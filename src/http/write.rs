@@ -55,6 +55,16 @@ pub(crate) trait Output: Write {
     }
 }
 
+/// What a response put on the wire, for the request's event: filled in as
+/// it is written, so that a write that fails half way still says what went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sent {
+    /// The status sent.
+    pub(crate) status: u16,
+    /// Bytes of the body written (or queued), framing not counted.
+    pub(crate) body_bytes: u64,
+}
+
 /// What became of the connection once a response was written.
 #[derive(Debug)]
 pub(crate) struct Written {
@@ -76,10 +86,23 @@ pub(crate) struct Written {
 /// either way the connection is no longer usable.
 // Generic rather than `&mut dyn Write`: callers hold a `&mut dyn Transport`,
 // and turning that into `&mut dyn Write` needs trait upcasting (Rust 1.86).
+// The layer itself records every response (`write_response_recorded`); this
+// is for writers that need no record (the tests').
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn write_response<W: Output + ?Sized>(
     io: &mut W,
     response: Response,
     answering: Answering,
+) -> io::Result<Written> {
+    write_response_recorded(io, response, answering, &mut Sent::default())
+}
+
+/// [`write_response`], recording in `sent` what went out.
+pub(crate) fn write_response_recorded<W: Output + ?Sized>(
+    io: &mut W,
+    response: Response,
+    answering: Answering,
+    sent: &mut Sent,
 ) -> io::Result<Written> {
     let (status, headers, content) = response.into_parts();
     let upgrade = matches!(&content, Content::Switch(s) if s.kind == Kind::Upgrade);
@@ -88,6 +111,7 @@ pub(crate) fn write_response<W: Output + ?Sized>(
     let (status, headers, content) = if (200..=599).contains(&status) && !upgrade {
         (status, headers, content)
     } else if status == 101 && upgrade {
+        sent.status = status;
         let out = head(
             status,
             &headers,
@@ -108,6 +132,7 @@ pub(crate) fn write_response<W: Output + ?Sized>(
     } else {
         Response::error(500).into_parts()
     };
+    sent.status = status;
     let mut keep_alive = answering.keep_alive
         && !headers.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("connection")
@@ -142,10 +167,12 @@ pub(crate) fn write_response<W: Output + ?Sized>(
         Content::Bytes(bytes) => {
             out.extend_from_slice(&bytes);
             io.send(out)?;
+            sent.body_bytes = bytes.len() as u64;
         }
         Content::Reader { reader, .. } => {
             // `has_body`, so `delimit` is set; `Close` is the safe reading.
-            stream(io, out, reader, delimit.unwrap_or(Delimit::Close))?;
+            let delimit = delimit.unwrap_or(Delimit::Close);
+            stream(io, out, reader, delimit, &mut sent.body_bytes)?;
         }
         Content::Switch(events) => {
             // The head now, the body from the protocol, over time.
@@ -227,12 +254,14 @@ fn head(
 }
 
 /// Sends `out` (the head) followed by the body `reader` gives, delimited as
-/// `delimit` says, a block at a time.
+/// `delimit` says, a block at a time, counting the body's bytes written in
+/// `sent`.
 fn stream<W: Write + ?Sized>(
     io: &mut W,
     mut out: Vec<u8>,
     mut reader: Box<dyn Read + Send>,
     delimit: Delimit,
+    sent: &mut u64,
 ) -> io::Result<()> {
     let mut block = vec![0; BLOCK];
     let mut remaining = match delimit {
@@ -265,6 +294,7 @@ fn stream<W: Write + ?Sized>(
             io.write_all(&out)?;
             out.clear();
         }
+        *sent += n as u64;
         if n == 0 {
             return Ok(());
         }

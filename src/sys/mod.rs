@@ -21,9 +21,11 @@
 //!   a connected `socket_pair` elsewhere (`crate::wake` builds on them);
 //! - **socket calls** ([`socket.rs`](socket)): a nonblocking `recv` and
 //!   `send` on a blocking socket, the output a peer has not acknowledged
-//!   yet (`unsent_output`), the listen backlog, accepted sockets'
-//!   timeouts set once on their listener, and which `accept` errors mean
-//!   "out of resources";
+//!   yet (`unsent_output`), the input waiting in the kernel
+//!   (`unread_input`) and the receive low-water mark
+//!   (`set_receive_low_water`; not on Windows), the listen backlog,
+//!   accepted sockets' timeouts set once on their listener, and which
+//!   `accept` errors mean "out of resources";
 //! - **the process** ([`process.rs`](process)): the descriptor limit (read
 //!   and raise), SIGHUP's disposition (read, and reset to "ignore"), and
 //!   adopting a descriptor inherited through socket activation.
@@ -91,11 +93,11 @@ pub(crate) use process::{
 };
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use socket::set_accepted_timeouts;
-#[cfg(feature = "http")]
-pub(crate) use socket::unsent_output;
 #[cfg(unix)]
 pub(crate) use socket::{recv_nonblocking, send_nonblocking};
 pub(crate) use socket::{set_backlog, RESOURCE_ERRORS};
+#[cfg(feature = "http")]
+pub(crate) use socket::{set_receive_low_water, unread_input, unsent_output};
 
 /// A descriptor (unix) or socket (Windows) borrowed for the call.
 #[cfg(unix)]

@@ -1,6 +1,8 @@
 //! Socket calls std does not offer: reading and writing what the socket
 //! takes now without making it nonblocking for everyone else, how much
-//! output the peer has not acknowledged yet, the listen backlog, the
+//! output the peer has not acknowledged yet, how much input waits in the
+//! kernel and how much must before the socket counts as readable (the
+//! receive low-water mark), the listen backlog, the
 //! timeouts a listener hands to the sockets it accepts, and which `accept`
 //! errors mean "out of resources".
 
@@ -119,6 +121,66 @@ pub(crate) fn unsent_output(stream: Borrowed<'_>) -> Option<u64> {
 pub(crate) fn unsent_output(stream: Borrowed<'_>) -> Option<u64> {
     let _ = stream;
     None
+}
+
+/// How many bytes have arrived on `stream` and wait in the kernel, not
+/// read yet (`FIONREAD`): what a read would take now without waiting.
+/// `None` where the system does not tell.
+#[cfg(unix)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
+pub(crate) fn unread_input(stream: Borrowed<'_>) -> Option<usize> {
+    let mut unread: c_int = 0;
+    // SAFETY: `FIONREAD` writes one `int` through the pointer, which points
+    // at one; the descriptor is borrowed, open.
+    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut unread) };
+    if result == -1 {
+        return None;
+    }
+    usize::try_from(unread).ok()
+}
+
+/// Not used on Windows: see [`set_receive_low_water`].
+#[cfg(windows)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
+pub(crate) fn unread_input(stream: Borrowed<'_>) -> Option<usize> {
+    let _ = stream;
+    None
+}
+
+/// Makes `stream` count as readable (to `poll`, `epoll` and `kqueue`, and
+/// to a blocking read) only once at least `bytes` have arrived
+/// (`SO_RCVLOWAT`), or it is closed or failed; 1 is the usual mark. The
+/// kernel keeps what arrives meanwhile in its own buffers, which Linux
+/// grows to hold the mark; the BSDs and macOS cap the mark at the
+/// buffer's size, and Linux also reports the socket readable when its
+/// memory runs short or the window closes, so a wake-up below the mark
+/// means that the rest cannot wait there.
+#[cfg(unix)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
+pub(crate) fn set_receive_low_water(stream: Borrowed<'_>, bytes: usize) -> io::Result<()> {
+    let value = c_int::try_from(bytes.max(1)).unwrap_or(c_int::MAX);
+    let size = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `value` is an `int` the kernel reads `size` bytes of; the
+    // descriptor is borrowed, so open for the call.
+    unsafe {
+        check(libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            std::ptr::addr_of!(value).cast(),
+            size,
+        ))?;
+    }
+    Ok(())
+}
+
+/// Windows sockets do not support `SO_RCVLOWAT` (`WSAPoll` reports a
+/// socket readable once anything has arrived).
+#[cfg(windows)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))] // used by the HTTP layer
+pub(crate) fn set_receive_low_water(stream: Borrowed<'_>, bytes: usize) -> io::Result<()> {
+    let _ = (stream, bytes);
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Sets the accept backlog of a listening socket. Calling `listen` again on

@@ -2,7 +2,7 @@
 //! `Connection: close`, so every request is a new connection: accept,
 //! dispatch and close are on the path of every request.
 
-use super::{ratio, skip_close, Bench, Measurement, Row};
+use super::{ratio, skip_close, wrk_versus_baseline, Bench, Measurement, Row};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
 use crate::servers::Spec;
@@ -14,6 +14,7 @@ pub const MEASUREMENT: Measurement = Measurement {
     title: "2. connection-per-request, 16 connections (wrk -c16, Connection: close)",
     servers: &[
         "ours",
+        "ours-base",
         "ours-poll",
         "blocking",
         "tiny",
@@ -81,7 +82,7 @@ fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
 
 fn targets(r: &Record) -> Vec<Target> {
     let rps = |id| (id, "close16_rps");
-    vec![
+    let mut targets = vec![
         ratio(
             r,
             "2. conn-per-request req/s, 16 conns: ours / blocking",
@@ -130,5 +131,11 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::Rps,
             Goal::AtLeast(1.0),
         ),
-    ]
+    ];
+    targets.extend(wrk_versus_baseline(
+        r,
+        "2. conn-per-request, 16 conns",
+        "close16",
+    ));
+    targets
 }

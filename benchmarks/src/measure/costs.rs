@@ -41,7 +41,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{ratio, skip_close, Bench, Measurement, Row};
+use super::{ratio, skip_close, versus_baseline, Bench, Measurement, Row};
 use crate::client::{self, GET};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
@@ -63,7 +63,7 @@ pub const MEASUREMENT: Measurement = Measurement {
     id: "costs",
     title: "13. costs per request: system calls (strace -c -f) and instructions (callgrind), \
             one request at a time (own client)",
-    servers: &["ours", "blocking", "tiny", "astra", "hyper"],
+    servers: &["ours", "ours-base", "blocking", "tiny", "astra", "hyper"],
     needs: &[Tool::Strace, Tool::Valgrind],
     run,
     rows: &[
@@ -446,6 +446,18 @@ fn targets(r: &Record) -> Vec<Target> {
                 Goal::None,
             ));
         }
+        targets.extend(versus_baseline(
+            r,
+            &format!("13. system calls per {what} request"),
+            &syscalls,
+            Unit::PerRequest,
+        ));
+        targets.extend(versus_baseline(
+            r,
+            &format!("13. instructions per {what} request"),
+            &ir,
+            Unit::Count,
+        ));
     }
     targets
 }

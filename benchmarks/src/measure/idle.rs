@@ -12,7 +12,7 @@ use super::{bound, idle_usage, Bench, Measurement, Row};
 use crate::client::{self, IdleConnections};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
-use crate::servers::Spec;
+use crate::servers::{Spec, BASELINE};
 
 const CONNECTIONS: usize = 100;
 /// Let the server finish what the last connection started.
@@ -21,7 +21,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 pub const MEASUREMENT: Measurement = Measurement {
     id: "idle",
     title: "7. idle wake-ups (context switches/s, all threads)",
-    servers: &["ours", "ours-poll", "echo"],
+    servers: &["ours", "ours-base", "ours-poll", "echo"],
     needs: &[],
     run,
     rows: &[
@@ -113,9 +113,14 @@ fn targets(r: &Record) -> Vec<Target> {
     let mut targets = Vec::new();
     for (id, name) in [
         ("ours", "ours"),
+        (BASELINE.0, BASELINE.1),
         ("ours-poll", "ours --poll"),
         ("echo", "echo binary"),
     ] {
+        // The baseline's bounds only when it ran (`--baseline`).
+        if id == BASELINE.0 && r.median(id, "idle0_wps").is_none() {
+            continue;
+        }
         for (figure, what) in [
             ("idle0_wps", "no connection"),
             ("idle100_wps", "100 idle keep-alive conns"),

@@ -11,7 +11,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{bound, ratio, Bench, Measurement, Row};
+use super::{bound, ratio, versus_baseline, Bench, Measurement, Row};
 use crate::client::IdleConnections;
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
@@ -25,7 +25,7 @@ const IDLE: [(usize, &str); 2] = [(1_000, "idle1k"), (10_000, "idle10k")];
 pub const MEASUREMENT: Measurement = Measurement {
     id: "idle-load",
     title: "8. wrk -c8 beside 1,000 and 10,000 idle keep-alive connections",
-    servers: &["ours", "ours-poll"],
+    servers: &["ours", "ours-base", "ours-poll"],
     needs: &[Tool::Wrk],
     run,
     rows: &[
@@ -167,6 +167,32 @@ fn targets(r: &Record) -> Vec<Target> {
                 Goal::AtLeast(n as f64),
             ));
         }
+    }
+    for (figure, what) in [
+        ("base8_rps", "req/s alone"),
+        ("idle1k_rps", "req/s beside 1000 idle"),
+        ("idle10k_rps", "req/s beside 10000 idle"),
+    ] {
+        targets.extend(versus_baseline(
+            r,
+            &format!("8. wrk -c8, {what}"),
+            figure,
+            Unit::Rps,
+        ));
+    }
+    for (figure, what) in [
+        ("base8_cpu_us", "server CPU time per request alone"),
+        (
+            "idle10k_cpu_us",
+            "server CPU time per request beside 10000 idle",
+        ),
+    ] {
+        targets.extend(versus_baseline(
+            r,
+            &format!("8. wrk -c8, {what}"),
+            figure,
+            Unit::MicrosFine,
+        ));
     }
     targets
 }

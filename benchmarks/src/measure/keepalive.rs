@@ -2,7 +2,7 @@
 //! next request as soon as the answer arrives. With 4 workers every
 //! connection has one; this is the blocking pool's best case.
 
-use super::{ratio, Bench, Measurement, Row};
+use super::{ratio, wrk_versus_baseline, Bench, Measurement, Row};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
 use crate::servers::Spec;
@@ -14,6 +14,7 @@ pub const MEASUREMENT: Measurement = Measurement {
     title: "1. keep-alive, 4 connections (wrk -c4)",
     servers: &[
         "ours",
+        "ours-base",
         "ours-poll",
         "blocking",
         "tiny",
@@ -71,7 +72,7 @@ fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
 
 fn targets(r: &Record) -> Vec<Target> {
     let rps = |id| (id, "ka4_rps");
-    vec![
+    let mut targets = vec![
         ratio(
             r,
             "1. keep-alive req/s, 4 conns: ours / blocking",
@@ -128,5 +129,7 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::Rps,
             Goal::AtLeast(1.5),
         ),
-    ]
+    ];
+    targets.extend(wrk_versus_baseline(r, "1. keep-alive, 4 conns", "ka4"));
+    targets
 }

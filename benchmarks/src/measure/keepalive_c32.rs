@@ -5,7 +5,7 @@
 //! (hyper on one thread, Node.js) serves them all and batches its
 //! wake-ups. Same duration as measurement 1.
 
-use super::{ratio, Bench, Measurement, Row};
+use super::{ratio, wrk_versus_baseline, Bench, Measurement, Row};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
 use crate::servers::Spec;
@@ -17,6 +17,7 @@ pub const MEASUREMENT: Measurement = Measurement {
     title: "12. keep-alive, 32 connections on 4 workers (wrk -c32)",
     servers: &[
         "ours",
+        "ours-base",
         "ours-poll",
         "blocking",
         "tiny",
@@ -77,7 +78,7 @@ fn targets(r: &Record) -> Vec<Target> {
     let reported = |label: &str, peer: &'static str| {
         ratio(r, label, rps("ours"), rps(peer), Unit::Rps, Goal::None)
     };
-    vec![
+    let mut targets = vec![
         ratio(
             r,
             "12. keep-alive req/s, 32 conns: ours / hyper (1 thread)",
@@ -101,5 +102,7 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::Rps,
             Goal::None,
         ),
-    ]
+    ];
+    targets.extend(wrk_versus_baseline(r, "12. keep-alive, 32 conns", "c32"));
+    targets
 }

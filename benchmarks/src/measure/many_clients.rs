@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{bound, Bench, Measurement, Row};
+use super::{bound, versus_baseline, Bench, Measurement, Row};
 use crate::client::{self, GET};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
@@ -20,7 +20,7 @@ const CLIENTS: usize = 32;
 pub const MEASUREMENT: Measurement = Measurement {
     id: "many-clients",
     title: "4. 32 keep-alive clients on 4 workers (own client)",
-    servers: &["ours", "blocking", "tiny", "node"],
+    servers: &["ours", "ours-base", "blocking", "tiny", "node"],
     needs: &[],
     run,
     rows: &[
@@ -173,7 +173,8 @@ fn one_client(addr: SocketAddr, deadline: Instant) -> Client {
 }
 
 fn targets(r: &Record) -> Vec<Target> {
-    vec![
+    let what = "4. 32 keep-alive clients on 4 workers";
+    let mut targets = vec![
         bound(
             r,
             "4. 32 keep-alive clients on 4 workers: p99",
@@ -188,5 +189,12 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::OutOf(CLIENTS as u32),
             Goal::AtLeast(CLIENTS as f64),
         ),
-    ]
+    ];
+    targets.extend(versus_baseline(
+        r,
+        &format!("{what}, p99"),
+        "ka32_p99_us",
+        Unit::Micros,
+    ));
+    targets
 }

@@ -12,6 +12,7 @@ pub mod idle_load;
 pub mod keepalive;
 pub mod keepalive_c32;
 pub mod many_clients;
+pub mod operation;
 pub mod quiet;
 pub mod sequential;
 pub mod slow_clients;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
-use crate::servers::{shown, Server, Spec};
+use crate::servers::{shown, Server, Spec, BASELINE};
 use crate::system::{self, Tool, CLIENT_CPU};
 use crate::wrk::{self, Load, WrkResult};
 
@@ -43,6 +44,7 @@ pub const ALL: &[Measurement] = &[
     slow_clients::MEASUREMENT,
     unix::MEASUREMENT,
     tls::MEASUREMENT,
+    operation::MEASUREMENT,
     costs::MEASUREMENT,
 ];
 
@@ -51,7 +53,8 @@ pub struct Measurement {
     pub id: &'static str,
     /// Heading in the report, with the measurement's number.
     pub title: &'static str,
-    /// Server ids it runs on, ours first.
+    /// Server ids it runs on, ours first (`ours-base` only runs with a
+    /// baseline).
     pub servers: &'static [&'static str],
     /// Tools without which it is skipped.
     pub needs: &'static [Tool],
@@ -288,6 +291,65 @@ pub fn difference(
     }
 }
 
+/// `ours / ours (baseline)` of `figure` (see [`crate::servers::BASELINE`]),
+/// computed within each round, reported without a target; nothing when the
+/// baseline was not measured (no `--baseline`), so that a run without one
+/// shows no empty rows. `what` is the measurement's label before the
+/// colon.
+pub fn versus_baseline(record: &Record, what: &str, figure: &str, unit: Unit) -> Option<Target> {
+    let base = BASELINE.0;
+    record.median(base, figure)?;
+    Some(ratio(
+        record,
+        &format!("{what}: ours / {}", BASELINE.1),
+        ("ours", figure),
+        (base, figure),
+        unit,
+        Goal::None,
+    ))
+}
+
+/// `ours / ours (baseline)` of a wrk load's req/s, server CPU time and
+/// context switches per request (measurements 1, 12 and 2), if the baseline
+/// ran.
+pub fn wrk_versus_baseline(r: &Record, what: &str, prefix: &str) -> Vec<Target> {
+    [
+        ("req/s", "rps", Unit::Rps),
+        ("server CPU time per request", "cpu_us", Unit::MicrosFine),
+        ("context switches per request", "switches", Unit::PerRequest),
+    ]
+    .into_iter()
+    .filter_map(|(label, figure, unit)| {
+        versus_baseline(
+            r,
+            &format!("{what}, {label}"),
+            &format!("{prefix}_{figure}"),
+            unit,
+        )
+    })
+    .collect()
+}
+
+/// `ours - ours (baseline)` of `figure`, as [`versus_baseline`]: for
+/// latencies, compared as differences like those to the peers.
+pub fn baseline_difference(
+    record: &Record,
+    what: &str,
+    figure: &str,
+    unit: Unit,
+) -> Option<Target> {
+    let base = BASELINE.0;
+    record.median(base, figure)?;
+    Some(difference(
+        record,
+        &format!("{what}: ours - {}", BASELINE.1),
+        ("ours", figure),
+        (base, figure),
+        unit,
+        Goal::None,
+    ))
+}
+
 /// A bound on one of our own figures (no peer).
 pub fn bound(record: &Record, label: &str, ours: (&str, &str), unit: Unit, goal: Goal) -> Target {
     let value = record.median(ours.0, ours.1);
@@ -299,5 +361,26 @@ pub fn bound(record: &Record, label: &str, ours: (&str, &str), unit: Unit, goal:
         unit,
         goal,
         chart: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_ratios_only_when_the_baseline_ran() {
+        let mut r = Record::default();
+        r.set("ours", "ka4_rps", 90.0);
+        r.set("hyper", "ka4_rps", 100.0);
+        assert!(versus_baseline(&r, "1. x", "ka4_rps", Unit::Rps).is_none());
+        assert!(baseline_difference(&r, "3. x", "ka4_rps", Unit::Micros).is_none());
+        r.set("ours-base", "ka4_rps", 100.0);
+        let t = versus_baseline(&r, "1. x", "ka4_rps", Unit::Rps).expect("measured");
+        assert_eq!(t.label, "1. x: ours / ours (baseline)");
+        assert_eq!(t.value, Some(0.9));
+        assert_eq!(t.goal, Goal::None);
+        let t = baseline_difference(&r, "3. x", "ka4_rps", Unit::Micros).expect("measured");
+        assert_eq!(t.value, Some(-10.0));
     }
 }

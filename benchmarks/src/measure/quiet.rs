@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::Duration;
 
-use super::{difference, Bench, Measurement, Row};
+use super::{baseline_difference, difference, Bench, Measurement, Row};
 use crate::client;
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
@@ -17,7 +17,7 @@ const QUIET: Duration = Duration::from_millis(250);
 pub const MEASUREMENT: Measurement = Measurement {
     id: "quiet",
     title: "6. first request (new connection) after 250 ms of quiet",
-    servers: &["ours", "blocking"],
+    servers: &["ours", "ours-base", "blocking"],
     needs: &[],
     run,
     rows: &[
@@ -60,12 +60,15 @@ fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
 }
 
 fn targets(r: &Record) -> Vec<Target> {
-    vec![difference(
+    let what = "6. first request after 250 ms quiet";
+    let mut targets = vec![difference(
         r,
-        "6. first request after 250 ms quiet: ours - blocking",
+        &format!("{what}: ours - blocking"),
         ("ours", "quiet_us"),
         ("blocking", "quiet_us"),
         Unit::Micros,
         Goal::AtMost(150.0),
-    )]
+    )];
+    targets.extend(baseline_difference(r, what, "quiet_us", Unit::Micros));
+    targets
 }

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{difference, skip_close, Bench, Measurement, Row};
+use super::{
+    baseline_difference, difference, skip_close, versus_baseline, Bench, Measurement, Row,
+};
 use crate::client;
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
@@ -15,7 +17,15 @@ use crate::stats::percentile;
 pub const MEASUREMENT: Measurement = Measurement {
     id: "sequential",
     title: "3. sequential connection-per-request latency (one client)",
-    servers: &["ours", "blocking", "tiny", "astra", "hyper", "node"],
+    servers: &[
+        "ours",
+        "ours-base",
+        "blocking",
+        "tiny",
+        "astra",
+        "hyper",
+        "node",
+    ],
     needs: &[],
     run,
     rows: &[
@@ -68,7 +78,7 @@ fn run(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
 
 fn targets(r: &Record) -> Vec<Target> {
     let p50 = |id| (id, "seq_p50_us");
-    vec![
+    let mut targets = vec![
         difference(
             r,
             "3. sequential conn-per-request p50: ours - blocking",
@@ -93,5 +103,9 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::Micros,
             Goal::None,
         ),
-    ]
+    ];
+    let what = "3. sequential conn-per-request p50";
+    targets.extend(baseline_difference(r, what, "seq_p50_us", Unit::Micros));
+    targets.extend(versus_baseline(r, what, "seq_p50_us", Unit::Micros));
+    targets
 }

@@ -45,7 +45,7 @@ use super::{Bench, Measurement, Row};
 use crate::client::{self, GET_CLOSE};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
-use crate::servers::Spec;
+use crate::servers::{Spec, BASELINE};
 use crate::stats::percentile;
 
 /// Attacker connections per attack.
@@ -195,7 +195,7 @@ macro_rules! rows {
 pub const MEASUREMENT: Measurement = Measurement {
     id: "slow-clients",
     title: "10. one good client beside 200 slow attackers, 4 workers (own client)",
-    servers: &["ours", "ours-defaults", "node", "tiny"],
+    servers: &["ours", "ours-base", "ours-defaults", "node", "tiny"],
     needs: &[],
     run,
     rows: rows!(
@@ -620,7 +620,14 @@ fn attack_loop(
 // Targets
 
 fn targets(r: &Record) -> Vec<Target> {
+    // The baseline's too, when it ran (`--baseline`).
+    let base = ATTACKS
+        .iter()
+        .any(|&a| r.median(BASELINE.0, &figure(a, "requests")).is_some())
+        .then_some(BASELINE.0);
     OURS.iter()
+        .copied()
+        .chain(base)
         .flat_map(|server| [failures(r, server), worst_p99(r, server)])
         .collect()
 }

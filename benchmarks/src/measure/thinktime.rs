@@ -10,7 +10,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{bound, ratio, url, Bench, Measurement, Row};
+use super::{bound, ratio, url, versus_baseline, Bench, Measurement, Row};
 use crate::record::Record;
 use crate::report::{Goal, Target, Unit};
 use crate::servers::Spec;
@@ -22,7 +22,7 @@ const CLIENTS: usize = 16;
 pub const MEASUREMENT: Measurement = Measurement {
     id: "thinktime",
     title: "5. 16 think-time clients (Python requests, 5-30 ms between requests)",
-    servers: &["ours", "tiny", "node"],
+    servers: &["ours", "ours-base", "tiny", "node"],
     needs: &[Tool::PythonRequests],
     run,
     rows: &[
@@ -113,7 +113,7 @@ fn json_number(text: &str, name: &str) -> Option<f64> {
 }
 
 fn targets(r: &Record) -> Vec<Target> {
-    vec![
+    let mut targets = vec![
         bound(
             r,
             "5. think-time clients: failures",
@@ -153,7 +153,20 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::Micros,
             Goal::None,
         ),
-    ]
+    ];
+    targets.extend(versus_baseline(
+        r,
+        "5. think-time clients req/s",
+        "tt_rps",
+        Unit::Rps,
+    ));
+    targets.extend(versus_baseline(
+        r,
+        "5. think-time clients p99",
+        "tt_p99_us",
+        Unit::Micros,
+    ));
+    targets
 }
 
 #[cfg(test)]
