@@ -32,6 +32,8 @@ pub enum Unit {
     /// Context switches per request.
     PerRequest,
     Seconds,
+    /// Bytes, shown in B, KiB or MiB.
+    Bytes,
     /// `ours / peer`.
     Ratio,
 }
@@ -54,6 +56,9 @@ impl Unit {
             Unit::OutOf(n) => format!("{v:.0}/{n}"),
             Unit::PerRequest => format!("{v:.2}"),
             Unit::Seconds => format!("{v:.2} s"),
+            Unit::Bytes if v.abs() >= 1024.0 * 1024.0 => format!("{:.1} MiB", v / 1024.0 / 1024.0),
+            Unit::Bytes if v.abs() >= 1024.0 => format!("{:.1} KiB", v / 1024.0),
+            Unit::Bytes => format!("{v:.0} B"),
             Unit::Ratio => format!("{v:.2}x"),
         }
     }

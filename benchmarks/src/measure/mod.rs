@@ -11,6 +11,7 @@ pub mod idle;
 pub mod idle_load;
 pub mod keepalive;
 pub mod keepalive_c32;
+pub mod long_lived;
 pub mod many_clients;
 pub mod quiet;
 pub mod sequential;
@@ -43,6 +44,7 @@ pub const ALL: &[Measurement] = &[
     slow_clients::MEASUREMENT,
     unix::MEASUREMENT,
     tls::MEASUREMENT,
+    long_lived::MEASUREMENT,
     costs::MEASUREMENT,
 ];
 
