@@ -61,7 +61,8 @@ usage: cargo bench -p graceful-server-benchmarks -- [--quick] [--secs N] [--roun
   --only IDS               run only these measurements: {}
   --servers IDS            run only these servers: ours, ours-defaults, ours-poll, echo,
                            blocking, tiny, astra, hyper, node; ours-base (with a
-                           baseline); for `tls`: ours-tls, tiny-tls, nginx
+                           baseline); for `tls`: ours-tls, tiny-tls, nginx; for
+                           `long-lived`: ours-ws, node-ws
   --update-readme-figures  also write benchmarks/results/compare.md and .svg (tracked)
   --baseline PATH          also measure PATH, a prebuilt examples/http of another commit,
                            as server ours-base (\"ours (baseline)\") wherever ours is
@@ -84,7 +85,19 @@ in the results. Peers: blocking (the Rust Book's pool), tiny (tiny_http), astra
 (blocking workers on hyper), hyper (hyper 1 on a tokio current-thread runtime,
 one thread), node (Node.js http); for `tls` (HTTPS, measurement 14): ours-tls
 (the HTTP example built with --features http,tls), tiny-tls (tiny_http with
-ssl-rustls) and nginx (one worker process).",
+ssl-rustls) and nginx (one worker process).
+
+`long-lived` (measurement 15, about 1 minute per round with 5 s loads):
+server-sent events and WebSocket, ours-ws (the HTTP example built with
+--features http,websocket) against node-ws (Node.js http with the ws package:
+benchmarks/node/ws.js, installed by `npm ci` in benchmarks/node/, skipped
+with a note without npm). 1. wrk -c8 on GET / alone, beside 1,000 SSE
+subscribers (a tick a second) and 1,000 idle WebSocket clients, and alone
+again: req/s ratio (target >= 0.9x) and p99 (target <= 10 ms); 2. five
+broadcasts to 1,000 /chat clients: p50, p99 and last delivery; 3. server
+VmRSS per idle WebSocket client (5,000 clients if the descriptor limit
+allows, else 1,000); 4. SIGINT with 1,000 WebSocket clients: seconds to
+exit, exit status, clients that received Close 1001. Needs wrk.",
         ids.join(", ")
     )
 }

@@ -8,6 +8,7 @@
 //! cargo bench -p graceful-server-benchmarks -- --only keepalive,idle --servers ours,blocking
 //! cargo bench -p graceful-server-benchmarks -- --only keepalive,keepalive-c32,close,sequential,costs
 //! cargo bench -p graceful-server-benchmarks -- --rounds 1 --only tls   # HTTPS, about 2 minutes
+//! cargo bench -p graceful-server-benchmarks -- --only long-lived   # SSE and WebSocket, about 3 minutes
 //! cargo bench -p graceful-server-benchmarks -- --help
 //! ```
 //!
@@ -46,6 +47,16 @@
 //! `ours / ours-base` ratios, computed within each round like the others:
 //! the before-and-after of a change in one run, on the same machine load.
 //!
+//! Long-lived connections (measurement 15, `long-lived`,
+//! [`measure::long_lived`]): the HTTP example built with `--features
+//! http,websocket` (`ours-ws`, copied to `target/bench/long-lived/http-ws`)
+//! against Node's `http` with the `ws` package (`node-ws`,
+//! `node/ws.js`, the same routes; the driver runs `npm ci` in
+//! `benchmarks/node/` first and skips it, with a note, without npm), with
+//! thousands of WebSocket and server-sent-event clients of its own
+//! ([`fleet`]): `wrk -c8` beside 1,000 of each, a broadcast to 1,000, memory
+//! per idle WebSocket, and SIGINT with 1,000 connected.
+//!
 //! Output: the tables on stdout and in `target/bench/compare.md`, the ratio
 //! chart in `target/bench/compare.svg`, every figure of every round in
 //! `target/bench/rounds.tsv`; with `--update-readme-figures` also
@@ -53,7 +64,7 @@
 //!
 //! Layout: [`config`] (flags), [`system`] (pinning, limits, tools, `/proc`),
 //! [`servers`] (building and starting the servers, nginx too), [`wrk`] and [`client`]
-//! (the two kinds of load), [`record`] (figures per round, commands, notes),
+//! (the two kinds of load; [`fleet`], the long-lived clients), [`record`] (figures per round, commands, notes),
 //! [`measure`] (one file per measurement, with its figures and targets),
 //! [`report`] and [`chart`] (the output).
 
@@ -63,6 +74,7 @@ compile_error!("the benchmark runs on Linux only: it reads /proc and pins with t
 pub mod chart;
 pub mod client;
 pub mod config;
+pub mod fleet;
 pub mod measure;
 pub mod record;
 pub mod report;
@@ -157,8 +169,11 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
 
     // Build with every CPU, before pinning.
     // The TLS build of the HTTP example only if `tls` runs.
-    let tls = config.only.is_empty() || config.only.iter().any(|id| id == "tls");
-    let built = match servers::build_ours(&mut record, tls) {
+    let selected = |id: &str| config.only.is_empty() || config.only.iter().any(|o| o == id);
+    let tls = selected("tls");
+    // The websocket build of the HTTP example only if `long-lived` runs.
+    let long_lived = selected("long-lived");
+    let built = match servers::build_ours(&mut record, tls, long_lived) {
         Ok(built) => built,
         Err(e) => {
             eprintln!("compare: {e}");
@@ -196,11 +211,24 @@ pub fn run(peers: PeerBinaries) -> ExitCode {
         eprintln!("compare: {missing}");
         record.note(missing);
     }
+    // Node's `ws` package for `long-lived`, from the lock file.
+    let node_ws = long_lived
+        && tools.node
+        && match servers::install_node_ws(&mut record) {
+            Ok(()) => true,
+            Err(e) => {
+                let line = format!("node-ws (Node.js + ws): not measured: {e}");
+                eprintln!("compare: {line}");
+                record.note(line);
+                false
+            }
+        };
     let pin = system::pin_load_generator(&mut record);
     let specs = servers::specs(
         &built,
         &peers,
         tools.node,
+        node_ws,
         tools.nginx.as_deref(),
         baseline.as_deref(),
     );

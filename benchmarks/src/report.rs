@@ -37,6 +37,8 @@ pub enum Unit {
     Kib,
     /// Mebibytes.
     Mib,
+    /// Bytes, shown in B, KiB or MiB.
+    Bytes,
     /// `ours / peer`.
     Ratio,
 }
@@ -61,6 +63,9 @@ impl Unit {
             Unit::Seconds => format!("{v:.2} s"),
             Unit::Kib => format!("{v:.1} KiB"),
             Unit::Mib => format!("{v:.1} MiB"),
+            Unit::Bytes if v.abs() >= 1024.0 * 1024.0 => format!("{:.1} MiB", v / 1024.0 / 1024.0),
+            Unit::Bytes if v.abs() >= 1024.0 => format!("{:.1} KiB", v / 1024.0),
+            Unit::Bytes => format!("{v:.0} B"),
             Unit::Ratio => format!("{v:.2}x"),
         }
     }

@@ -33,15 +33,20 @@ pub struct Ours {
     /// `target/bench/tls/http-tls` (the plain build that follows replaces
     /// `target/release/examples/http`); `None` if that build failed.
     pub http_tls: Option<PathBuf>,
+    /// `examples/http.rs` built with `--features http,websocket`, copied to
+    /// `target/bench/long-lived/http-ws`, for measurement `long-lived`;
+    /// `None` if not asked for or if that build failed.
+    pub http_ws: Option<PathBuf>,
 }
 
 /// Builds the HTTP example and the echo binary in release mode. The HTTP
 /// example may need the root crate's `http` feature: without it first,
 /// then with it. Before them, the HTTP example with `--features http,tls`
 /// for the `tls` measurement, if `tls` (a failure there is a note, not an
-/// error).
-pub fn build_ours(record: &mut Record, tls: bool) -> Result<Ours, String> {
-    let http_tls = match tls.then(|| build_ours_tls(record)) {
+/// error). Likewise with `--features http,websocket` for `long-lived`, if
+/// `websocket`.
+pub fn build_ours(record: &mut Record, tls: bool, websocket: bool) -> Result<Ours, String> {
+    let http_tls = match tls.then(|| build_ours_copy(record, "tls", "http-tls")) {
         None => None,
         Some(Ok(path)) => Some(path),
         Some(Err(e)) => {
@@ -50,14 +55,25 @@ pub fn build_ours(record: &mut Record, tls: bool) -> Result<Ours, String> {
             None
         }
     };
+    let http_ws = match websocket.then(|| build_ours_copy(record, "websocket", "http-ws")) {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(e)) => {
+            eprintln!("compare: {e}");
+            record.note(format!("ours-ws: not measured: {e}"));
+            None
+        }
+    };
     let mut ours = build_ours_plain(record)?;
     ours.http_tls = http_tls;
+    ours.http_ws = http_ws;
     Ok(ours)
 }
 
 /// `cargo build --release -p graceful-server --example http --features
-/// http,tls`, and the executable copied out of cargo's way.
-fn build_ours_tls(record: &mut Record) -> Result<PathBuf, String> {
+/// http,FEATURE`, and the executable copied out of cargo's way, to
+/// `target/bench/tls/http-tls` or `target/bench/long-lived/http-ws`.
+fn build_ours_copy(record: &mut Record, feature: &str, name: &str) -> Result<PathBuf, String> {
     let args = [
         "build",
         "--release",
@@ -66,26 +82,65 @@ fn build_ours_tls(record: &mut Record) -> Result<PathBuf, String> {
         "--example",
         "http",
     ];
-    let features = ["--features", "http,tls"];
+    let list = format!("http,{feature}");
+    let features = ["--features", list.as_str()];
     let shown = format!("cargo {} {}", args.join(" "), features.join(" "));
     eprintln!("compare: {shown}");
     let found = cargo_build(&args, &features)
-        .map_err(|e| format!("cannot build the HTTP example with TLS: {e}"))?;
+        .map_err(|e| format!("cannot build the HTTP example with {feature}: {e}"))?;
     let built = found
         .get("http")
         .ok_or("cargo reported no executable for the HTTP example")?;
-    let dir = crate::target_dir().join("bench").join("tls");
+    let folder = if feature == "tls" {
+        "tls"
+    } else {
+        "long-lived"
+    };
+    let dir = crate::target_dir().join("bench").join(folder);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let copy = dir.join("http-tls");
+    let copy = dir.join(name);
     // Replace rather than overwrite: a copy still running would make the
     // write fail (ETXTBSY).
     let _ = fs::remove_file(&copy);
     fs::copy(built, &copy).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
     record.command(
-        "build the server under test, with TLS (copied to target/bench/tls/http-tls)",
+        &format!(
+            "build the server under test, with {feature} (copied to target/bench/{folder}/{name})"
+        ),
         &shown,
     );
     Ok(copy)
+}
+
+/// `npm ci` in `benchmarks/node/`: the `ws` package of `node/ws.js`, at the
+/// version of `package-lock.json`.
+pub fn install_node_ws(record: &mut Record) -> Result<(), String> {
+    if !crate::system::have("npm") {
+        return Err("npm is not on PATH (install Node.js with npm)".into());
+    }
+    let dir = crate::package_dir().join("node");
+    let args = ["ci", "--prefer-offline", "--no-audit", "--no-fund"];
+    eprintln!("compare: (cd benchmarks/node && npm {})", args.join(" "));
+    let output = Command::new("npm")
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        return Err(format!(
+            "npm ci failed ({}): {}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    record.command(
+        "install the ws package for node/ws.js",
+        &format!("(cd benchmarks/node && npm {})", args.join(" ")),
+    );
+    Ok(())
 }
 
 fn build_ours_plain(record: &mut Record) -> Result<Ours, String> {
@@ -116,6 +171,7 @@ fn build_ours_plain(record: &mut Record) -> Result<Ours, String> {
                     http: path("http")?,
                     echo: path("graceful-server")?,
                     http_tls: None,
+                    http_ws: None,
                 });
             }
             Err(e) => failures.push(e),
@@ -348,12 +404,15 @@ pub struct Spec {
 
 /// Every server; Node.js only if `node` is installed, nginx (the `tls`
 /// measurement's peer, started by it from its own configuration) only if
-/// `nginx` is, `ours-tls` only if it was built, and `ours-base` only with a
-/// `baseline` (the HTTP example of another commit).
+/// `nginx` is, `ours-tls` and `ours-ws` only if they were built,
+/// `node-ws` (Node.js with the `ws` package) only if `node_ws` (npm
+/// installed it), and `ours-base` only with a `baseline` (the HTTP example
+/// of another commit).
 pub fn specs(
     ours: &Ours,
     peers: &PeerBinaries,
     node: bool,
+    node_ws: bool,
     nginx: Option<&str>,
     baseline: Option<&Path>,
 ) -> Vec<Spec> {
@@ -424,6 +483,14 @@ pub fn specs(
             args: vec![],
         });
     }
+    if let Some(http_ws) = &ours.http_ws {
+        specs.push(Spec {
+            id: "ours-ws",
+            name: "ours (websocket)",
+            program: path(http_ws),
+            args: vec![],
+        });
+    }
     specs.push(Spec {
         id: "tiny-tls",
         name: "tiny_http (ssl-rustls)",
@@ -443,6 +510,15 @@ pub fn specs(
         specs.push(Spec {
             id: "node",
             name: "Node.js",
+            program: vec!["node".into(), script.to_string_lossy().into_owned()],
+            args: vec![],
+        });
+    }
+    if node && node_ws {
+        let script = crate::package_dir().join("node").join("ws.js");
+        specs.push(Spec {
+            id: "node-ws",
+            name: "Node.js + ws",
             program: vec!["node".into(), script.to_string_lossy().into_owned()],
             args: vec![],
         });
@@ -631,6 +707,23 @@ impl Server {
             self.gone = true;
         }
         self.gone
+    }
+
+    /// Sends `signal` and waits up to `limit` for the process to exit: its
+    /// exit status, or `None` if it is still running (or was already
+    /// reaped by [`Server::running`] or [`Server::stop`]).
+    pub fn signal_and_wait(&mut self, signal: i32, limit: Duration) -> Option<ExitStatus> {
+        if self.gone {
+            return None;
+        }
+        // SAFETY: plain syscall on our own child, not yet reaped (as in
+        // `drop`).
+        unsafe {
+            libc::kill(self.pid, signal);
+        }
+        let status = self.exited.recv_timeout(limit).ok()?.ok();
+        self.gone = true;
+        status
     }
 
     /// Whether the process is still running (it did not crash).

@@ -34,6 +34,25 @@ pub fn raise_descriptor_limit() -> Result<libc::rlim_t, String> {
     Ok(limit.rlim_cur)
 }
 
+/// This process's soft `RLIMIT_NOFILE`, if it can be read.
+pub fn descriptor_limit() -> Option<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid `rlimit` for the kernel to fill in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The resident memory of `pid` in bytes (`VmRSS` in `/proc/PID/status`).
+pub fn rss_bytes(pid: i32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(&status, "VmRSS:").map(|kib| kib * 1024)
+}
+
 /// Pins this process (and so every client thread, `wrk` and `python3` it
 /// starts) to [`CLIENT_CPU`], if there are two CPUs and `taskset` to put
 /// the servers on the other one. Call before starting any thread: only the

@@ -11,6 +11,7 @@ pub mod idle;
 pub mod idle_load;
 pub mod keepalive;
 pub mod keepalive_c32;
+pub mod long_lived;
 pub mod many_clients;
 pub mod operation;
 pub mod quiet;
@@ -45,6 +46,7 @@ pub const ALL: &[Measurement] = &[
     unix::MEASUREMENT,
     tls::MEASUREMENT,
     operation::MEASUREMENT,
+    long_lived::MEASUREMENT,
     costs::MEASUREMENT,
 ];
 
