@@ -66,6 +66,14 @@ impl Record {
         self.rounds.len()
     }
 
+    /// One figure of the current round, `None` if not measured (yet).
+    pub fn current(&self, server: &str, figure: &str) -> Option<f64> {
+        self.rounds
+            .last()?
+            .get(&(server.to_string(), figure.to_string()))
+            .copied()
+    }
+
     /// The median over rounds of one figure, `None` if never measured.
     pub fn median(&self, server: &str, figure: &str) -> Option<f64> {
         let mut values: Vec<f64> = self

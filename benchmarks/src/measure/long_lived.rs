@@ -110,9 +110,44 @@ pub const MEASUREMENT: Measurement = Measurement {
             unit: Unit::Micros,
         },
         Row {
+            label: "wrk -c8 alone: server CPU",
+            figure: "ll_base_cpu_pct",
+            unit: Unit::Percent,
+        },
+        Row {
+            label: "wrk -c8 beside them: server CPU",
+            figure: "ll_busy_cpu_pct",
+            unit: Unit::Percent,
+        },
+        Row {
+            label: "wrk -c8 alone: server CPU time per request",
+            figure: "ll_base_cpu_us",
+            unit: Unit::MicrosFine,
+        },
+        Row {
+            label: "wrk -c8 alone: mean server CPU time per request of before and after",
+            figure: "ll_alone_cpu_us",
+            unit: Unit::MicrosFine,
+        },
+        Row {
             label: "wrk -c8 beside them: server CPU time per request",
             figure: "ll_busy_cpu_us",
             unit: Unit::MicrosFine,
+        },
+        Row {
+            label: "wrk -c8 alone: wrk's CPU",
+            figure: "ll_base_wrk_cpu_pct",
+            unit: Unit::Percent,
+        },
+        Row {
+            label: "wrk -c8 beside them: wrk's CPU",
+            figure: "ll_busy_wrk_cpu_pct",
+            unit: Unit::Percent,
+        },
+        Row {
+            label: "wrk -c8 beside them: CPU of the driver's clients (beside wrk on CPU 1)",
+            figure: "ll_busy_clients_cpu_pct",
+            unit: Unit::Percent,
         },
         Row {
             label: "ticks per subscriber per second during that load (1 expected)",
@@ -252,9 +287,14 @@ fn beside_subscribers(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
     // The first ticks are due a second after each subscription.
     thread::sleep(Duration::from_millis(1_200));
     let ticks = fleet.ticks();
+    let me = std::process::id() as i32;
+    let clients_before = system::usage(me);
     let started = Instant::now();
     bench.wrk(&mut server, spec.id, "ll_busy", load)?;
     let secs = started.elapsed().as_secs_f64();
+    let clients_cpu = system::usage(me)
+        .cpu_ns
+        .saturating_sub(clients_before.cpu_ns);
     let ticks = fleet.ticks() - ticks;
     let connected = 2 * CLIENTS - fleet.ended();
     drop(fleet);
@@ -268,9 +308,23 @@ fn beside_subscribers(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
         ticks as f64 / CLIENTS as f64 / secs,
     );
     r.set(spec.id, "ll_busy_connected", connected as f64);
+    // The clients share CPU 1 with wrk.
+    r.set(
+        spec.id,
+        "ll_busy_clients_cpu_pct",
+        clients_cpu as f64 / 1e9 / secs * 100.0,
+    );
     // The load alone before and after, so that a drift of the shared
     // machine over the three loads weighs on both sides of the ratio.
     r.set(spec.id, "ll_alone_rps", (before.rps + after.rps) / 2.0);
+    // The server's CPU time per request varies less than req/s when other
+    // work shares the CPUs.
+    if let (Some(a), Some(b)) = (
+        r.current(spec.id, "ll_base_cpu_us"),
+        r.current(spec.id, "ll_after_cpu_us"),
+    ) {
+        r.set(spec.id, "ll_alone_cpu_us", (a + b) / 2.0);
+    }
     Ok(())
 }
 
@@ -465,6 +519,14 @@ fn targets(r: &Record) -> Vec<Target> {
             Unit::Rps,
             Goal::AtLeast(0.9),
         ),
+        ratio(
+            r,
+            "16. wrk -c8 beside 1,000 SSE + 1,000 WebSocket, ours: server CPU time per request / alone",
+            (ours, "ll_busy_cpu_us"),
+            (ours, "ll_alone_cpu_us"),
+            Unit::MicrosFine,
+            Goal::None,
+        ),
         bound(
             r,
             "16. wrk -c8 beside 1,000 SSE + 1,000 WebSocket, ours: p99",
@@ -478,6 +540,21 @@ fn targets(r: &Record) -> Vec<Target> {
             (node, "ll_busy_rps"),
             (node, "ll_alone_rps"),
             Unit::Rps,
+            Goal::None,
+        ),
+        ratio(
+            r,
+            "16. wrk -c8 beside 1,000 SSE + 1,000 WebSocket, Node.js + ws: server CPU time per request / alone",
+            (node, "ll_busy_cpu_us"),
+            (node, "ll_alone_cpu_us"),
+            Unit::MicrosFine,
+            Goal::None,
+        ),
+        bound(
+            r,
+            "16. wrk -c8 beside 1,000 SSE + 1,000 WebSocket, Node.js + ws: p99",
+            (node, "ll_busy_p99_us"),
+            Unit::Micros,
             Goal::None,
         ),
         ratio(
