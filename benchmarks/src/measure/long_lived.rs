@@ -308,6 +308,15 @@ fn beside_subscribers(bench: &mut Bench, spec: &Spec) -> Result<(), String> {
         ticks as f64 / CLIENTS as f64 / secs,
     );
     r.set(spec.id, "ll_busy_connected", connected as f64);
+    if connected < 2 * CLIENTS {
+        r.note(format!(
+            "{}: {} of the {} subscribers and WebSocket clients were cut during the load \
+             beside them",
+            spec.id,
+            2 * CLIENTS - connected,
+            2 * CLIENTS
+        ));
+    }
     // The clients share CPU 1 with wrk.
     r.set(
         spec.id,
