@@ -260,7 +260,10 @@ impl Client {
 }
 
 fn is_refused(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::ConnectionRefused
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -317,6 +320,11 @@ fn load_client(
                         stream.set_write_timeout(Some(support::IO_TIMEOUT)).unwrap();
                         conn.insert((Client::new(stream), before))
                     }
+                    // After the signal the listener closes: a connect is
+                    // refused, or reset when the handshake completed into
+                    // the kernel's queue just before the close (std's
+                    // `connect_timeout` then reports the reset). Either way
+                    // the connection never opened.
                     Err(e) if is_refused(&e) && signalled.load(Ordering::SeqCst) => {
                         seen.refused_after.fetch_add(1, Ordering::SeqCst);
                         return;
