@@ -497,7 +497,7 @@ impl Life {
                 Waiting::Conversation => timed_out("no input within the wait timeout"),
             };
         }
-        Decision::Park(Interest::Oneshot)
+        Decision::Park(Interest::Input)
     }
 
     /// When its idle or wait timeout ends.

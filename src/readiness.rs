@@ -269,7 +269,7 @@ mod tests {
             let shared = WorkerWait::new(backend).expect("shared");
             let (mut tx, rx) = socket_pair().expect("pair");
             shared
-                .arm(rx.as_source(), 7, Interest::Oneshot, true)
+                .arm(rx.as_source(), 7, Interest::Input, true)
                 .expect("add");
             tx.write_all(b"x").expect("write");
             assert_eq!(
@@ -281,7 +281,7 @@ mod tests {
             shared.notify(1);
             assert_eq!(shared.wait().expect("wait"), Wakeup::Job, "{backend:?}");
             shared
-                .arm(rx.as_source(), 8, Interest::Oneshot, false)
+                .arm(rx.as_source(), 8, Interest::Input, false)
                 .expect("rearm");
             assert_eq!(
                 shared.wait().expect("wait"),
@@ -307,7 +307,7 @@ mod tests {
             );
             // Armed for input instead: nothing has arrived, the job comes.
             shared
-                .arm(tx.as_source(), 10, Interest::Oneshot, false)
+                .arm(tx.as_source(), 10, Interest::Input, false)
                 .expect("rearm");
             shared.notify(1);
             assert_eq!(shared.wait().expect("wait"), Wakeup::Job, "{backend:?}");

@@ -65,7 +65,7 @@ impl Epoll {
     ) -> io::Result<()> {
         let flags = match interest {
             Interest::Level => libc::EPOLLIN | libc::EPOLLRDHUP,
-            Interest::Oneshot => libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT,
+            Interest::Input => libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT,
             Interest::Output => libc::EPOLLOUT | libc::EPOLLONESHOT,
             Interest::Edge => libc::EPOLLIN | libc::EPOLLET,
         };

@@ -9,7 +9,7 @@
 //!   forget it, wait for ready tokens with a timeout. Its mechanism is a
 //!   [`Backend`]: epoll (`epoll.rs`) on Linux and Android, `poll(2)`
 //!   (`poll.rs`) on every unix, `WSAPoll` (`windows.rs`) on Windows;
-//! - **one-shot arming**, [`Interest::Oneshot`] and [`Interest::Output`]: a
+//! - **one-shot arming**, [`Interest::Input`] and [`Interest::Output`]: a
 //!   socket is reported once, then not again until it is armed again, so
 //!   that it goes to one waiter. The workers' shared wait
 //!   (`crate::readiness`) is built on this, with `Epoll` (every waiter in
@@ -188,10 +188,11 @@ impl Backend {
 pub(crate) enum Interest {
     /// Reported on every wait while readable (listener, wake-up socket).
     Level,
-    /// Reported once, then disarmed until armed again (a parked
-    /// connection: once readable it goes to a worker, and must not be
-    /// reported again while the worker has it).
-    Oneshot,
+    /// Input (or a hang-up) on a parked connection. `poll(2)` reports it
+    /// once, then not again until it is armed again, so that it goes to
+    /// one worker; epoll watches it edge-triggered, registered once, and
+    /// the parking settles who owns a report (see `crate::parking`).
+    Input,
     /// Reported once when it can take more output (or has failed), then
     /// disarmed until rearmed (a parked connection with output queued).
     Output,
