@@ -749,6 +749,19 @@ impl Connection {
         self.input.release_if_empty();
     }
 
+    /// Whether its last read from the socket found the kernel's queue
+    /// empty, so that input arriving later raises a new readiness edge
+    /// (see [`Input::is_drained`]).
+    pub(crate) fn is_input_drained(&self) -> bool {
+        self.input.is_drained()
+    }
+
+    /// Forgets that its socket's queue was found empty: a readiness edge
+    /// has been taken for it since, or readiness changed its meaning.
+    pub(crate) fn forget_input_drained(&mut self) {
+        self.input.forget_drained();
+    }
+
     /// A [`Pusher`] for this connection: other threads send it output, or
     /// ask for a turn, through it while the connection waits without a
     /// worker (a subscriber of server-sent events, a WebSocket client of a

@@ -16,6 +16,13 @@
 //! Over TLS the input owns the connection's [`Session`] too: every read
 //! takes records from the socket through it and plaintext out of it, so
 //! that the buffer only ever holds plaintext.
+//!
+//! It also remembers whether its last read from the socket found the
+//! kernel's queue empty ([`Input::is_drained`]): a read that returned less
+//! than it asked for, or nothing yet. Input arriving after such a read
+//! raises a new readiness edge, which is what lets the
+//! [parking](crate::parking) wait for the next input without arming the
+//! socket again.
 
 use std::io;
 use std::sync::Arc;
@@ -40,6 +47,9 @@ pub(crate) struct Input {
     consumed: u64,
     /// The TLS session, on a TLS listener's connection.
     tls: Option<Box<Session>>,
+    /// Whether the last read from the socket found its queue empty; see
+    /// the module's docs.
+    drained: bool,
 }
 
 impl Input {
@@ -51,6 +61,7 @@ impl Input {
             end: 0,
             consumed: 0,
             tls,
+            drained: false,
         }
     }
 
@@ -94,6 +105,21 @@ impl Input {
         }
     }
 
+    /// Whether the last read from the socket found the kernel's queue
+    /// empty: it returned less than asked, or `WouldBlock`. Never over TLS
+    /// (rustls reads records in sizes of its own) nor after end of file,
+    /// an error, or a change of what readiness means
+    /// ([`Input::forget_drained`]): then the socket must be armed again.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.drained
+    }
+
+    /// Forgets that the queue was found empty: readiness changed its
+    /// meaning (the receive low-water mark was set).
+    pub(crate) fn forget_drained(&mut self) {
+        self.drained = false;
+    }
+
     /// Frees the buffer if it holds nothing: called when the connection is
     /// parked, where it may wait for a long time.
     pub(crate) fn release_if_empty(&mut self) {
@@ -117,9 +143,14 @@ impl Input {
         let room = (self.buf.len() - self.end).min(limit - buffered);
         let out = &mut self.buf[self.end..self.end + room];
         let n = match self.tls.as_deref_mut() {
-            Some(tls) => tls.recv_nonblocking(&self.socket, out)?,
-            None => self.socket.recv_nonblocking(out)?,
-        };
+            Some(tls) => tls.recv_nonblocking(&self.socket, out),
+            None => {
+                let asked = out.len();
+                let received = self.socket.recv_nonblocking(out);
+                self.drained = drained(&received, asked);
+                received
+            }
+        }?;
         self.end += n;
         Ok(n)
     }
@@ -154,7 +185,13 @@ impl Input {
             }
             self.start = 0;
             self.end = 0;
-            let n = read_input(&self.socket, &mut self.tls, &mut self.buf, deadline)?;
+            let n = read_input(
+                &self.socket,
+                &mut self.tls,
+                &mut self.buf,
+                deadline,
+                &mut self.drained,
+            )?;
             self.end = n;
         }
         Ok(self.buffer())
@@ -165,7 +202,13 @@ impl Input {
     /// size, as `BufReader` does).
     pub(crate) fn read(&mut self, out: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
         if self.start == self.end && out.len() >= CAPACITY {
-            return read_input(&self.socket, &mut self.tls, out, deadline);
+            return read_input(
+                &self.socket,
+                &mut self.tls,
+                out,
+                deadline,
+                &mut self.drained,
+            );
         }
         let available = self.fill(deadline)?;
         let n = available.len().min(out.len());
@@ -183,16 +226,35 @@ impl Drop for Input {
 }
 
 /// A blocking read of the connection's input: through its TLS session if
-/// it has one, else straight from the socket.
+/// it has one, else straight from the socket, noting in `drained` whether
+/// it found the socket's queue empty.
 fn read_input(
     socket: &Stream,
     tls: &mut Option<Box<Session>>,
     out: &mut [u8],
     deadline: Option<Instant>,
+    drained: &mut bool,
 ) -> io::Result<usize> {
     match tls.as_deref_mut() {
         Some(tls) => tls.read(socket, out, deadline),
-        None => socket.read_by(out, deadline),
+        None => {
+            let asked = out.len();
+            let read = socket.read_by(out, deadline);
+            *drained = self::drained(&read, asked);
+            read
+        }
+    }
+}
+
+/// Whether a read of `asked` bytes from a socket that returned `read` found
+/// its queue empty: a short read (TCP and Unix stream sockets copy all
+/// they hold, up to what is asked), or nothing there yet. Not end of file,
+/// nor an error: a hang-up stays readable, and is reported once more
+/// after the socket is armed again.
+fn drained(read: &io::Result<usize>, asked: usize) -> bool {
+    match read {
+        Ok(n) => *n > 0 && *n < asked,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
     }
 }
 

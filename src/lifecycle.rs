@@ -10,8 +10,8 @@
 //! | event                         | who asks                  | possible answers                 |
 //! |-------------------------------|---------------------------|----------------------------------|
 //! | [`Event::Start`]              | a worker, from the queue  | receive, TLS, turn, send, close  |
-//! | [`Event::Ready`]              | a worker woken by readiness | TLS, turn, send, close         |
-//! | [`Event::Received`]           | a worker, after the first read | turn, park, close           |
+//! | [`Event::Ready`]              | a worker woken by readiness | receive, TLS, turn, send, mail, close |
+//! | [`Event::Received`]           | a worker, after a read without blocking | turn, park, close  |
 //! | [`Event::Tls`]                | a worker, after the TLS step | turn, park, close             |
 //! | [`Event::TurnEnded`]          | a worker, after the handler | turn, send, park, close        |
 //! | [`Event::Sent`]               | a worker, after sending   | turn, park, close                |
@@ -87,9 +87,11 @@ pub(crate) enum Event {
     /// A worker took it from the job channel: newly accepted, or due.
     Start,
     /// A worker's readiness wait reported it: input (or the client's end)
-    /// arrived, or room for its queued output.
+    /// arrived, or room for its queued output. (Edge-triggered, the input
+    /// may have been read since.)
     Ready,
-    /// The first, nonblocking read of a new connection.
+    /// A nonblocking read: a new connection's first, or one after a
+    /// readiness report with nothing buffered.
     Received(io::Result<usize>),
     /// The TLS step before a turn: whether the handler has something to
     /// read (`Ok(false)`: wait for more records, or for the handshake's
@@ -132,7 +134,7 @@ pub(crate) struct Panicked;
 /// What comes next for a connection.
 #[derive(Debug)]
 pub(crate) enum Decision {
-    /// Read what a new connection has sent, without blocking
+    /// Read what the client has sent, without blocking
     /// ([`Event::Received`] follows).
     Receive,
     /// Advance its TLS session: the handshake, or records without
@@ -188,11 +190,9 @@ pub(crate) struct Life {
 /// waits.
 #[derive(Debug, Default)]
 pub(crate) struct Berth {
-    /// Bumped each time the connection is parked, so that a stale
-    /// readiness report (for an earlier wait) is ignored.
-    pub(crate) generation: u64,
-    /// Whether the readiness wait knows the socket (parked before).
-    pub(crate) registered: bool,
+    /// What the readiness wait watches the socket for: `None` until it is
+    /// first parked (registered), then what it was last armed for.
+    pub(crate) armed: Option<Interest>,
     /// The deadline of its entry in the parking's timers, if one may still
     /// come.
     pub(crate) timer: Option<Instant>,
@@ -254,10 +254,12 @@ impl Life {
                     Decision::Receive
                 }
             }
-            Event::Start | Event::Ready => self.ready(),
+            Event::Start => self.ready(),
+            Event::Ready => self.reported(),
             Event::Received(Ok(_)) => Decision::Turn,
             Event::Received(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Decision::Wait,
-            Event::Received(Err(error)) => self.failed(error, 0),
+            // Between turns: nothing consumed since the last.
+            Event::Received(Err(error)) => self.failed(error, self.conn.consumed()),
             Event::Tls(Ok(true)) => Decision::Turn,
             Event::Tls(Ok(false)) => Decision::Wait,
             Event::Tls(Err(error)) => match error.kind() {
@@ -381,6 +383,19 @@ impl Life {
             Decision::OpenMail
         } else {
             self.turn()
+        }
+    }
+
+    /// Reported ready by the readiness wait. A report may be stale (an
+    /// edge for input read since), so with nothing buffered one nonblocking
+    /// read comes first, which the turn would have made: a handler is
+    /// never called to block on input that is not there.
+    fn reported(&mut self) -> Decision {
+        let plain = !self.conn.is_tls() && !self.conn.has_queued_output();
+        if plain && !self.conn.has_buffered_input() && !self.conn.has_mail() {
+            Decision::Receive
+        } else {
+            self.ready()
         }
     }
 

@@ -10,6 +10,24 @@
 //! worker woken by its readiness, or the acceptor at its timeout, at the end
 //! of the idle grace, when forced) owns it.
 //!
+//! # Who owns a readiness report
+//!
+//! With epoll a connection's socket is registered once, edge-triggered,
+//! and stays registered until it closes: parking it again costs no system
+//! call when its last read found the kernel's queue empty
+//! ([`Connection::is_input_drained`](crate::Connection)), since input
+//! arriving after that read raises a new edge. (Otherwise, and with
+//! `poll(2)`, it is armed again, one-shot.) An edge may then come while a
+//! worker has the connection, so the table keeps a [`Slot`] for every
+//! registered connection, parked or out: a report for a parked one takes
+//! it; a report for one that is out is noted (`missed`), and the worker,
+//! parking it, arms it again, which reports it at once if input is there.
+//! Both happen under the shard's lock, so no report is lost between them.
+//! The slot goes when the connection closes ([`Parking::forget`]). A
+//! report may be stale (input that came with an earlier one, already
+//! read): the worker it wakes reads once without blocking before calling
+//! the handler (the [lifecycle](crate::lifecycle)'s `Event::Ready`).
+//!
 //! Timeouts are kept in a heap that the acceptor looks at. A connection has
 //! at most one entry that matters ([`Berth::timer`](crate::lifecycle::Berth)): parking it again
 //! with a later deadline (the next keep-alive wait) adds nothing, and the
@@ -32,27 +50,17 @@ use std::time::{Duration, Instant};
 
 use crate::handoff::Woken;
 use crate::lifecycle::{Decision, Event, Life, Timeouts};
+use crate::outcome::Outcome;
 use crate::push::Doorbell;
 use crate::readiness::{Wakeup, WorkerWait};
 use crate::sys::{AsSource, Interest};
 use crate::wake::Waker;
-
-/// Bits of a readiness token that hold the parking's generation; the rest
-/// hold the connection's id. A report carrying an older generation than
-/// the connection's (it was taken away and parked again meanwhile) is
-/// stale and ignored.
-const GENERATION_BITS: u32 = 16;
-const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 /// How many shards the table has.
 const SHARDS: usize = 16;
 
 /// No deadline, in [`Parking::earliest`].
 const NO_DEADLINE: u64 = u64::MAX;
-
-fn token(life: &Life) -> u64 {
-    (life.id() << GENERATION_BITS) | (life.berth.generation & GENERATION_MASK)
-}
 
 /// The parked connections, and the readiness wait they are armed in.
 pub(crate) struct Parking {
@@ -92,9 +100,19 @@ pub(crate) struct Parking {
 
 #[derive(Default)]
 struct Table {
-    conns: HashMap<u64, Life>,
+    /// Every connection registered in the readiness wait, by id.
+    conns: HashMap<u64, Slot>,
     /// (deadline, connection id); see the module's docs.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
+}
+
+/// A registered connection's place in the table.
+enum Slot {
+    /// Waiting: whoever takes it out owns it.
+    Parked(Life),
+    /// Out with a worker, or on its way to one; `missed` when a readiness
+    /// report came meanwhile (see the module's docs).
+    Out { missed: bool },
 }
 
 /// What the acceptor's look at the timers found: connections to serve, and
@@ -162,8 +180,9 @@ impl Parking {
         decision
     }
 
-    /// Arms `life` in the readiness wait for `interest` and puts it in the
-    /// table; returns whether the acceptor must be woken for its timer.
+    /// Puts `life` in the table and arms it in the readiness wait for
+    /// `interest`, unless it is armed already; returns whether the acceptor
+    /// must be woken for its timer.
     // The connection passes through by value, as everywhere: boxing it
     // would cost an allocation per turn.
     #[allow(clippy::result_large_err)]
@@ -179,31 +198,56 @@ impl Parking {
         }
         let idle = life.is_idle();
         life.conn_mut().count_parked(Some(idle));
-        life.berth.generation = life.berth.generation.wrapping_add(1);
-        let (id, token, first) = (life.id(), token(&life), !life.berth.registered);
-        life.berth.registered = true;
+        let before = life.berth.armed;
+        let id = life.id();
+        // Still armed for input since a read that found the queue empty
+        // (input arriving later raises an edge), and no report came while
+        // it was out (arming again checks whether that input is there).
+        let missed = table.take_missed(id);
+        let armed = !missed
+            && before == Some(Interest::Input)
+            && interest == Interest::Input
+            && self.shared.keeps_input_armed()
+            && life.conn().is_input_drained();
+        life.berth.armed = Some(interest);
         let wake_acceptor = self.schedule(table, &mut life, Instant::now());
         // In the table before it is armed, so that a report finds it; and
         // armed last, so that a worker woken by the report seldom finds the
         // lock still held.
         let life = match table.conns.entry(id) {
-            Entry::Vacant(place) => place.insert(life),
+            Entry::Occupied(mut slot) if matches!(slot.get(), Slot::Out { .. }) => {
+                slot.insert(Slot::Parked(life));
+                slot.into_mut()
+            }
+            Entry::Vacant(place) => place.insert(Slot::Parked(life)),
             // Never: a connection is parked once at a time, under its own
             // id. Served rather than lost if it were.
             Entry::Occupied(_) => {
+                life.berth.armed = before;
                 life.conn_mut().count_parked(None);
                 let error = io::Error::other("parked twice");
                 return Err((life, error));
             }
         };
+        if armed {
+            return Ok(wake_acceptor);
+        }
+        let Slot::Parked(life) = life else {
+            return Ok(wake_acceptor);
+        };
+        let first = before.is_none();
         let armed = self
             .shared
-            .arm(life.conn().stream().as_source(), token, interest, first);
+            .arm(life.conn().stream().as_source(), id, interest, first);
         if let Err(error) = armed {
-            let Some(mut life) = table.conns.remove(&id) else {
+            let Some(mut life) = table.take_out(id) else {
                 return Ok(wake_acceptor);
             };
-            life.berth.registered = !first;
+            if first {
+                // Not registered: no slot.
+                table.conns.remove(&id);
+            }
+            life.berth.armed = before;
             life.conn_mut().count_parked(None);
             return Err((life, error));
         }
@@ -234,7 +278,7 @@ impl Parking {
     /// Waits until a parked connection is ready or a job is announced.
     pub(crate) fn wait(&self) -> io::Result<Woken<Life>> {
         Ok(match self.shared.wait()? {
-            Wakeup::Ready(token) => match self.take(token) {
+            Wakeup::Ready(id) => match self.take(id) {
                 Some(conn) => Woken::Ready(conn),
                 None => Woken::Nothing,
             },
@@ -243,21 +287,21 @@ impl Parking {
         })
     }
 
-    /// Takes the connection a readiness report is for, unless the report is
-    /// stale (the connection was taken away meanwhile).
-    fn take(&self, token: u64) -> Option<Life> {
-        let id = token >> GENERATION_BITS;
+    /// Takes the connection a readiness report is for, if it is parked; if
+    /// a worker has it, notes the report for when it is parked again.
+    fn take(&self, id: u64) -> Option<Life> {
         let mut table = self.lock(id);
-        let current = table
-            .conns
-            .get(&id)
-            .is_some_and(|life| life.berth.generation & GENERATION_MASK == token & GENERATION_MASK);
-        if !current {
-            return None;
+        let slot = table.conns.get_mut(&id)?;
+        match std::mem::replace(slot, Slot::Out { missed: true }) {
+            Slot::Parked(mut life) => {
+                *slot = Slot::Out { missed: false };
+                life.conn_mut().count_parked(None);
+                // Its evidence of an empty queue predates this report.
+                life.conn_mut().forget_input_drained();
+                Some(life)
+            }
+            Slot::Out { .. } => None,
         }
-        let mut life = table.conns.remove(&id)?;
-        life.conn_mut().count_parked(None);
-        Some(life)
     }
 
     /// Wakes `jobs` waiting workers for jobs in the channel.
@@ -265,12 +309,42 @@ impl Parking {
         self.shared.notify(jobs);
     }
 
-    /// Takes `id` out of the table, to close or serve it from elsewhere.
+    /// Takes `id` out of the table to serve it from elsewhere, leaving its
+    /// slot (it stays registered).
     fn remove(&self, table: &mut Table, id: u64) -> Option<Life> {
-        let mut life = table.conns.remove(&id)?;
+        let mut life = table.take_out(id)?;
         self.shared.disarm(life.conn().stream().raw_source());
         life.conn_mut().count_parked(None);
+        life.conn_mut().forget_input_drained();
         Some(life)
+    }
+
+    /// Takes `id` out of the table to close it: its slot goes too.
+    fn remove_to_close(&self, table: &mut Table, id: u64) -> Option<Life> {
+        let life = self.remove(table, id);
+        if life.is_some() {
+            table.conns.remove(&id);
+        }
+        life
+    }
+
+    /// Closes `life`, which a worker has, as a [`Decision::Close`] said,
+    /// after taking its slot out of the table if it has one.
+    pub(crate) fn close(&self, life: Life, outcome: Outcome, error: Option<io::Error>) {
+        self.forget(&life);
+        life.close(outcome, error);
+    }
+
+    /// Takes the slot of `life` (out with its caller, about to be closed)
+    /// out of the table; a report for it that comes later finds nothing.
+    fn forget(&self, life: &Life) {
+        if life.berth.armed.is_some() {
+            let id = life.id();
+            let mut table = self.lock(id);
+            if let Some(Slot::Out { .. }) = table.conns.get(&id) {
+                table.conns.remove(&id);
+            }
+        }
     }
 
     /// For the acceptor: closes the connections whose wait timed out and
@@ -298,7 +372,7 @@ impl Parking {
                     break;
                 }
                 table.timers.pop();
-                let Some(life) = table.conns.get_mut(&id) else {
+                let Some(Slot::Parked(life)) = table.conns.get_mut(&id) else {
                     // Served or closed since: its next parking schedules
                     // anew.
                     continue;
@@ -316,7 +390,7 @@ impl Parking {
                         }
                     }
                     Decision::Close(outcome, error) => {
-                        closes.extend(self.remove(table, id).map(|l| (l, outcome, error)));
+                        closes.extend(self.remove_to_close(table, id).map(|l| (l, outcome, error)));
                     }
                     _ => turns.extend(self.remove(table, id)),
                 }
@@ -379,13 +453,14 @@ impl Parking {
             let mut table = self.lock(shard);
             let ids: Vec<u64> = table.conns.keys().copied().collect();
             for id in ids {
-                let Some(life) = table.conns.get_mut(&id) else {
+                let Some(Slot::Parked(life)) = table.conns.get_mut(&id) else {
                     continue;
                 };
                 match life.decide(event()) {
                     Decision::Stay => {}
                     Decision::Close(outcome, error) => {
-                        closes.extend(self.remove(&mut table, id).map(|l| (l, outcome, error)));
+                        let life = self.remove_to_close(&mut table, id);
+                        closes.extend(life.map(|l| (l, outcome, error)));
                     }
                     _ if handed == limit => {}
                     _ => {
@@ -425,7 +500,10 @@ impl Doorbell for Parking {
                 return;
             };
             match life.decide(Event::Mail) {
-                Decision::Close(outcome, error) => Some((life, outcome, error)),
+                Decision::Close(outcome, error) => {
+                    table.conns.remove(&id);
+                    Some((life, outcome, error))
+                }
                 _ => {
                     self.wake(life);
                     None
@@ -435,6 +513,29 @@ impl Doorbell for Parking {
         match closed {
             Some((life, outcome, error)) => life.close(outcome, error),
             None => self.acceptor.wake(),
+        }
+    }
+}
+
+impl Table {
+    /// Takes the connection out if it is parked, leaving its slot.
+    fn take_out(&mut self, id: u64) -> Option<Life> {
+        let slot = self.conns.get_mut(&id)?;
+        match std::mem::replace(slot, Slot::Out { missed: false }) {
+            Slot::Parked(life) => Some(life),
+            out => {
+                *slot = out;
+                None
+            }
+        }
+    }
+
+    /// Whether a readiness report came for `id` while it was out, and
+    /// forgets it.
+    fn take_missed(&mut self, id: u64) -> bool {
+        match self.conns.get_mut(&id) {
+            Some(Slot::Out { missed }) => std::mem::take(missed),
+            _ => false,
         }
     }
 }

@@ -200,7 +200,9 @@ impl Worker {
                         }
                     }
                 }
-                Decision::Close(outcome, error) => return life.close(outcome, error),
+                Decision::Close(outcome, error) => {
+                    return self.pool.parking.close(life, outcome, error)
+                }
             };
             decision = life.decide(event);
         }

@@ -95,6 +95,18 @@ impl WorkerWait {
         }
     }
 
+    /// Whether a socket armed for [`Interest::Input`] stays armed after a
+    /// report (epoll's edge trigger: each arrival of input is reported
+    /// again), so that parking it again needs no call when its last read
+    /// found its queue empty. With `poll(2)` a report disarms it.
+    pub(crate) fn keeps_input_armed(&self) -> bool {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            WorkerWait::Epoll { .. } => true,
+            WorkerWait::Poll(_) => false,
+        }
+    }
+
     /// Stops reporting `fd` until it is armed again: for a connection taken
     /// away before it was reported, which may be closed next. (A stray epoll
     /// report is ignored by its stale token; the `poll(2)` set must not

@@ -139,10 +139,15 @@ pub(crate) fn admit(
     let now = Instant::now();
     let rate = limits.min_body_rate;
     let body_deadline = match waited {
-        // Woken before the deadline, below the mark: the kernel cannot
-        // hold the rest (its buffer is full, or its memory short), or the
-        // client has gone. The closure reads what comes, or finds out.
-        Some(_) if !io.is_past_deadline() => return Admission::Stream,
+        // Woken before the deadline, below the mark, with more arrived:
+        // the kernel cannot hold the rest (its buffer is full, or its
+        // memory short), or the client has gone. The closure reads what
+        // comes, or finds out.
+        Some(before) if !io.is_past_deadline() && arrived > before => return Admission::Stream,
+        // Woken before the deadline with nothing new: a stale report
+        // (edge-triggered readiness, or the mark lowered above). Wait
+        // again, to the same deadline.
+        Some(_) if !io.is_past_deadline() => io.deadline(),
         // At the deadline: what arrived meanwhile buys more time at the
         // rate, as each byte of a gathered body does.
         Some(before) => {

@@ -91,6 +91,9 @@ impl Transport for Connection {
         if self.is_tls() || self.stream().as_tcp().is_none() {
             return false;
         }
+        // Readiness now means this many bytes: the parking arms the socket
+        // again rather than trust an edge raised under the old mark.
+        self.forget_input_drained();
         crate::sys::set_receive_low_water(self.stream().as_source(), bytes).is_ok()
     }
 }

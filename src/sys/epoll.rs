@@ -65,7 +65,8 @@ impl Epoll {
     ) -> io::Result<()> {
         let flags = match interest {
             Interest::Level => libc::EPOLLIN | libc::EPOLLRDHUP,
-            Interest::Input => libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT,
+            // Registered once: reported per arrival, to one waiter.
+            Interest::Input => libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET,
             Interest::Output => libc::EPOLLOUT | libc::EPOLLONESHOT,
             Interest::Edge => libc::EPOLLIN | libc::EPOLLET,
         };
