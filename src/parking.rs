@@ -107,6 +107,10 @@ struct Table {
 }
 
 /// A registered connection's place in the table.
+// Held by value, as the table always held connections: boxing would cost
+// an allocation per park, and slots out with a worker are few (one per
+// busy worker or queued connection).
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     /// Waiting: whoever takes it out owns it.
     Parked(Life),
