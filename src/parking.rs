@@ -43,6 +43,7 @@
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -101,7 +102,7 @@ pub(crate) struct Parking {
 #[derive(Default)]
 struct Table {
     /// Every connection registered in the readiness wait, by id.
-    conns: HashMap<u64, Slot>,
+    conns: HashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
     /// (deadline, connection id); see the module's docs.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
 }
@@ -167,8 +168,9 @@ impl Parking {
             // shutdown state before it takes each shard's lock, so a
             // connection parked after a sweep sees the state that sweep
             // acted on, and one parked before is in the table it sweeps.
-            match life.decide(Event::Parking(Instant::now(), self.timeouts)) {
-                Decision::Park(interest) => match self.arm(&mut table, life, interest) {
+            let now = Instant::now();
+            match life.decide(Event::Parking(now, self.timeouts)) {
+                Decision::Park(interest) => match self.arm(&mut table, life, interest, now) {
                     Ok(wake_acceptor) => (None, wake_acceptor),
                     Err((mut life, error)) => {
                         let decision = life.decide(Event::ArmFailed(error));
@@ -195,6 +197,7 @@ impl Parking {
         table: &mut Table,
         mut life: Life,
         interest: Interest,
+        now: Instant,
     ) -> Result<bool, (Life, io::Error)> {
         if interest != Interest::Output {
             // It may wait long: an empty read buffer is freed meanwhile.
@@ -214,7 +217,7 @@ impl Parking {
             && self.shared.keeps_input_armed()
             && life.conn().is_input_drained();
         life.berth.armed = Some(interest);
-        let wake_acceptor = self.schedule(table, &mut life, Instant::now());
+        let wake_acceptor = self.schedule(table, &mut life, now);
         // In the table before it is armed, so that a report finds it; and
         // armed last, so that a worker woken by the report seldom finds the
         // lock still held.
@@ -541,6 +544,31 @@ impl Table {
             Some(Slot::Out { missed }) => std::mem::take(missed),
             _ => false,
         }
+    }
+}
+
+/// Hashes a connection id (a counter the server assigns, never a client's
+/// choice, so no flooding of one bucket can be provoked) with one
+/// multiplication, spreading it to the high bits the table's probes use:
+/// the default SipHash cost about 200 instructions per park and per take.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only ids are hashed (`write_u64`); anything else still works.
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: 2^64 divided by the golden ratio.
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
