@@ -160,7 +160,10 @@ pub(crate) enum Decision {
 /// A connection with its scheduling state: what moves between the workers,
 /// the parking and the job channel.
 pub(crate) struct Life {
-    conn: Connection,
+    /// Boxed once, when accepted: a connection moves between threads and
+    /// tables by value several times a request, and a pointer is cheaper
+    /// to move than its few hundred bytes.
+    conn: Box<Connection>,
     /// How it waits now; set from each turn's [`Next`].
     waiting: Waiting,
     /// When it started waiting.
@@ -203,7 +206,7 @@ impl Life {
     /// turn.
     pub(crate) fn new(conn: Connection, waiting: Waiting) -> Life {
         Life {
-            conn,
+            conn: Box::new(conn),
             waiting,
             since: Instant::now(),
             new: true,
@@ -310,7 +313,7 @@ impl Life {
     /// Closes the connection, counted as `outcome`, as a
     /// [`Decision::Close`] said.
     pub(crate) fn close(self, outcome: Outcome, error: Option<io::Error>) {
-        self.conn.close(outcome, error);
+        (*self.conn).close(outcome, error);
     }
 
     /// Closes the connection because shutdown was forced.
@@ -318,7 +321,7 @@ impl Life {
         let Decision::Close(outcome, error) = self.forced() else {
             return;
         };
-        self.conn.close(outcome, error);
+        (*self.conn).close(outcome, error);
     }
 
     /// Before the handler is called: marks the connection served, and

@@ -108,10 +108,6 @@ struct Table {
 }
 
 /// A registered connection's place in the table.
-// Held by value, as the table always held connections: boxing would cost
-// an allocation per park, and slots out with a worker are few (one per
-// busy worker or queued connection).
-#[allow(clippy::large_enum_variant)]
 enum Slot {
     /// Waiting: whoever takes it out owns it.
     Parked(Life),
@@ -189,9 +185,6 @@ impl Parking {
     /// Puts `life` in the table and arms it in the readiness wait for
     /// `interest`, unless it is armed already; returns whether the acceptor
     /// must be woken for its timer.
-    // The connection passes through by value, as everywhere: boxing it
-    // would cost an allocation per turn.
-    #[allow(clippy::result_large_err)]
     fn arm(
         &self,
         table: &mut Table,
