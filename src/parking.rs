@@ -42,8 +42,7 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BinaryHeap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -54,6 +53,7 @@ use crate::lifecycle::{Decision, Event, Life, Timeouts};
 use crate::outcome::Outcome;
 use crate::push::Doorbell;
 use crate::readiness::{Wakeup, WorkerWait};
+use crate::registry::IdMap;
 use crate::sys::{AsSource, Interest};
 use crate::wake::Waker;
 
@@ -102,7 +102,7 @@ pub(crate) struct Parking {
 #[derive(Default)]
 struct Table {
     /// Every connection registered in the readiness wait, by id.
-    conns: HashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
+    conns: IdMap<Slot>,
     /// (deadline, connection id); see the module's docs.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
 }
@@ -537,31 +537,6 @@ impl Table {
             Some(Slot::Out { missed }) => std::mem::take(missed),
             _ => false,
         }
-    }
-}
-
-/// Hashes a connection id (a counter the server assigns, never a client's
-/// choice, so no flooding of one bucket can be provoked) with one
-/// multiplication, spreading it to the high bits the table's probes use:
-/// the default SipHash cost about 200 instructions per park and per take.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only ids are hashed (`write_u64`); anything else still works.
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        // Fibonacci hashing: 2^64 divided by the golden ratio.
-        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -15,6 +15,7 @@
 //! operations only, so their single total order is its whole argument.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -66,7 +67,7 @@ pub(crate) struct Tally {
 
 /// Every connection from accept to close.
 pub(crate) struct Registry {
-    sockets: Mutex<HashMap<u64, Arc<Stream>>>,
+    sockets: Mutex<IdMap<Arc<Stream>>>,
     /// The same as `sockets.len()`: changed under the lock, readable
     /// without it. A connection's end decrements it, then swaps
     /// `acceptor_waits` (the handshake: see there).
@@ -108,7 +109,7 @@ pub(crate) struct Ending<'a> {
 impl Registry {
     pub(crate) fn new(acceptor: Waker, hook: Option<Hook>, push: PushSetup) -> Registry {
         Registry {
-            sockets: Mutex::new(HashMap::new()),
+            sockets: Mutex::default(),
             open: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             waiting_idle: AtomicUsize::new(0),
@@ -126,7 +127,7 @@ impl Registry {
         &self.push
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Stream>>> {
+    fn lock(&self) -> MutexGuard<'_, IdMap<Arc<Stream>>> {
         // Nothing panics while holding this lock, and the map stays valid even
         // if something did, so poisoning is safe to ignore.
         self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
@@ -278,5 +279,34 @@ impl Registry {
             goodbyes_answered: get(&c.goodbyes_answered),
             open: sockets.len() as u64,
         }
+    }
+}
+
+/// A map keyed by connection id, hashed with [`IdHasher`].
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a connection id (a counter the server assigns, never a client's
+/// choice, so no flooding of one bucket can be provoked) with one
+/// multiplication, spreading it to the high bits the table's probes use:
+/// the default SipHash cost about 200 instructions per lookup, several
+/// a request.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only ids are hashed (`write_u64`); anything else still works.
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: 2^64 divided by the golden ratio.
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
