@@ -160,6 +160,67 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
     }
 }
 
+/// Requests back to back from more clients than workers, each written in
+/// two pieces, some two at once: input keeps arriving while a worker has
+/// the connection, and right after it answers (the next request races the
+/// worker parking the connection). With epoll's edge-triggered registration
+/// such a report lands while the connection is out; lost, its client would
+/// wait for ever (here: fail at its 5 s timeout). Never: every answer comes.
+#[test]
+fn input_racing_a_worker_that_parks_its_connection_is_never_lost() {
+    const CLIENTS: usize = 8;
+    const EXCHANGES: usize = 1_500;
+    for use_poll in BACKENDS {
+        // Two answers in a row must not wait for the client's delayed
+        // acknowledgement of the first (Nagle's algorithm).
+        let running = builder(use_poll).workers(2).start(|conn: &mut Connection| {
+            if let Some(tcp) = conn.stream().as_tcp() {
+                tcp.set_nodelay(true)?;
+            }
+            lines(conn)
+        });
+        let addr = running.local_addr();
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                thread::spawn(move || -> io::Result<()> {
+                    let mut conn = open(addr);
+                    // Each piece goes at once, not when the last is acked.
+                    conn.get_ref().set_nodelay(true)?;
+                    let mut i = 0;
+                    while i < EXCHANGES {
+                        let stream = conn.get_mut();
+                        if (i + c) % 7 == 0 {
+                            // Two requests in one write: one is read ahead.
+                            stream.write_all(format!("a{i}\nb{i}\n").as_bytes())?;
+                            for line in [format!("a{i}"), format!("b{i}")] {
+                                let mut answer = String::new();
+                                conn.read_line(&mut answer)?;
+                                assert!(answer.ends_with(&format!(" {line}\n")), "{answer:?}");
+                            }
+                        } else {
+                            // One request in two writes: two edges.
+                            stream.write_all(format!("r{i}").as_bytes())?;
+                            stream.write_all(b"\n")?;
+                            let mut answer = String::new();
+                            conn.read_line(&mut answer)?;
+                            assert!(answer.ends_with(&format!(" r{i}\n")), "{answer:?}");
+                        }
+                        i += 1;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for client in clients {
+            let result = client.join().expect("client thread");
+            assert!(result.is_ok(), "poll: {use_poll}: {result:?}");
+        }
+        running.shutdown_handle().shutdown();
+        let report = join(running);
+        assert_eq!(report.completed, CLIENTS as u64, "{report:?}");
+    }
+}
+
 #[test]
 fn at_the_connection_maximum_new_connections_wait_in_the_backlog() {
     for use_poll in BACKENDS {
