@@ -290,7 +290,9 @@ fn parse(
         Version::Http11
     };
     let mut headers = Headers::with_line(method, target, bytes.len(), parsed.headers.len());
+    let mut present = Present::default();
     for field in parsed.headers.iter() {
+        present.note(field.name);
         headers.push(field.name, field.value);
     }
     let refuse = |status| Refusal {
@@ -298,7 +300,7 @@ fn parse(
         head_only: method == "HEAD",
     };
     check_host(&headers, version).map_err(refuse)?;
-    let framing = framing(&headers, version).map_err(refuse)?;
+    let framing = framing(&headers, version, present).map_err(refuse)?;
     if let Framing::Length(length) = framing {
         if length > limits.max_body {
             return Err(refuse(413));
@@ -306,10 +308,12 @@ fn parse(
     }
     // HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0
     // closes it unless asked to keep it (RFC 9112 section 9.3).
-    let keep_alive = !headers.lists("connection", "close")
-        && (version == Version::Http11 || headers.lists("connection", "keep-alive"));
+    let connection_lists = |token| present.connection && headers.lists("connection", token);
+    let keep_alive = !connection_lists("close")
+        && (version == Version::Http11 || connection_lists("keep-alive"));
     // An HTTP/1.0 client cannot mean it (RFC 9110 section 10.1.1).
     let expect_continue = version == Version::Http11
+        && present.expect
         && headers
             .get("expect")
             .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"));
@@ -320,6 +324,32 @@ fn parse(
         keep_alive,
         expect_continue,
     })
+}
+
+/// Which of the fields that frame a request, or say what to do with its
+/// connection, a head has: noted in one pass as its fields are copied, so
+/// that a check whose field is absent (most, for most requests) looks at
+/// nothing.
+#[derive(Clone, Copy, Debug, Default)]
+struct Present {
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    expect: bool,
+}
+
+impl Present {
+    fn note(&mut self, name: &str) {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        // The length first: most fields are none of these.
+        match name.len() {
+            6 if is("expect") => self.expect = true,
+            10 if is("connection") => self.connection = true,
+            14 if is("content-length") => self.content_length = true,
+            17 if is("transfer-encoding") => self.transfer_encoding = true,
+            _ => {}
+        }
+    }
 }
 
 /// An HTTP/1.1 request needs exactly one `Host`, any request at most one
@@ -398,9 +428,9 @@ fn is_unreserved(b: u8) -> bool {
 /// refuses a request whose framing is unclear. Ambiguity is always refused:
 /// two parties that read a body's length differently are how requests are
 /// smuggled.
-fn framing(headers: &Headers, version: Version) -> Result<Framing, u16> {
-    let has_length = headers.contains("content-length");
-    if headers.contains("transfer-encoding") {
+fn framing(headers: &Headers, version: Version, present: Present) -> Result<Framing, u16> {
+    let has_length = present.content_length;
+    if present.transfer_encoding {
         // Both: which one a proxy in front believed is anyone's guess.
         // HTTP/1.0 has no transfer codings: the framing is faulty.
         if has_length || version == Version::Http10 {

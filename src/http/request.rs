@@ -78,35 +78,39 @@ impl fmt::Display for Version {
 /// # let _ = graceful_server::http::handler(show_headers);
 /// ```
 //
-// The whole head is copied into one buffer, so that a request costs one
-// allocation for its text however many fields it has (and one for the table
-// of where each field is), rather than two per field: the request line's
-// method and target come first (the [`Request`] reads them from here), then
-// each field's name and value.
+// The head is copied into two buffers, so that a request costs the same
+// three (text, values, and the table of where each field is) however many
+// fields it has, rather than two per field; a worker reuses them from one
+// request to the next. The request line's method and target come first in
+// the text (the [`Request`] reads them from here), then the fields' names;
+// the values are bytes, checked for UTF-8 only when asked for as text.
 #[derive(Clone, Default)]
 pub struct Headers {
-    /// The method, the target, then each field's name and, when it is
-    /// UTF-8 (nearly always), its value.
+    /// The method, the target, then each field's name.
     text: String,
     /// Where the method ends in `text`; the target follows it.
     method_end: usize,
-    /// Where the target ends in `text`; the fields follow it.
+    /// Where the target ends in `text`; the names follow it.
     target_end: usize,
-    /// The values that are not UTF-8 (bytes of `obs-text`): usually empty.
-    raw: Vec<u8>,
+    /// Each field's value, one after the other.
+    values: Vec<u8>,
     /// Where each field is, in the order received.
     fields: Vec<Field>,
 }
 
 /// The most a thread keeps of a request's buffers for its next request
-/// (bytes of text, fields); larger ones are freed with their request.
-const SPARE_TEXT: usize = 16 * 1024;
+/// (bytes of text or values, fields); larger ones are freed with their
+/// request.
+const SPARE_BYTES: usize = 16 * 1024;
 const SPARE_FIELDS: usize = 128;
 
+/// A [`Headers`]' buffers: text, values, fields.
+type Buffers = (String, Vec<u8>, Vec<Field>);
+
 thread_local! {
-    /// The text and field buffers of this thread's last request, empty, for
+    /// The buffers of this thread's last request, empty, for
     /// its next: a worker allocates them once, not once per request.
-    static SPARE: Cell<(String, Vec<Field>)> = const { Cell::new((String::new(), Vec::new())) };
+    static SPARE: Cell<Buffers> = const { Cell::new((String::new(), Vec::new(), Vec::new())) };
 }
 
 /// Where a field's name and value are in a [`Headers`]' buffers.
@@ -114,9 +118,8 @@ thread_local! {
 struct Field {
     /// In `text`.
     name: (usize, usize),
-    /// In `text` if the value is UTF-8, in `raw` if not.
+    /// In `values`.
     value: (usize, usize),
-    utf8: bool,
 }
 
 impl Headers {
@@ -129,8 +132,10 @@ impl Headers {
     pub(crate) fn with_line(method: &str, target: &str, length: usize, fields: usize) -> Headers {
         // `try_with` fails only while the thread is being torn down: then
         // new buffers do.
-        let (mut text, mut table) = SPARE.try_with(Cell::take).unwrap_or_default();
-        text.reserve(length.max(method.len() + target.len()));
+        let (mut text, mut values, mut table) = SPARE.try_with(Cell::take).unwrap_or_default();
+        // Each part of the head fits in its length.
+        text.reserve(length);
+        values.reserve(length);
         table.reserve(fields);
         text.push_str(method);
         text.push_str(target);
@@ -138,7 +143,7 @@ impl Headers {
             text,
             method_end: method.len(),
             target_end: method.len() + target.len(),
-            raw: Vec::new(),
+            values,
             fields: table,
         }
     }
@@ -148,44 +153,32 @@ impl Headers {
     pub(crate) fn recycle(self) {
         let Headers {
             mut text,
+            mut values,
             fields: mut table,
             ..
         } = self;
-        if text.capacity() <= SPARE_TEXT && table.capacity() <= SPARE_FIELDS {
+        let small = text.capacity() <= SPARE_BYTES
+            && values.capacity() <= SPARE_BYTES
+            && table.capacity() <= SPARE_FIELDS;
+        if small {
             text.clear();
+            values.clear();
             table.clear();
-            let _ = SPARE.try_with(|spare| spare.set((text, table)));
+            let _ = SPARE.try_with(|spare| spare.set((text, values, table)));
         }
     }
 
     /// Adds a field at the end; the value's surrounding whitespace is
     /// removed.
     pub(crate) fn push(&mut self, name: &str, value: &[u8]) {
-        let value = trim_whitespace(value);
         let name_start = self.text.len();
         self.text.push_str(name);
-        let name = (name_start, self.text.len());
-        let field = match std::str::from_utf8(value) {
-            Ok(value) => {
-                let start = self.text.len();
-                self.text.push_str(value);
-                Field {
-                    name,
-                    value: (start, self.text.len()),
-                    utf8: true,
-                }
-            }
-            Err(_) => {
-                let start = self.raw.len();
-                self.raw.extend_from_slice(value);
-                Field {
-                    name,
-                    value: (start, self.raw.len()),
-                    utf8: false,
-                }
-            }
-        };
-        self.fields.push(field);
+        let value_start = self.values.len();
+        self.values.extend_from_slice(trim_whitespace(value));
+        self.fields.push(Field {
+            name: (name_start, self.text.len()),
+            value: (value_start, self.values.len()),
+        });
     }
 
     /// The request line's method.
@@ -204,16 +197,11 @@ impl Headers {
 
     /// A field's value, if it is UTF-8.
     fn text_value(&self, field: &Field) -> Option<&str> {
-        field.utf8.then(|| &self.text[field.value.0..field.value.1])
+        std::str::from_utf8(self.value(field)).ok()
     }
 
     fn value(&self, field: &Field) -> &[u8] {
-        let (start, end) = field.value;
-        if field.utf8 {
-            &self.text.as_bytes()[start..end]
-        } else {
-            &self.raw[start..end]
-        }
+        &self.values[field.value.0..field.value.1]
     }
 
     /// The fields called `name`, in order.
