@@ -242,11 +242,15 @@ pub(crate) struct IoTimeouts {
 impl IoTimeouts {
     /// The earlier of `deadline` and `timeout` from now.
     fn bound(deadline: Option<Instant>, timeout: Option<Duration>) -> Option<Instant> {
-        let deadline = deadline?;
-        Some(match timeout.and_then(|t| Instant::now().checked_add(t)) {
+        deadline.map(|deadline| IoTimeouts::bound_by(deadline, timeout))
+    }
+
+    /// The earlier of `deadline` and `timeout` from now.
+    fn bound_by(deadline: Instant, timeout: Option<Duration>) -> Instant {
+        match timeout.and_then(|t| Instant::now().checked_add(t)) {
             Some(limit) => deadline.min(limit),
             None => deadline,
-        })
+        }
     }
 }
 
@@ -852,10 +856,20 @@ impl Write for Connection {
             self.queue_output(buf);
             return Ok(buf.len());
         }
-        let deadline = IoTimeouts::bound(self.deadline, self.io_timeouts.write);
+        let (deadline, timeout) = (self.deadline, self.io_timeouts.write);
         match self.input.tls() {
-            Some((tls, socket)) => tls.write(socket, &[IoSlice::new(buf)], deadline),
-            None => self.stream().write_by(buf, deadline),
+            Some((tls, socket)) => {
+                let deadline = IoTimeouts::bound(deadline, timeout);
+                tls.write(socket, &[IoSlice::new(buf)], deadline)
+            }
+            None => match deadline {
+                None => self.stream().write_by(buf, None),
+                // Bounded by the write timeout too, worked out only if
+                // the write has to wait: most go at once.
+                Some(deadline) => self
+                    .stream()
+                    .write_by_lazily(buf, || IoTimeouts::bound_by(deadline, timeout)),
+            },
         }
     }
 

@@ -199,7 +199,7 @@ impl Stream {
         match deadline {
             None => (&*self).read(out),
             Some(deadline) => {
-                self.retry_until(deadline, Wait::Readable, |s| s.recv_nonblocking(out))
+                self.retry_until(|| deadline, Wait::Readable, |s| s.recv_nonblocking(out))
             }
         }
     }
@@ -211,24 +211,43 @@ impl Stream {
         match deadline {
             None => (&*self).write(buf),
             Some(deadline) => {
-                self.retry_until(deadline, Wait::Writable, |s| s.send_nonblocking(buf))
+                self.retry_until(|| deadline, Wait::Writable, |s| s.send_nonblocking(buf))
             }
         }
     }
 
+    /// [`write_by`](Self::write_by) with a deadline, which `deadline` works
+    /// out only if the socket is full: a write that goes at once, the usual
+    /// case, reads no clock for it.
+    pub(crate) fn write_by_lazily(
+        &self,
+        buf: &[u8],
+        deadline: impl FnOnce() -> Instant,
+    ) -> io::Result<usize> {
+        self.retry_until(deadline, Wait::Writable, |s| s.send_nonblocking(buf))
+    }
+
     /// Tries `attempt` (a nonblocking read or write) until it does not
     /// find the socket empty or full, waiting for it in between, until
-    /// `deadline`.
+    /// the deadline, which `deadline` gives when first needed.
     fn retry_until(
         &self,
-        deadline: Instant,
+        deadline: impl FnOnce() -> Instant,
         wait: Wait,
         mut attempt: impl FnMut(&Stream) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        let mut deadline = Some(deadline);
+        let mut due = None;
         loop {
             match attempt(self) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    // Worked out at the first wait: most attempts need none.
+                    let due = *due.get_or_insert_with(|| {
+                        deadline
+                            .take()
+                            .map_or_else(Instant::now, |deadline| deadline())
+                    });
+                    let left = due.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(past_deadline());
                     }

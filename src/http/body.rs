@@ -147,11 +147,14 @@ pub struct Body<'a> {
 }
 
 impl<'a> Body<'a> {
+    /// The body of a request framed as `framing`, read from `io`; its time
+    /// starts at `start`, when its head was found complete.
     pub(crate) fn new(
         io: &'a mut dyn Transport,
         framing: Framing,
         limits: &Limits,
         expect_continue: bool,
+        start: Instant,
     ) -> Body<'a> {
         let state = match framing {
             Framing::Empty | Framing::Length(0) => State::Done,
@@ -168,7 +171,7 @@ impl<'a> Body<'a> {
             // Nothing to continue to without a body.
             continue_pending: expect_continue && state != State::Done,
             rate: limits.min_body_rate,
-            start: Instant::now(),
+            start,
             until: None,
             request_timeout: limits.request_timeout,
             failure: None,
@@ -482,7 +485,7 @@ mod tests {
     fn read(input: &str, framing: Framing, max_body: u64) -> (Result<Vec<u8>, Failure>, Vec<u8>) {
         let mut mock = Mock::new(input);
         let result = {
-            let mut body = Body::new(&mut mock, framing, &limits(max_body), false);
+            let mut body = Body::new(&mut mock, framing, &limits(max_body), false, Instant::now());
             let mut out = Vec::new();
             match body.read_to_end(&mut out) {
                 Ok(_) => Ok(out),
@@ -569,7 +572,13 @@ mod tests {
     #[test]
     fn a_failure_sticks() {
         let mut mock = Mock::new("z\r\n5\r\nhello\r\n0\r\n\r\n");
-        let mut body = Body::new(&mut mock, Framing::Chunked, &limits(100), false);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Chunked,
+            &limits(100),
+            false,
+            Instant::now(),
+        );
         let mut buf = [0; 16];
         assert!(body.read(&mut buf).is_err());
         assert!(body.read(&mut buf).is_err());
@@ -580,7 +589,13 @@ mod tests {
     #[test]
     fn a_timeout_is_remembered() {
         let mut mock = Mock::pieces(vec![b"hel".to_vec()], true);
-        let mut body = Body::new(&mut mock, Framing::Length(5), &limits(100), false);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Length(5),
+            &limits(100),
+            false,
+            Instant::now(),
+        );
         let mut out = Vec::new();
         assert!(body.read_to_end(&mut out).is_err());
         assert_eq!(body.failure(), Some(Failure::TimedOut));
@@ -590,7 +605,13 @@ mod tests {
     #[test]
     fn continue_is_sent_at_the_first_read_only() {
         let mut mock = Mock::new("hello");
-        let mut body = Body::new(&mut mock, Framing::Length(5), &limits(100), true);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Length(5),
+            &limits(100),
+            true,
+            Instant::now(),
+        );
         let mut out = Vec::new();
         body.read_to_end(&mut out).expect("the body is all there");
         assert_eq!(mock.output, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -598,13 +619,25 @@ mod tests {
 
         // Never read: nothing sent, and the body cannot be drained.
         let mut mock = Mock::new("hello");
-        let mut body = Body::new(&mut mock, Framing::Length(5), &limits(100), true);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Length(5),
+            &limits(100),
+            true,
+            Instant::now(),
+        );
         assert!(!body.drain(1024));
         assert!(mock.output.is_empty());
 
         // No body: nothing to continue to.
         let mut mock = Mock::new("");
-        let mut body = Body::new(&mut mock, Framing::Length(0), &limits(100), true);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Length(0),
+            &limits(100),
+            true,
+            Instant::now(),
+        );
         assert_eq!(body.read(&mut [0; 4]).ok(), Some(0));
         assert!(mock.output.is_empty());
     }
@@ -612,7 +645,13 @@ mod tests {
     #[test]
     fn small_rests_are_drained_large_ones_not() {
         let mut mock = Mock::new("hello, worldGET");
-        let mut body = Body::new(&mut mock, Framing::Length(12), &limits(100), false);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Length(12),
+            &limits(100),
+            false,
+            Instant::now(),
+        );
         assert_eq!(body.read(&mut [0; 5]).ok(), Some(5));
         assert!(body.drain(7));
         let mut rest = Vec::new();
@@ -621,15 +660,33 @@ mod tests {
         assert_eq!(rest, b"GET");
 
         let mut mock = Mock::new("hello, world");
-        let mut body = Body::new(&mut mock, Framing::Length(12), &limits(100), false);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Length(12),
+            &limits(100),
+            false,
+            Instant::now(),
+        );
         assert!(!body.drain(11));
 
         let chunked = "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
         let mut mock = Mock::new(chunked);
-        let mut body = Body::new(&mut mock, Framing::Chunked, &limits(100), false);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Chunked,
+            &limits(100),
+            false,
+            Instant::now(),
+        );
         assert!(body.drain(chunked.len() as u64));
         let mut mock = Mock::new(chunked);
-        let mut body = Body::new(&mut mock, Framing::Chunked, &limits(100), false);
+        let mut body = Body::new(
+            &mut mock,
+            Framing::Chunked,
+            &limits(100),
+            false,
+            Instant::now(),
+        );
         assert!(!body.drain(8));
     }
 }

@@ -18,8 +18,8 @@ use super::limits::Limits;
 pub(crate) struct Conversation {
     /// Requests answered on the connection so far.
     answered: u64,
-    /// When the connection's first request began to arrive.
-    opened: Instant,
+    /// When the connection's first request began to arrive; `None` before.
+    opened: Option<Instant>,
     /// When the current request's head began to arrive; `None` between
     /// requests.
     head_started: Option<Instant>,
@@ -34,7 +34,7 @@ impl Conversation {
     pub(crate) fn new() -> Conversation {
         Conversation {
             answered: 0,
-            opened: Instant::now(),
+            opened: None,
             head_started: None,
             reservation: None,
             in_kernel: None,
@@ -44,7 +44,19 @@ impl Conversation {
     /// When the current request's head began to arrive: now, if it is only
     /// beginning.
     pub(crate) fn head_started(&mut self) -> Instant {
-        *self.head_started.get_or_insert_with(Instant::now)
+        match self.head_started {
+            Some(started) => started,
+            None => self.begin(Instant::now()),
+        }
+    }
+
+    /// The current request's head began to arrive at `now`, unless it had
+    /// begun already: returns when it began. (For a caller that has read
+    /// the clock anyway.)
+    pub(crate) fn begin(&mut self, now: Instant) -> Instant {
+        let started = *self.head_started.get_or_insert(now);
+        self.opened.get_or_insert(started);
+        started
     }
 
     /// When the current request must be all in by
@@ -64,7 +76,8 @@ impl Conversation {
     }
 
     fn age(&self) -> Duration {
-        self.opened.elapsed()
+        self.opened
+            .map_or(Duration::ZERO, |opened| opened.elapsed())
     }
 
     /// The current request is over (answered or refused): counts it, and

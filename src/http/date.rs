@@ -8,7 +8,7 @@
 //! and no lock is shared between workers.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
@@ -16,60 +16,82 @@ const MONTHS: [&str; 12] = [
 ];
 
 thread_local! {
-    /// The second the cached string is for, and the string.
-    static CACHE: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
+    /// The last IMF-fixdate formatted, and the second it is for.
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
     /// The same for the Common Log Format's time.
-    static COMMON_LOG_CACHE: RefCell<Option<(u64, String)>> = const { RefCell::new(None) };
+    static COMMON_LOG_CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// A time as text, and the second it is right for.
+struct Cached {
+    /// The start of the second.
+    from: SystemTime,
+    /// The start of the next.
+    until: SystemTime,
+    text: String,
 }
 
 /// The current time as an IMF-fixdate.
 #[cfg(test)]
 pub(crate) fn now() -> String {
-    let mut date = String::new();
+    let mut date = Vec::new();
     push_now(&mut date);
-    date
+    String::from_utf8(date).expect("cannot fail: a date is ASCII")
 }
 
-/// Appends the current time as an IMF-fixdate to `out`, without allocating
-/// within the same second.
-pub(crate) fn push_now(out: &mut String) {
-    push_cached(&CACHE, format, out);
+/// Appends the current time as an IMF-fixdate to `out` (a response's
+/// bytes), without allocating within the same second.
+pub(crate) fn push_now(out: &mut Vec<u8>) {
+    with_cached(&CACHE, format, |date| {
+        out.extend_from_slice(date.as_bytes())
+    });
 }
 
 /// Appends the current time as the Common Log Format writes it to `out`,
 /// without allocating within the same second.
 pub(crate) fn push_common_log_now(out: &mut String) {
-    push_cached(&COMMON_LOG_CACHE, format_common_log, out);
+    with_cached(&COMMON_LOG_CACHE, format_common_log, |time| {
+        out.push_str(time);
+    });
 }
 
-/// Appends the current time, as `format` writes it, to `out`, from the
+/// Hands the current time, as `format` writes it, to `out`, from the
 /// thread's `cache` within the same second.
-fn push_cached(
-    cache: &'static std::thread::LocalKey<RefCell<Option<(u64, String)>>>,
+fn with_cached(
+    cache: &'static std::thread::LocalKey<RefCell<Option<Cached>>>,
     format: fn(u64) -> String,
-    out: &mut String,
+    mut out: impl FnMut(&str),
 ) {
-    // A clock set before 1970 is wrong, but not worth failing a response
-    // over: say 1970.
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+    let now = SystemTime::now();
     let cached = cache.try_with(|cache| {
         let mut cache = cache.borrow_mut();
         match &*cache {
-            Some((second, date)) if *second == secs => out.push_str(date),
+            // Two comparisons: cheaper than working out the second, which
+            // only a new one needs. A clock set back misses too.
+            Some(cached) if cached.from <= now && now < cached.until => out(&cached.text),
             _ => {
-                let date = format(secs);
-                out.push_str(&date);
-                *cache = Some((secs, date));
+                let secs = seconds(now);
+                let text = format(secs);
+                out(&text);
+                let from = UNIX_EPOCH + Duration::from_secs(secs);
+                // At the end of time, a second that never matches.
+                let until = from.checked_add(Duration::from_secs(1)).unwrap_or(from);
+                *cache = Some(Cached { from, until, text });
             }
         }
     });
     // `try_with` fails only while the thread is being torn down; the cache
     // is an optimisation, so format afresh then.
     if cached.is_err() {
-        out.push_str(&format(secs));
+        out(&format(seconds(now)));
     }
+}
+
+/// The whole seconds from the Unix epoch to `time`. A clock set before
+/// 1970 is wrong, but not worth failing a response over: say 1970.
+fn seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Formats `secs` seconds after the Unix epoch as an IMF-fixdate.

@@ -27,9 +27,10 @@ use crate::listener::is_hang_up;
 /// What the input holds so far.
 #[derive(Debug)]
 pub(crate) enum Gathered {
-    /// A request to serve: its head is consumed; its body follows in the
-    /// buffer (all of it, if small) or on the socket.
-    Request(Head),
+    /// A request to serve, and when it was found complete: its head is
+    /// consumed; its body follows in the buffer (all of it, if small) or on
+    /// the socket.
+    Request(Head, Instant),
     /// Part of a request: wait for more, until the connection's deadline.
     Partial,
     /// Nothing of a request (between requests): wait idle.
@@ -164,24 +165,25 @@ pub(crate) fn gather(
             }
             Parsed::Complete(head, length) => {
                 // A head that arrived whole: its time starts now.
-                io.conversation().head_started();
+                let now = Instant::now();
+                io.conversation().begin(now);
                 let Some(body) = body_to_gather(&head, limits) else {
                     io.set_deadline(None);
                     io.consume(length);
-                    return Ok(Gathered::Request(head));
+                    return Ok(Gathered::Request(head, now));
                 };
                 let whole = length.saturating_add(body);
                 if io.buffered().len() >= whole {
                     io.set_deadline(None);
                     io.consume(length);
-                    return Ok(Gathered::Request(head));
+                    return Ok(Gathered::Request(head, now));
                 }
                 match admit(io, budget, limits, length, whole) {
                     Admission::Gather => {}
                     Admission::Stream => {
                         io.set_deadline(None);
                         io.consume(length);
-                        return Ok(Gathered::Request(head));
+                        return Ok(Gathered::Request(head, now));
                     }
                     Admission::Wait => return Ok(Gathered::Partial),
                     Admission::Late(why) => return Ok(Gathered::Late(why)),

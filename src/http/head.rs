@@ -14,23 +14,38 @@
 //! the same read is two requests.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use super::body::Framing;
 use super::limits::Limits;
 use super::request::{Headers, Version};
 
+/// The most fields a head may have for `httparse`'s table of them to be
+/// on the stack rather than allocated.
+const FIELDS_ON_STACK: usize = 32;
+
 /// A request head that passed every check.
 #[derive(Debug)]
 pub(crate) struct Head {
-    pub(crate) method: String,
-    pub(crate) target: String,
     pub(crate) version: Version,
+    /// The fields, with the request line's method and target.
     pub(crate) headers: Headers,
     pub(crate) framing: Framing,
     /// Whether the client wants the connection kept open after this request.
     pub(crate) keep_alive: bool,
     /// Whether the client waits for `100 Continue` before sending the body.
     pub(crate) expect_continue: bool,
+}
+
+impl Head {
+    pub(crate) fn method(&self) -> &str {
+        self.headers.method()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn target(&self) -> &str {
+        self.headers.target()
+    }
 }
 
 /// A request refused before the handler: answer `status`, then close.
@@ -89,9 +104,10 @@ pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Parsed {
         let status = if window.contains(&b' ') { 414 } else { 400 };
         return Parsed::Refused(Refusal::new(status));
     };
-    if let Err(status) = check_request_line(&window[..=line_end], limits) {
-        return Parsed::Refused(Refusal::new(status));
-    }
+    let later_minor = match check_request_line(&window[..=line_end], limits) {
+        Ok(later_minor) => later_minor,
+        Err(status) => return Parsed::Refused(Refusal::new(status)),
+    };
     let Some(end) = head_end(window, line_end) else {
         // Every line after the request line is a field so far.
         let header_lines = window.iter().filter(|&&b| b == b'\n').count() - 1;
@@ -110,7 +126,7 @@ pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Parsed {
     if header_lines > limits.max_headers {
         return Parsed::Refused(Refusal::new(431));
     }
-    match parse(head, header_lines, limits) {
+    match parse(head, header_lines, later_minor, limits) {
         Ok(parsed) => Parsed::Complete(parsed, skipped + end),
         Err(refusal) => Parsed::Refused(refusal),
     }
@@ -145,31 +161,38 @@ fn head_end(window: &[u8], line_end: usize) -> Option<usize> {
 
 /// Checks what `httparse` cannot tell us about the request line: a version
 /// it does not parse (`HTTP/2.0`) is `505`, not malformed, and the target's
-/// length has its own limit and status.
-fn check_request_line(line: &[u8], limits: &Limits) -> Result<(), u16> {
+/// length has its own limit and status. Says whether the version is a
+/// later 1.x (`HTTP/1.2`), which is served as 1.1.
+fn check_request_line(line: &[u8], limits: &Limits) -> Result<bool, u16> {
     let Some((_method, target, version)) = request_line_parts(line) else {
         // Not three parts: `httparse` will say it is malformed.
-        return Ok(());
+        return Ok(false);
     };
-    if matches!(classify_version(version), VersionClass::Unsupported) {
-        return Err(505);
-    }
+    let later_minor = match classify_version(version) {
+        VersionClass::AsIs => false,
+        VersionClass::LaterMinor => true,
+        VersionClass::Unsupported => return Err(505),
+    };
     if target.len() > limits.max_target {
         return Err(414);
     }
-    Ok(())
+    Ok(later_minor)
 }
 
 /// The three parts of a request line (with or without its line end), if it
-/// has three.
+/// has three: exactly two spaces.
 fn request_line_parts(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut parts = line.split(|&b| b == b' ');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(method), Some(target), Some(version), None) => Some((method, target, version)),
-        _ => None,
+    let space = |part: &[u8]| part.iter().position(|&b| b == b' ');
+    let first = space(line)?;
+    let (method, rest) = (&line[..first], &line[first + 1..]);
+    let second = space(rest)?;
+    let (target, version) = (&rest[..second], &rest[second + 1..]);
+    if space(version).is_some() {
+        return None;
     }
+    Some((method, target, version))
 }
 
 /// What a well-formed version says about serving the request.
@@ -185,6 +208,10 @@ enum VersionClass {
 }
 
 fn classify_version(version: &[u8]) -> VersionClass {
+    // Nearly every request.
+    if version == b"HTTP/1.1" || version == b"HTTP/1.0" {
+        return VersionClass::AsIs;
+    }
     let Some(number) = version.strip_prefix(b"HTTP/") else {
         return VersionClass::AsIs;
     };
@@ -222,13 +249,32 @@ fn with_served_version(head: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Parses a complete head (ending with its empty line) of `header_lines`
-/// header lines and checks its framing.
-fn parse(bytes: &[u8], header_lines: usize, limits: &Limits) -> Result<Head, Refusal> {
-    let bytes = with_served_version(bytes);
+/// header lines, whose version is a `later_minor` 1.x or not, and checks
+/// its framing.
+fn parse(
+    bytes: &[u8],
+    header_lines: usize,
+    later_minor: bool,
+    limits: &Limits,
+) -> Result<Head, Refusal> {
+    let bytes = if later_minor {
+        with_served_version(bytes)
+    } else {
+        Cow::Borrowed(bytes)
+    };
     let bytes = &bytes[..];
-    let mut fields = vec![httparse::EMPTY_HEADER; header_lines];
-    let mut parsed = httparse::Request::new(&mut fields);
-    match parsed.parse(bytes) {
+    // Room for exactly the head's fields: on the stack for a usual head,
+    // never initialised (`httparse` writes each before reading it).
+    let mut on_stack = [MaybeUninit::uninit(); FIELDS_ON_STACK];
+    let mut on_heap = Vec::new();
+    let fields = if header_lines <= FIELDS_ON_STACK {
+        &mut on_stack[..header_lines]
+    } else {
+        on_heap.resize(header_lines, MaybeUninit::uninit());
+        &mut on_heap[..]
+    };
+    let mut parsed = httparse::Request::new(&mut []);
+    match parsed.parse_with_uninit_headers(bytes, fields) {
         Ok(httparse::Status::Complete(len)) if len == bytes.len() => {}
         // Our line count and the parser disagree only on malformed input.
         _ => return Err(Refusal::new(400)),
@@ -243,8 +289,10 @@ fn parse(bytes: &[u8], header_lines: usize, limits: &Limits) -> Result<Head, Ref
     } else {
         Version::Http11
     };
-    let mut headers = Headers::default();
+    let mut headers = Headers::with_line(method, target, bytes.len(), parsed.headers.len());
+    let mut present = Present::default();
     for field in parsed.headers.iter() {
+        present.note(field.name);
         headers.push(field.name, field.value);
     }
     let refuse = |status| Refusal {
@@ -252,7 +300,7 @@ fn parse(bytes: &[u8], header_lines: usize, limits: &Limits) -> Result<Head, Ref
         head_only: method == "HEAD",
     };
     check_host(&headers, version).map_err(refuse)?;
-    let framing = framing(&headers, version).map_err(refuse)?;
+    let framing = framing(&headers, version, present).map_err(refuse)?;
     if let Framing::Length(length) = framing {
         if length > limits.max_body {
             return Err(refuse(413));
@@ -260,22 +308,48 @@ fn parse(bytes: &[u8], header_lines: usize, limits: &Limits) -> Result<Head, Ref
     }
     // HTTP/1.1 keeps the connection open unless told otherwise; HTTP/1.0
     // closes it unless asked to keep it (RFC 9112 section 9.3).
-    let keep_alive = !headers.lists("connection", "close")
-        && (version == Version::Http11 || headers.lists("connection", "keep-alive"));
+    let connection_lists = |token| present.connection && headers.lists("connection", token);
+    let keep_alive = !connection_lists("close")
+        && (version == Version::Http11 || connection_lists("keep-alive"));
     // An HTTP/1.0 client cannot mean it (RFC 9110 section 10.1.1).
     let expect_continue = version == Version::Http11
+        && present.expect
         && headers
             .get("expect")
             .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"));
     Ok(Head {
-        method: method.to_string(),
-        target: target.to_string(),
         version,
         headers,
         framing,
         keep_alive,
         expect_continue,
     })
+}
+
+/// Which of the fields that frame a request, or say what to do with its
+/// connection, a head has: noted in one pass as its fields are copied, so
+/// that a check whose field is absent (most, for most requests) looks at
+/// nothing.
+#[derive(Clone, Copy, Debug, Default)]
+struct Present {
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    expect: bool,
+}
+
+impl Present {
+    fn note(&mut self, name: &str) {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        // The length first: most fields are none of these.
+        match name.len() {
+            6 if is("expect") => self.expect = true,
+            10 if is("connection") => self.connection = true,
+            14 if is("content-length") => self.content_length = true,
+            17 if is("transfer-encoding") => self.transfer_encoding = true,
+            _ => {}
+        }
+    }
 }
 
 /// An HTTP/1.1 request needs exactly one `Host`, any request at most one
@@ -354,9 +428,9 @@ fn is_unreserved(b: u8) -> bool {
 /// refuses a request whose framing is unclear. Ambiguity is always refused:
 /// two parties that read a body's length differently are how requests are
 /// smuggled.
-fn framing(headers: &Headers, version: Version) -> Result<Framing, u16> {
-    let has_length = headers.contains("content-length");
-    if headers.contains("transfer-encoding") {
+fn framing(headers: &Headers, version: Version, present: Present) -> Result<Framing, u16> {
+    let has_length = present.content_length;
+    if present.transfer_encoding {
         // Both: which one a proxy in front believed is anyone's guess.
         // HTTP/1.0 has no transfer codings: the framing is faulty.
         if has_length || version == Version::Http10 {
@@ -452,8 +526,8 @@ mod tests {
     #[test]
     fn a_simple_head() {
         let head = head("\r\nGET /a?b HTTP/1.1\r\nHost: x\r\nX-A:  1 \r\n\r\nrest");
-        assert_eq!(head.method, "GET");
-        assert_eq!(head.target, "/a?b");
+        assert_eq!(head.method(), "GET");
+        assert_eq!(head.target(), "/a?b");
         assert_eq!(head.version, Version::Http11);
         assert_eq!(head.headers.get("x-a"), Some("1"));
         assert_eq!(head.framing, Framing::Empty);
@@ -597,7 +671,7 @@ mod tests {
         // A later minor version is served as the highest we speak.
         let later = head("GET / HTTP/1.2\r\nHost: x\r\n\r\n");
         assert_eq!(later.version, Version::Http11);
-        assert_eq!(head("GET /a HTTP/1.9\nHost: x\n\n").target, "/a");
+        assert_eq!(head("GET /a HTTP/1.9\nHost: x\n\n").target(), "/a");
         assert_eq!(refused("GET / HTTP/2.1\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(refused("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505);
         assert_eq!(refused("GET / HTTP/x.y\r\nHost: x\r\n\r\n"), 400);

@@ -6,6 +6,7 @@
 //! the connection and read through [`Request::body`], so that a handler
 //! that does not need it never waits for it.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 
@@ -76,60 +77,177 @@ impl fmt::Display for Version {
 /// }
 /// # let _ = graceful_server::http::handler(show_headers);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+//
+// The head is copied into two buffers, so that a request costs the same
+// three (text, values, and the table of where each field is) however many
+// fields it has, rather than two per field; a worker reuses them from one
+// request to the next. The request line's method and target come first in
+// the text (the [`Request`] reads them from here), then the fields' names;
+// the values are bytes, checked for UTF-8 only when asked for as text.
+#[derive(Clone, Default)]
 pub struct Headers {
-    fields: Vec<(String, Vec<u8>)>,
+    /// The method, the target, then each field's name.
+    text: String,
+    /// Where the method ends in `text`; the target follows it.
+    method_end: usize,
+    /// Where the target ends in `text`; the names follow it.
+    target_end: usize,
+    /// Each field's value, one after the other.
+    values: Vec<u8>,
+    /// Where each field is, in the order received.
+    fields: Vec<Field>,
+}
+
+/// The most a thread keeps of a request's buffers for its next request
+/// (bytes of text or values, fields); larger ones are freed with their
+/// request.
+const SPARE_BYTES: usize = 16 * 1024;
+const SPARE_FIELDS: usize = 128;
+
+/// A [`Headers`]' buffers: text, values, fields.
+type Buffers = (String, Vec<u8>, Vec<Field>);
+
+thread_local! {
+    /// The buffers of this thread's last request, empty, for
+    /// its next: a worker allocates them once, not once per request.
+    static SPARE: Cell<Buffers> = const { Cell::new((String::new(), Vec::new(), Vec::new())) };
+}
+
+/// Where a field's name and value are in a [`Headers`]' buffers.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    /// In `text`.
+    name: (usize, usize),
+    /// In `values`.
+    value: (usize, usize),
 }
 
 impl Headers {
+    /// Headers for a request with `method` and `target`, with room for a
+    /// head of `length` bytes and `fields` fields, so that adding them
+    /// allocates no more.
+    ///
+    /// The buffers are the thread's spare ones, if it has them (see
+    /// [`recycle`](Self::recycle)).
+    pub(crate) fn with_line(method: &str, target: &str, length: usize, fields: usize) -> Headers {
+        // `try_with` fails only while the thread is being torn down: then
+        // new buffers do.
+        let (mut text, mut values, mut table) = SPARE.try_with(Cell::take).unwrap_or_default();
+        // Each part of the head fits in its length.
+        text.reserve(length);
+        values.reserve(length);
+        table.reserve(fields);
+        text.push_str(method);
+        text.push_str(target);
+        Headers {
+            text,
+            method_end: method.len(),
+            target_end: method.len() + target.len(),
+            values,
+            fields: table,
+        }
+    }
+
+    /// Gives the buffers to the thread for its next request, unless they
+    /// are too large to keep.
+    pub(crate) fn recycle(self) {
+        let Headers {
+            mut text,
+            mut values,
+            fields: mut table,
+            ..
+        } = self;
+        let small = text.capacity() <= SPARE_BYTES
+            && values.capacity() <= SPARE_BYTES
+            && table.capacity() <= SPARE_FIELDS;
+        if small {
+            text.clear();
+            values.clear();
+            table.clear();
+            let _ = SPARE.try_with(|spare| spare.set((text, values, table)));
+        }
+    }
+
     /// Adds a field at the end; the value's surrounding whitespace is
     /// removed.
     pub(crate) fn push(&mut self, name: &str, value: &[u8]) {
-        self.fields
-            .push((name.to_string(), trim_whitespace(value).to_vec()));
+        let name_start = self.text.len();
+        self.text.push_str(name);
+        let value_start = self.values.len();
+        self.values.extend_from_slice(trim_whitespace(value));
+        self.fields.push(Field {
+            name: (name_start, self.text.len()),
+            value: (value_start, self.values.len()),
+        });
+    }
+
+    /// The request line's method.
+    pub(crate) fn method(&self) -> &str {
+        &self.text[..self.method_end]
+    }
+
+    /// The request line's target.
+    pub(crate) fn target(&self) -> &str {
+        &self.text[self.method_end..self.target_end]
+    }
+
+    fn name(&self, field: &Field) -> &str {
+        &self.text[field.name.0..field.name.1]
+    }
+
+    /// A field's value, if it is UTF-8.
+    fn text_value(&self, field: &Field) -> Option<&str> {
+        std::str::from_utf8(self.value(field)).ok()
+    }
+
+    fn value(&self, field: &Field) -> &[u8] {
+        &self.values[field.value.0..field.value.1]
+    }
+
+    /// The fields called `name`, in order.
+    fn named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Field> + 's {
+        self.fields.iter().filter(move |field| {
+            // The length first: most fields are not the one asked for.
+            field.name.1 - field.name.0 == name.len() && self.name(field).eq_ignore_ascii_case(name)
+        })
     }
 
     /// The value of the first field called `name`, or `None` if there is
     /// none or its value is not valid UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_bytes(name)
-            .and_then(|value| std::str::from_utf8(value).ok())
+        self.named(name)
+            .next()
+            .and_then(|field| self.text_value(field))
     }
 
     /// The value of the first field called `name`, as bytes.
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_slice())
+        self.named(name).next().map(|field| self.value(field))
     }
 
     /// The values of every field called `name`, in order, skipping those that
     /// are not valid UTF-8. Fields that may repeat, such as `Accept` or
     /// `Cookie`, need this.
     pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.get_all_bytes(name)
-            .filter_map(|value| std::str::from_utf8(value).ok())
+        self.named(name)
+            .filter_map(move |field| self.text_value(field))
     }
 
     /// The values of every field called `name`, in order, as bytes.
     pub fn get_all_bytes<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
-        self.fields
-            .iter()
-            .filter(move |(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_slice())
+        self.named(name).map(move |field| self.value(field))
     }
 
     /// Whether there is a field called `name`.
     pub fn contains(&self, name: &str) -> bool {
-        self.get_bytes(name).is_some()
+        self.named(name).next().is_some()
     }
 
     /// Every field as (name, value), in the order received, names as sent.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.fields
             .iter()
-            .map(|(name, value)| (name.as_str(), value.as_slice()))
+            .map(move |field| (self.name(field), self.value(field)))
     }
 
     /// The number of fields.
@@ -148,6 +266,30 @@ impl Headers {
         self.get_all(name)
             .flat_map(|value| value.split(','))
             .any(|item| item.trim().eq_ignore_ascii_case(token))
+    }
+}
+
+/// Equal when they hold the same fields in the same order, names as sent.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+/// The fields, as (name, value bytes) pairs in order.
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Fields<'a>(&'a Headers);
+        impl fmt::Debug for Fields<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.0.iter()).finish()
+            }
+        }
+        f.debug_struct("Headers")
+            .field("fields", &Fields(self))
+            .finish()
     }
 }
 
@@ -188,26 +330,23 @@ fn trim_whitespace(mut value: &[u8]) -> &[u8] {
 /// }
 /// ```
 pub struct Request<'a> {
-    method: String,
-    target: String,
     version: Version,
+    /// The fields, and the request line's method and target, which are
+    /// kept in the same buffer.
     headers: Headers,
     peer: Addr,
     body: Body<'a>,
 }
 
 impl<'a> Request<'a> {
+    /// A request with the method and target that `headers` hold.
     pub(crate) fn new(
-        method: String,
-        target: String,
         version: Version,
         headers: Headers,
         peer: Addr,
         body: Body<'a>,
     ) -> Request<'a> {
         Request {
-            method,
-            target,
             version,
             headers,
             peer,
@@ -215,18 +354,15 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Takes the method and the target out, for the request's event once
-    /// the request itself is done with.
-    pub(crate) fn take_line(&mut self) -> (String, String) {
-        (
-            std::mem::take(&mut self.method),
-            std::mem::take(&mut self.target),
-        )
+    /// Takes the head out (the fields, with the method and the target), for
+    /// the request's event once the request itself is done with.
+    pub(crate) fn take_head(&mut self) -> Headers {
+        std::mem::take(&mut self.headers)
     }
 
     /// The method, as sent (methods are case-sensitive): `"GET"`, `"POST"`..
     pub fn method(&self) -> &str {
-        &self.method
+        self.headers.method()
     }
 
     /// The request target exactly as sent: usually a path and query
@@ -234,7 +370,7 @@ impl<'a> Request<'a> {
     /// (`http://example.com/search?q=rust`), `*` for `OPTIONS *`, or
     /// `host:port` for `CONNECT`.
     pub fn target(&self) -> &str {
-        &self.target
+        self.headers.target()
     }
 
     /// The path of the target, without the query, not percent-decoded:
@@ -242,13 +378,13 @@ impl<'a> Request<'a> {
     /// `http://example.com/search?q=rust`, `/` for `http://example.com`. For
     /// the other forms (`*`, `host:port`) it is the whole target.
     pub fn path(&self) -> &str {
-        split_target(&self.target).0
+        split_target(self.target()).0
     }
 
     /// The query of the target (after `?`), not percent-decoded, or `None` if
     /// the target has no `?`. [`query_pairs`](Self::query_pairs) decodes it.
     pub fn query(&self) -> Option<&str> {
-        split_target(&self.target).1
+        split_target(self.target()).1
     }
 
     /// The HTTP version of the request.
@@ -488,8 +624,8 @@ impl<'a> Request<'a> {
 impl fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
-            .field("method", &self.method)
-            .field("target", &self.target)
+            .field("method", &self.method())
+            .field("target", &self.target())
             .field("version", &self.version)
             .field("headers", &self.headers)
             .field("peer", &self.peer)
@@ -500,15 +636,19 @@ impl fmt::Debug for Request<'_> {
 
 /// Splits a request target into its path and query (RFC 9112 section 3.2).
 fn split_target(target: &str) -> (&str, Option<&str>) {
+    // Origin form (`/path?query`), nearly every request: no scheme to look
+    // for, since a target that starts with `/` has none.
+    if target.starts_with('/') {
+        return match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+    }
     // Absolute form, as sent to proxies (and which servers must accept):
     // skip the scheme and the authority. `path` is then what follows, or `/`.
-    let rest = absolute_form_rest(target);
-    let Some(rest) = rest else {
-        // Origin form (`/path?query`) or one of the forms without a path.
-        return match target.split_once('?') {
-            Some((path, query)) if target.starts_with('/') => (path, Some(query)),
-            _ => (target, None),
-        };
+    let Some(rest) = absolute_form_rest(target) else {
+        // One of the forms without a path (`*`, `host:port`).
+        return (target, None);
     };
     let (path, query) = match rest.split_once('?') {
         Some((path, query)) => (path, Some(query)),

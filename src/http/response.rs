@@ -6,6 +6,7 @@
 //! `write.rs`), because only the layer knows the request's version, its
 //! method and whether the server is shutting down.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 
@@ -34,8 +35,73 @@ use super::takeover::Switch;
 /// ```
 pub struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: Fields,
     body: Content,
+}
+
+/// A header field: name and value. The layer's own (the `Content-Type` of
+/// [`Response::text`]) are borrowed constants, so that a response costs no
+/// allocation for them; a handler's are always owned (see
+/// [`Fields::is_own`]).
+pub(crate) type Field = (Cow<'static, str>, Cow<'static, str>);
+
+/// A response's header fields, in order. The first is held in place, the
+/// rest in a list: a response with one field (most, such as those of
+/// [`Response::text`]) allocates none for it.
+#[derive(Default)]
+pub(crate) struct Fields {
+    first: Option<Field>,
+    rest: Vec<Field>,
+}
+
+impl Fields {
+    /// Adds a field at the end.
+    fn push(&mut self, field: Field) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(field);
+        } else {
+            self.rest.push(field);
+        }
+    }
+
+    /// Removes every field called `name` (in any case).
+    fn remove(&mut self, name: &str) {
+        if self
+            .first
+            .as_ref()
+            .is_some_and(|(field, _)| field.eq_ignore_ascii_case(name))
+        {
+            self.first = None;
+        }
+        self.rest
+            .retain(|(field, _)| !field.eq_ignore_ascii_case(name));
+    }
+
+    /// Every field, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Field> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    /// Whether `field` is one of the layer's own constants, known to be a
+    /// valid field and none of those that frame the message: borrowed,
+    /// since [`Response::header`] and [`Response::append_header`] make
+    /// every field they are given owned.
+    pub(crate) fn is_own(field: &Field) -> bool {
+        matches!(field, (Cow::Borrowed(_), Cow::Borrowed(_)))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(name, value)| (&**name, &**value)))
+            .finish()
+    }
 }
 
 /// A response's body.
@@ -70,7 +136,7 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: Fields::default(),
             body: Content::Bytes(Vec::new()),
         }
     }
@@ -85,9 +151,12 @@ impl Response {
     /// assert_eq!(hello.get_header("content-type"), Some("text/plain; charset=utf-8"));
     /// ```
     pub fn text(body: impl Into<String>) -> Response {
-        Response::new(200)
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .body(body.into())
+        let mut response = Response::new(200).body(body.into());
+        response.headers.push((
+            Cow::Borrowed("Content-Type"),
+            Cow::Borrowed("text/plain; charset=utf-8"),
+        ));
+        response
     }
 
     /// An error response the layer sends itself: its reason phrase as text.
@@ -115,9 +184,9 @@ impl Response {
     /// split the response in two.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         let name = name.into();
+        self.headers.remove(&name);
         self.headers
-            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
-        self.headers.push((name, value.into()));
+            .push((Cow::Owned(name), Cow::Owned(value.into())));
         self
     }
 
@@ -134,7 +203,8 @@ impl Response {
     /// assert_eq!(response.get_header("set-cookie"), Some("session=3f2a; HttpOnly"));
     /// ```
     pub fn append_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
-        self.headers.push((name.into(), value.into()));
+        self.headers
+            .push((Cow::Owned(name.into()), Cow::Owned(value.into())));
         self
     }
 
@@ -177,11 +247,11 @@ impl Response {
         self.headers
             .iter()
             .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| &**value)
     }
 
     /// Takes the response apart, for writing it.
-    pub(crate) fn into_parts(self) -> (u16, Vec<(String, String)>, Content) {
+    pub(crate) fn into_parts(self) -> (u16, Fields, Content) {
         (self.status, self.headers, self.body)
     }
 }

@@ -85,8 +85,8 @@ pub(crate) fn serve_request<F>(
 where
     F: Fn(&mut Request<'_>) -> Response + ?Sized,
 {
-    let head = match gather(io, limits, budget)? {
-        Gathered::Request(head) => head,
+    let (head, arrived) = match gather(io, limits, budget)? {
+        Gathered::Request(head, arrived) => (head, arrived),
         Gathered::Partial => return Ok(Served::Partial),
         Gathered::Nothing => return Ok(Served::Idle),
         Gathered::Closed => return Ok(Served::Close),
@@ -106,25 +106,19 @@ where
     let peer = io.peer_addr().clone();
     let mut answering = Answering {
         version: head.version,
-        head_only: head.method == "HEAD",
+        head_only: head.method() == "HEAD",
         keep_alive: head.keep_alive,
     };
-    let body = Body::new(io, head.framing, limits, head.expect_continue).until(request_deadline);
-    let mut request = Request::new(
-        head.method,
-        head.target,
-        head.version,
-        head.headers,
-        peer,
-        body,
-    );
+    let body =
+        Body::new(io, head.framing, limits, head.expect_continue, arrived).until(request_deadline);
+    let mut request = Request::new(head.version, head.headers, peer, body);
 
     // `AssertUnwindSafe`: after a panic the request is dropped unused and the
     // connection closed, so no state the panic may have broken is seen again.
     let response = match panic::catch_unwind(AssertUnwindSafe(|| app(&mut request))) {
         Ok(response) => response,
         Err(panic) => {
-            let (method, target) = request.take_line();
+            let asked = request.take_head();
             drop(request);
             answering.keep_alive = false;
             // Nothing of the response has been sent (the handler cannot
@@ -132,12 +126,12 @@ where
             // connection closes either way.
             let mut sent = Sent::default();
             let _ = write_response_recorded(
-                &mut Paced::new(io, limits),
+                &mut Paced::new(io, limits, arrived),
                 Response::error(500),
                 answering,
                 &mut sent,
             );
-            let line = Line::served(&method, &target, head.version);
+            let line = Line::served(asked.method(), asked.target(), head.version);
             access::tell(io, line, &sent, started, false);
             // Let the panic go on to the server, which closes the connection
             // and counts it in its report.
@@ -170,7 +164,7 @@ where
             response
         }
     };
-    let (method, target) = request.take_line();
+    let asked = request.take_head();
     drop(request);
 
     // The last request a connection may carry, by number or by age:
@@ -185,8 +179,12 @@ where
         answering.keep_alive = more_input(io, limits);
     }
     let mut sent = Sent::default();
-    let written =
-        write_response_recorded(&mut Paced::new(io, limits), response, answering, &mut sent);
+    let written = write_response_recorded(
+        &mut Paced::new(io, limits, arrived),
+        response,
+        answering,
+        &mut sent,
+    );
     release_deadline(io);
     io.conversation().finish();
     // A connection switched to another protocol (an event stream, a
@@ -195,8 +193,14 @@ where
         && written
             .as_ref()
             .is_ok_and(|written| written.keep_alive && written.switch.is_none());
-    let line = Line::served(&method, &target, head.version);
-    access::tell(io, line, &sent, started, kept);
+    access::tell(
+        io,
+        Line::served(asked.method(), asked.target(), head.version),
+        &sent,
+        started,
+        kept,
+    );
+    asked.recycle();
     if let Some(late) = late {
         return Err(late);
     }
@@ -222,7 +226,7 @@ fn refuse(io: &mut dyn Transport, refusal: Refusal, limits: &Limits) -> io::Resu
     let started = io.conversation().head_started();
     let mut sent = Sent::default();
     let written = write_response_recorded(
-        &mut Paced::new(io, limits),
+        &mut Paced::new(io, limits, Instant::now()),
         Response::error(refusal.status),
         answering,
         &mut sent,
@@ -262,6 +266,9 @@ fn more_input(io: &mut dyn Transport, limits: &Limits) -> bool {
 /// server's write timeout bounds each write instead.
 struct Paced<'a> {
     io: &'a mut dyn Transport,
+    /// A moment not after the first write: a deadline then makes a write
+    /// take what the socket takes at once, and wait for nothing.
+    now: Instant,
     rate: Option<MinRate>,
     sent: u64,
     /// The start of the current window, and what the client had
@@ -270,11 +277,14 @@ struct Paced<'a> {
 }
 
 impl<'a> Paced<'a> {
-    fn new(io: &'a mut dyn Transport, limits: &Limits) -> Paced<'a> {
+    /// The writer of a response on `io`; `now` is a moment not after its
+    /// first write (a clock read taken during the request, reused).
+    fn new(io: &'a mut dyn Transport, limits: &Limits, now: Instant) -> Paced<'a> {
         // Whatever bounded the request does not bound its response.
         io.set_deadline(None);
         Paced {
             io,
+            now,
             rate: limits.min_response_rate,
             sent: 0,
             window: None,
@@ -351,15 +361,15 @@ impl Write for Paced<'_> {
 /// waits, holding no worker. It must all go by the time a client at the
 /// minimum rate would have taken it.
 impl Output for Paced<'_> {
-    fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         let Some(rate) = self.rate else {
             // No bound for a queued answer: write it here, each write
             // bounded by the server's write timeout.
-            return self.io.write_all(&bytes);
+            return self.io.write_all(bytes);
         };
-        // A deadline of now: each write takes what the socket takes at
-        // once, or fails.
-        self.io.set_deadline(Some(Instant::now()));
+        // A deadline already passed: each write takes what the socket takes
+        // at once, or fails.
+        self.io.set_deadline(Some(self.now));
         let mut at = 0;
         while at < bytes.len() {
             match self.io.write(&bytes[at..]) {

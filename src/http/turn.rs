@@ -1,7 +1,7 @@
 //! The glue between the HTTP layer and the server's turn-based core: one
 //! turn serves one request; between requests the connection waits idle.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
@@ -16,85 +16,118 @@ use super::request::Request;
 use super::response::Response;
 use super::transport::Transport;
 
+/// A connection during one turn of the HTTP layer, with the layer's
+/// memory of it ([`Conversation`]): what [`Transport`] asks for.
+///
+/// The conversation lives in the connection's layer state between turns, as
+/// a type the core does not know; it is taken out once per turn (see
+/// [`HttpHandler::turn`](Handler::turn)), so that the many looks at it
+/// during a request cost nothing.
+struct Turn<'c> {
+    conn: &'c mut Connection,
+    conversation: &'c mut Conversation,
+}
+
+impl Read for Turn<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.conn.read(buf)
+    }
+}
+
 /// The connection's buffered reader keeps the bytes read past one request
 /// (pipelined requests) for the next turn, which is what [`Transport`] asks.
-impl Transport for Connection {
+impl BufRead for Turn<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.conn.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.conn.consume(amount);
+    }
+}
+
+impl Write for Turn<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.conn.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.conn.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.flush()
+    }
+}
+
+impl Transport for Turn<'_> {
     fn peer_addr(&self) -> &Addr {
-        Connection::peer_addr(self)
+        self.conn.peer_addr()
     }
 
     fn is_shutting_down(&self) -> bool {
-        Connection::is_shutting_down(self)
+        self.conn.is_shutting_down()
     }
 
     fn buffered(&self) -> &[u8] {
-        Connection::buffered(self)
+        self.conn.buffered()
     }
 
     fn receive(&mut self, limit: usize) -> io::Result<usize> {
-        Connection::receive(self, limit)
+        self.conn.receive(limit)
     }
 
     fn deadline(&self) -> Option<Instant> {
-        Connection::deadline(self)
+        self.conn.deadline()
     }
 
     fn set_deadline(&mut self, deadline: Option<Instant>) {
-        Connection::set_deadline(self, deadline);
+        self.conn.set_deadline(deadline);
     }
 
     fn unsent_output(&self) -> Option<u64> {
-        crate::sys::unsent_output(self.stream().as_source())
+        crate::sys::unsent_output(self.conn.stream().as_source())
     }
 
     fn queue_output(&mut self, output: &[u8]) {
-        Connection::queue_output(self, output);
+        self.conn.queue_output(output);
     }
 
     fn has_queued_output(&self) -> bool {
-        Connection::has_queued_output(self)
+        self.conn.has_queued_output()
     }
 
     fn id(&self) -> u64 {
-        Connection::id(self)
+        self.conn.id()
     }
 
     fn tell(&self, event: &Event<'_>) {
-        Connection::tell(self, event);
+        self.conn.tell(event);
     }
 
-    /// Kept in the connection's layer state, made on its first request.
     fn conversation(&mut self) -> &mut Conversation {
-        let state = self.layer_state();
-        if !state
-            .as_ref()
-            .is_some_and(|state| state.is::<Conversation>())
-        {
-            *state = Some(Box::new(Conversation::new()));
-        }
-        state
-            .as_mut()
-            .and_then(|state| state.downcast_mut::<Conversation>())
-            .expect("cannot fail: the state was just made a Conversation if it was not one")
+        self.conversation
     }
 
     /// Plain TCP only: over TLS the kernel holds records, not request
     /// bytes, and the readiness of a Unix socket ignores the mark.
     fn unread_input(&self) -> Option<usize> {
-        if self.is_tls() || self.stream().as_tcp().is_none() {
+        let conn = &*self.conn;
+        if conn.is_tls() || conn.stream().as_tcp().is_none() {
             return None;
         }
-        crate::sys::unread_input(self.stream().as_source())
+        crate::sys::unread_input(conn.stream().as_source())
     }
 
     fn set_input_low_water(&mut self, bytes: usize) -> bool {
-        if self.is_tls() || self.stream().as_tcp().is_none() {
+        let conn = &mut *self.conn;
+        if conn.is_tls() || conn.stream().as_tcp().is_none() {
             return false;
         }
         // Readiness now means this many bytes: the parking arms the socket
         // again rather than trust an edge raised under the old mark.
-        self.forget_input_drained();
-        crate::sys::set_receive_low_water(self.stream().as_source(), bytes).is_ok()
+        conn.forget_input_drained();
+        crate::sys::set_receive_low_water(conn.stream().as_source(), bytes).is_ok()
     }
 }
 
@@ -107,7 +140,25 @@ where
     F: Fn(&mut Request<'_>) -> Response + Send + Sync + 'static,
 {
     fn turn(&self, conn: &mut Connection) -> io::Result<Next> {
-        match self.serve_one(conn)? {
+        // The conversation kept from earlier turns, or a new one, on the
+        // stack: it is boxed only if the connection goes on (a connection
+        // per request never needs a box).
+        let mut kept = conn
+            .layer_state()
+            .take()
+            .and_then(|state| state.downcast::<Conversation>().ok());
+        let mut new = Conversation::new();
+        let conversation = match &mut kept {
+            Some(kept) => &mut **kept,
+            None => &mut new,
+        };
+        let served = self.serve_one(&mut Turn { conn, conversation })?;
+        if matches!(served, Served::Idle | Served::Partial) {
+            *conn.layer_state() = Some(kept.unwrap_or_else(|| Box::new(new)));
+        }
+        // Otherwise the conversation is over: dropped, with whatever it
+        // held of the body budget.
+        match served {
             Served::Idle => Ok(Next::Idle),
             Served::Partial => Ok(Next::Wait),
             // An event stream or a WebSocket: their protocol takes the

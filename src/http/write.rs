@@ -11,17 +11,54 @@
 //! The head goes out in the same `write` as the body (or its first block):
 //! the connection writes straight to the socket, and a head and body written
 //! separately can wait on the client's delayed acknowledgement.
+//!
+//! The head and the body are put together in a buffer each thread keeps
+//! from one response to the next ([`Scratch`]): a worker allocates it once,
+//! not once per response.
 
-use std::fmt::Write as _;
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 
 use super::date;
 use super::request::Version;
-use super::response::{reason, Content, Response};
+use super::response::{reason, Content, Fields, Response};
 use super::takeover::{Kind, Switch};
 
 /// How much of a streamed body is read and written at a time.
 const BLOCK: usize = 16 * 1024;
+
+/// The largest buffer a thread keeps for its next response; a larger one
+/// (a large body held in memory) is freed once written.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer this thread's last response was put together in, empty,
+    /// for the next one.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer to put a response together in: the thread's kept one if it has
+/// it (taken, not borrowed, so that nothing can find it in use), given
+/// back when dropped unless it grew too large to keep.
+struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn take() -> Scratch {
+        // `try_with` fails only while the thread is being torn down: then
+        // a new buffer does.
+        Scratch(SCRATCH.try_with(Cell::take).unwrap_or_default())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.capacity() <= SCRATCH_KEPT {
+            let mut buffer = std::mem::take(&mut self.0);
+            buffer.clear();
+            let _ = SCRATCH.try_with(|kept| kept.set(buffer));
+        }
+    }
+}
 
 /// Fields the layer writes itself; the handler's are dropped.
 const OWN_FIELDS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
@@ -50,8 +87,8 @@ pub(crate) struct Answering {
 /// whole, and finish sending it later.
 pub(crate) trait Output: Write {
     /// Writes all of `bytes`, or as much as can go now and the rest later.
-    fn send(&mut self, bytes: Vec<u8>) -> io::Result<()> {
-        self.write_all(&bytes)
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
     }
 }
 
@@ -112,14 +149,16 @@ pub(crate) fn write_response_recorded<W: Output + ?Sized>(
         (status, headers, content)
     } else if status == 101 && upgrade {
         sent.status = status;
-        let out = head(
+        let mut out = Scratch::take();
+        head(
+            &mut out.0,
             status,
             &headers,
             None,
             Connection::Upgrade,
             answering.version,
         );
-        io.send(out)?;
+        io.send(&out.0)?;
         io.flush()?;
         let Content::Switch(switch) = content else {
             // `upgrade` says the content is a switch.
@@ -160,7 +199,16 @@ pub(crate) fn write_response_recorded<W: Output + ?Sized>(
     } else {
         Connection::Close
     };
-    let mut out = head(status, &headers, delimit, connection, answering.version);
+    let mut scratch = Scratch::take();
+    let out = &mut scratch.0;
+    head(
+        out,
+        status,
+        &headers,
+        delimit,
+        connection,
+        answering.version,
+    );
     let mut switch = None;
     match content {
         _ if answering.head_only || !has_body => io.send(out)?,
@@ -205,52 +253,73 @@ enum Connection {
     Upgrade,
 }
 
-/// The status line and the header section, with its final empty line.
+/// Appends the status line and the header section, with its final empty
+/// line, to `out`.
 fn head(
+    out: &mut Vec<u8>,
     status: u16,
-    headers: &[(String, String)],
+    headers: &Fields,
     delimit: Option<Delimit>,
     connection: Connection,
     version: Version,
-) -> Vec<u8> {
-    let mut out = String::with_capacity(256);
-    out.push_str("HTTP/1.1 ");
-    // `write!` to a `String` cannot fail.
-    let _ = write!(out, "{status}");
-    out.push(' ');
-    out.push_str(reason(status));
-    out.push_str("\r\nDate: ");
-    date::push_now(&mut out);
-    out.push_str("\r\n");
-    for (name, value) in headers {
-        let ours = OWN_FIELDS.iter().any(|own| own.eq_ignore_ascii_case(name));
-        if !ours && is_token(name) && is_field_value(value) {
-            out.push_str(name);
-            out.push_str(": ");
-            out.push_str(value);
-            out.push_str("\r\n");
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, status.into());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    date::push_now(out);
+    out.extend_from_slice(b"\r\n");
+    for field in headers.iter() {
+        let (name, value) = (&*field.0, &*field.1);
+        let valid = Fields::is_own(field)
+            || (!OWN_FIELDS.iter().any(|own| own.eq_ignore_ascii_case(name))
+                && is_token(name)
+                && is_field_value(value));
+        if valid {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
     match delimit {
         Some(Delimit::Length(length)) => {
-            out.push_str("Content-Length: ");
-            let _ = write!(out, "{length}");
-            out.push_str("\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, length);
+            out.extend_from_slice(b"\r\n");
         }
-        Some(Delimit::Chunked) => out.push_str("Transfer-Encoding: chunked\r\n"),
+        Some(Delimit::Chunked) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         Some(Delimit::Close) | None => {}
     }
     match connection {
-        Connection::Close => out.push_str("Connection: close\r\n"),
+        Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
         // An HTTP/1.0 client assumes the connection closes unless told.
         Connection::KeepAlive if version == Version::Http10 => {
-            out.push_str("Connection: keep-alive\r\n");
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         Connection::KeepAlive => {}
-        Connection::Upgrade => out.push_str("Connection: Upgrade\r\n"),
+        Connection::Upgrade => out.extend_from_slice(b"Connection: Upgrade\r\n"),
     }
-    out.push_str("\r\n");
-    out.into_bytes()
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal: what `write!` would, without the formatting
+/// machinery, which costs more than the digits for a status or a length.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    // The last digit of `n`: `n % 10` is below 10.
+    let digit = |n: u64| b'0' + (n % 10) as u8;
+    // A status, and most lengths, in one step; longer numbers three digits
+    // at a time.
+    match n {
+        0..=9 => out.push(digit(n)),
+        10..=99 => out.extend_from_slice(&[digit(n / 10), digit(n)]),
+        100..=999 => out.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]),
+        _ => {
+            push_decimal(out, n / 1000);
+            out.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]);
+        }
+    }
 }
 
 /// Sends `out` (the head) followed by the body `reader` gives, delimited as
@@ -258,7 +327,7 @@ fn head(
 /// `sent`.
 fn stream<W: Write + ?Sized>(
     io: &mut W,
-    mut out: Vec<u8>,
+    out: &mut Vec<u8>,
     mut reader: Box<dyn Read + Send>,
     delimit: Delimit,
     sent: &mut u64,
@@ -291,7 +360,7 @@ fn stream<W: Write + ?Sized>(
         }
         remaining = remaining.saturating_sub(n as u64);
         if !out.is_empty() {
-            io.write_all(&out)?;
+            io.write_all(out)?;
             out.clear();
         }
         *sent += n as u64;
@@ -452,6 +521,27 @@ mod tests {
         );
         assert!(!keep);
         assert_eq!(raw.matches("Connection: close").count(), 1);
+    }
+
+    #[test]
+    fn decimals_as_display_writes_them() {
+        for n in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            1001,
+            65_535,
+            1_000_000,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]
