@@ -207,7 +207,6 @@ impl<'a> Body<'a> {
     }
 
     /// Whether the body has been read to its end (or there is none).
-    #[cfg(feature = "websocket")]
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }

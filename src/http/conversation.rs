@@ -28,6 +28,11 @@ pub(crate) struct Conversation {
     /// While the request's body waits in the kernel: how many bytes of the
     /// request (head included) had arrived when it last looked.
     pub(crate) in_kernel: Option<usize>,
+    /// The last request said it was the client's last (`Connection:
+    /// close`, or HTTP/1.0 without keep-alive) and was read to its end:
+    /// the client sends nothing more, so closing needs no look for input
+    /// left behind.
+    pub(crate) client_finished: bool,
 }
 
 impl Conversation {
@@ -38,6 +43,7 @@ impl Conversation {
             head_started: None,
             reservation: None,
             in_kernel: None,
+            client_finished: false,
         }
     }
 

@@ -164,8 +164,11 @@ where
             response
         }
     };
+    // The client's own last request, all read: see `close_politely`.
+    let client_finished = !head.keep_alive && request.body().is_done();
     let asked = request.take_head();
     drop(request);
+    io.conversation().client_finished = client_finished;
 
     // The last request a connection may carry, by number or by age:
     // rotation, so that clients move to other servers now and then.

@@ -153,6 +153,7 @@ where
             None => &mut new,
         };
         let served = self.serve_one(&mut Turn { conn, conversation })?;
+        let client_finished = conversation.client_finished;
         if matches!(served, Served::Idle | Served::Partial) {
             *conn.layer_state() = Some(kept.unwrap_or_else(|| Box::new(new)));
         }
@@ -167,7 +168,7 @@ where
             Served::Close => {
                 // With output queued, the server closes once it is sent.
                 if !conn.has_queued_output() {
-                    close_politely(conn);
+                    close_politely(conn, client_finished);
                 }
                 Ok(Next::Close)
             }
@@ -195,7 +196,14 @@ const LINGER: Duration = Duration::from_millis(200);
 /// pending, send our end of file first, then read and discard until the
 /// client closes too, for at most [`LINGER`] (RFC 9112, section 9.6). With
 /// nothing pending, closing at once is already clean.
-fn close_politely(conn: &mut Connection) {
+///
+/// When the client said its request was its last (`client_finished`: it
+/// may send nothing after it, RFC 9112 section 9.6) and the last read found
+/// the socket's queue empty, nothing is pending, and the look is saved.
+fn close_politely(conn: &mut Connection, client_finished: bool) {
+    if client_finished && conn.is_input_drained() && !conn.has_buffered_input() {
+        return;
+    }
     // One nonblocking read says it: more input (linger), the client's end
     // of file (it is gone: nothing to wait for), or nothing yet.
     let pending = conn.has_buffered_input()
