@@ -16,16 +16,20 @@
 //! With `poll(2)` only one worker at a time (the leader) polls, the others
 //! (the followers) wait on a condition variable for what it found; a
 //! connection armed or disarmed while the leader polls wakes it, so that it
-//! polls again with the new set.
+//! polls again with the new set. The leader polls only what was armed
+//! recently: connections armed long ago and not ready since are polled by a
+//! thread of their own, so that a busy few are not slowed by an idle crowd
+//! (`readiness/poll.rs`).
 
-use std::collections::VecDeque;
 use std::io;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::sys::Epoll;
-use crate::sys::{AsSource, Backend, Borrowed, Interest, PollSet, Raw};
-use crate::wake::{self, WakeReceiver, Waker};
+use crate::sys::{AsSource, Backend, Borrowed, Interest, Raw};
+
+mod poll;
+
+use poll::LeaderFollowers;
 
 /// What a worker's wait in the [`WorkerWait`] brought.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,110 +152,6 @@ impl WorkerWait {
         match woken {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Wakeup::Nothing),
             other => other,
-        }
-    }
-}
-
-/// The `poll(2)` form of [`WorkerWait`]: leader and followers.
-pub(crate) struct LeaderFollowers {
-    state: Mutex<PollState>,
-    /// Followers wait here for what the leader found, or for its place.
-    found: Condvar,
-    /// Ends the leader's poll, to poll again with a changed set.
-    leader: Waker,
-    leader_wake: WakeReceiver,
-}
-
-#[derive(Default)]
-struct PollState {
-    set: PollSet,
-    /// Tokens the leader found ready, not taken yet.
-    ready: VecDeque<u64>,
-    /// Announced jobs not taken yet.
-    jobs: u64,
-    /// Whether a worker is polling.
-    polling: bool,
-}
-
-impl LeaderFollowers {
-    fn new() -> io::Result<LeaderFollowers> {
-        let (leader, leader_wake) = wake::channel()?;
-        Ok(LeaderFollowers {
-            state: Mutex::default(),
-            found: Condvar::new(),
-            leader,
-            leader_wake,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, PollState> {
-        // The state is only counters and a set, consistent after every
-        // statement: a panic elsewhere leaves nothing half-done.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn arm(&self, fd: Borrowed<'_>, token: u64, interest: Interest) {
-        let mut state = self.lock();
-        state.set.arm(fd.raw_source(), token, interest);
-        if state.polling {
-            self.leader.wake();
-        }
-    }
-
-    fn disarm(&self, fd: Raw) {
-        let mut state = self.lock();
-        if state.set.disarm(fd) && state.polling {
-            // The leader's poll may hold the descriptor: end it, so that it
-            // is not polled once closed.
-            self.leader.wake();
-        }
-    }
-
-    fn notify(&self, jobs: u64) {
-        let mut state = self.lock();
-        state.jobs = state.jobs.saturating_add(jobs);
-        if state.polling {
-            self.leader.wake();
-        }
-        drop(state);
-        self.found.notify_all();
-    }
-
-    fn wait(&self) -> io::Result<Wakeup> {
-        let mut state = self.lock();
-        loop {
-            if state.jobs > 0 {
-                state.jobs -= 1;
-                return Ok(Wakeup::Job);
-            }
-            if let Some(token) = state.ready.pop_front() {
-                return Ok(Wakeup::Ready(token));
-            }
-            if state.polling {
-                state = self
-                    .found
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            // Lead: poll the armed set and the leader's wake-up, unlocked.
-            state.polling = true;
-            let mut snapshot = state.set.snapshot(self.leader_wake.as_source());
-            drop(state);
-            let polled = snapshot.wait(None);
-            state = self.lock();
-            state.polling = false;
-            if snapshot.woken() {
-                self.leader_wake.drain();
-            }
-            if polled.is_ok() {
-                let mut found = Vec::new();
-                state.set.take_snapshot_ready(&snapshot, &mut found);
-                state.ready.extend(found.into_iter().map(|r| r.token));
-            }
-            // Others may take what was found, or lead next.
-            self.found.notify_all();
-            polled?;
         }
     }
 }
