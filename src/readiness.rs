@@ -24,8 +24,8 @@
 use std::io;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use crate::sys::Epoll;
-use crate::sys::{AsSource, Backend, Borrowed, Interest, Raw};
+use crate::sys::{AsSource, Epoll};
+use crate::sys::{Backend, Borrowed, Interest, Raw};
 
 mod poll;
 
@@ -159,7 +159,7 @@ impl WorkerWait {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::socket_pair;
+    use crate::sys::{socket_pair, AsSource};
     use std::io::Write;
     use std::time::Duration;
 
