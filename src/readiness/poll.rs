@@ -132,6 +132,9 @@ struct ColdWaiter {
     /// It could not start, or its poll failed: the tiers are off, and
     /// every entry stays hot.
     failed: bool,
+    /// Statistics: how many times it copied the cold tier (the tests
+    /// watch it).
+    copies: u64,
 }
 
 impl ColdWaiter {
@@ -309,7 +312,9 @@ impl Shared {
         let mut snapshot = Snapshot::default();
         let mut state = self.lock();
         while !state.cold.stopping && state.set.len(Tier::Cold) > 0 {
-            state.set.refresh(Tier::Cold, &mut snapshot);
+            if state.set.refresh(Tier::Cold, &mut snapshot) {
+                state.cold.copies += 1;
+            }
             drop(state);
             let polled = snapshot.wait(wake.as_source(), None);
             state = self.lock();
@@ -367,6 +372,7 @@ mod tests {
     use super::*;
     use crate::sys::socket_pair;
     use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::mpsc;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
@@ -430,8 +436,20 @@ mod tests {
         lf.arm(rx2.as_source(), 2, Interest::Input);
         chill(&lf);
         assert_eq!(lf.tiers(), (0, 2, true));
+        // Its waiter polls a copy without rx before rx is closed...
+        let deadline = Instant::now() + TIMEOUT;
+        while lf.lock().cold.copies == 0 {
+            assert!(Instant::now() < deadline, "the cold waiter did not start");
+            thread::yield_now();
+        }
+        let copies = lf.lock().cold.copies;
         lf.disarm(rx.raw_source());
         assert_eq!(lf.tiers(), (0, 1, true));
+        while lf.lock().cold.copies == copies {
+            assert!(Instant::now() < deadline, "the cold waiter was not woken");
+            thread::yield_now();
+        }
+        // ... and does not report it.
         tx.write_all(b"x").expect("write");
         drop(rx);
         // Whatever takes the closed number next is a new arming.
@@ -522,5 +540,183 @@ mod tests {
             lf.notify(4);
         });
         assert_eq!(lf.tiers(), (0, 0, false));
+    }
+
+    /// Operations per stress run unless `GRACEFUL_STRESS_TIERS` says.
+    const STRESS_OPS: u64 = 20_000;
+
+    #[cfg(unix)]
+    type Sock = std::os::unix::net::UnixStream;
+    #[cfg(windows)]
+    type Sock = std::net::TcpStream;
+
+    /// A connection of the stress test, as the parking would hold it.
+    struct Conn {
+        tx: Sock,
+        rx: Sock,
+        /// Its arming: the low half of its token.
+        generation: u64,
+        parked: bool,
+        /// The generations reported.
+        reported: std::collections::HashSet<u64>,
+    }
+
+    fn nonblocking_pair() -> (Sock, Sock) {
+        let (tx, rx) = socket_pair().expect("pair");
+        tx.set_nonblocking(true).expect("nonblocking");
+        rx.set_nonblocking(true).expect("nonblocking");
+        (tx, rx)
+    }
+
+    /// Reads what `rx` has; how many bytes.
+    fn drain(rx: &Sock) -> u64 {
+        use std::io::Read;
+        let (mut total, mut buf) = (0, [0; 256]);
+        loop {
+            match (&*rx).read(&mut buf) {
+                Ok(0) => return total,
+                Ok(n) => total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Announces a job to each of the stress test's three workers when
+    /// dropped: their signal to end.
+    struct Stop<'a>(&'a LeaderFollowers);
+
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.notify(3);
+        }
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Connections written to at random, served by three workers, taken
+    /// away (disarmed), sometimes closed and replaced (their numbers
+    /// reused), by a fourth thread; every entry moves cold at every leader
+    /// round, so both tiers' waiters and the moves race with it all.
+    /// Checks: every byte written is read (no report lost), no arming is
+    /// reported twice, and a report still current finds input (none comes
+    /// from a poll of a closed descriptor whose number was reused).
+    /// `GRACEFUL_STRESS_TIERS` sets the writes per run; a long run:
+    /// `GRACEFUL_STRESS_TIERS=2000000 cargo test --release --lib tiers_under`.
+    #[test]
+    fn tiers_under_stress_lose_nothing_and_report_nothing_stale() {
+        let ops = match std::env::var("GRACEFUL_STRESS_TIERS") {
+            Ok(ops) => ops.trim().parse().expect("GRACEFUL_STRESS_TIERS: a number"),
+            Err(_) => STRESS_OPS,
+        };
+        // Every entry moves cold at every leader round; or about half do.
+        for cold_after in [Duration::ZERO, Duration::from_micros(50)] {
+            stress_tiers(cold_after, ops);
+        }
+    }
+
+    fn stress_tiers(cold_after: Duration, ops: u64) {
+        const CONNS: usize = 16;
+        let lf = LeaderFollowers::with_cold_after(cold_after).expect("wait");
+        let token_of = |conn: usize, generation: u64| ((conn as u64) << 32) | generation;
+        let conns: Vec<Mutex<Conn>> = (0..CONNS)
+            .map(|i| {
+                let (tx, rx) = nonblocking_pair();
+                lf.arm(rx.as_source(), token_of(i, 0), Interest::Input);
+                Mutex::new(Conn {
+                    tx,
+                    rx,
+                    generation: 0,
+                    parked: true,
+                    reported: Default::default(),
+                })
+            })
+            .collect();
+        let lock = |i: usize| conns[i].lock().expect("no test thread panicked");
+        let (written, read) = (AtomicU64::new(0), AtomicU64::new(0));
+        let serve = |token: u64| {
+            let (i, generation) = ((token >> 32) as usize, token & u64::from(u32::MAX));
+            let mut conn = lock(i);
+            assert!(
+                conn.reported.insert(generation),
+                "{token:#x} reported twice"
+            );
+            if !conn.parked || conn.generation != generation {
+                return; // Taken away meanwhile: stale, as the parking sees it.
+            }
+            let got = drain(&conn.rx);
+            assert!(got > 0, "{token:#x}: a current report, and no input");
+            read.fetch_add(got, Ordering::SeqCst);
+            conn.generation += 1;
+            lf.arm(
+                conn.rx.as_source(),
+                token_of(i, conn.generation),
+                Interest::Input,
+            );
+        };
+        thread::scope(|s| {
+            // However this ends (a failed check panics), the workers end
+            // too, so that the scope's join does not hang.
+            let _stop = Stop(&lf);
+            for _ in 0..3 {
+                s.spawn(|| loop {
+                    match lf.wait().expect("wait") {
+                        Wakeup::Ready(token) => serve(token),
+                        Wakeup::Job => return,
+                        Wakeup::Nothing => {}
+                    }
+                });
+            }
+            let taker = s.spawn(|| {
+                let mut rng = 0x9E37_79B9_7F4A_7C15;
+                for k in 0..ops / 4 {
+                    let i = (xorshift(&mut rng) % CONNS as u64) as usize;
+                    let mut conn = lock(i);
+                    if !conn.parked {
+                        continue;
+                    }
+                    lf.disarm(conn.rx.raw_source());
+                    read.fetch_add(drain(&conn.rx), Ordering::SeqCst);
+                    if k % 2 == 0 {
+                        // Closed; the next socket likely takes its number.
+                        (conn.tx, conn.rx) = nonblocking_pair();
+                    }
+                    conn.generation += 1;
+                    lf.arm(
+                        conn.rx.as_source(),
+                        token_of(i, conn.generation),
+                        Interest::Input,
+                    );
+                }
+            });
+            let mut rng = 0x2545_F491_4F6C_DD1D;
+            for _ in 0..ops {
+                let i = (xorshift(&mut rng) % CONNS as u64) as usize;
+                let conn = lock(i);
+                match (&conn.tx).write(b"x") {
+                    Ok(n) => written.fetch_add(n as u64, Ordering::SeqCst),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => panic!("write: {e}"),
+                };
+            }
+            taker.join().expect("taker");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while read.load(Ordering::SeqCst) < written.load(Ordering::SeqCst) {
+                assert!(
+                    Instant::now() < deadline,
+                    "a report was lost: {} of {} bytes read",
+                    read.load(Ordering::SeqCst),
+                    written.load(Ordering::SeqCst)
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(read.load(Ordering::SeqCst), written.load(Ordering::SeqCst));
+        });
     }
 }

@@ -276,15 +276,15 @@ impl TieredSet {
         }
     }
 
-    /// Makes `snapshot` a copy of `tier`'s array as it is now (it copies
-    /// only if the array changed since it last did).
-    pub(crate) fn refresh(&self, tier: Tier, snapshot: &mut Snapshot) {
+    /// Makes `snapshot` a copy of `tier`'s array as it is now; returns
+    /// whether it copied (not if the array is as it last copied it).
+    pub(crate) fn refresh(&self, tier: Tier, snapshot: &mut Snapshot) -> bool {
         let array = match tier {
             Tier::Hot => &self.hot,
             Tier::Cold => &self.cold,
         };
         if snapshot.copied == Some((tier, array.version)) {
-            return;
+            return false;
         }
         snapshot.copied = Some((tier, array.version));
         // Index 0 is the waiter's wake-up, set by `Snapshot::wait`.
@@ -298,6 +298,7 @@ impl TieredSet {
         snapshot
             .stamps
             .extend(array.slots.iter().map(|slot| slot.stamp));
+        true
     }
 
     /// Reports to `found` the tokens of what `snapshot`'s wait found ready
