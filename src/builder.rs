@@ -255,12 +255,14 @@ impl Builder {
     /// default, off on Linux (epoll); other systems always use `poll(2)`
     /// (`WSAPoll` on Windows).
     ///
-    /// `poll(2)` scans every waiting connection on each wake-up, so it slows
-    /// down with thousands of idle connections; it is here to measure and
-    /// test the portable backend on Linux. In the project's benchmark (8
-    /// busy keep-alive clients on 4 workers), beside 1,000 idle connections
-    /// it kept 0.88x of its throughput with a p99 of 10 ms (epoll: 1.15x,
-    /// 0.6 ms); beside 10,000 it fell to 2% (epoll: unchanged).
+    /// It is here to measure and test the portable backend on Linux.
+    /// `poll(2)` scans its whole array on every call, so the workers poll
+    /// only the connections parked in the last 100 ms or so, and a thread of
+    /// its own the older ones. In the project's benchmark (8 busy keep-alive
+    /// clients on 4 workers) it kept its throughput beside 1,000 and 10,000
+    /// idle connections (0.97x and 1.01x, p99 4 and 5 ms); but one of many
+    /// idle connections turning ready costs a scan of all of them, where
+    /// epoll's cost does not grow with them.
     pub fn use_poll(mut self, use_poll: bool) -> Builder {
         self.config.backend = if use_poll {
             Backend::Poll

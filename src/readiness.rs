@@ -2,13 +2,15 @@
 //! a count of announced jobs.
 //!
 //! A free worker waits here for whichever comes first: a parked connection
-//! turning ready (it is armed one-shot, so it is reported to one worker
-//! only) or a job announced for the channel. There is no poller thread in
+//! turning ready (each report goes to one worker only) or a job announced
+//! for the channel. There is no poller thread in
 //! between: the worker that the wait wakes serves at once.
 //!
 //! With epoll, every free worker waits in `epoll_wait` on the one set at
-//! once; each one-shot connection is reported to exactly one of them, and
-//! jobs are announced on an `eventfd` in the set, edge-triggered, so that
+//! once; a connection is registered once, edge-triggered (each arrival of
+//! input is reported to exactly one of them; the
+//! [parking](crate::parking) settles who owns a report that comes while a
+//! worker has it), output is waited for one-shot, and jobs are announced on an `eventfd` in the set, edge-triggered, so that
 //! an announcement wakes one worker, not all. Announcements made before a
 //! worker woke count once: the worker that takes a job passes the
 //! announcement on while jobs are left ([`WorkerWait::notify`] again).
@@ -16,16 +18,20 @@
 //! With `poll(2)` only one worker at a time (the leader) polls, the others
 //! (the followers) wait on a condition variable for what it found; a
 //! connection armed or disarmed while the leader polls wakes it, so that it
-//! polls again with the new set.
+//! polls again with the new set. The leader polls only what was armed
+//! recently: connections armed long ago and not ready since are polled by a
+//! thread of their own, so that a busy few are not slowed by an idle crowd
+//! (`readiness/poll.rs`).
 
-use std::collections::VecDeque;
 use std::io;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use crate::sys::Epoll;
-use crate::sys::{AsSource, Backend, Borrowed, Interest, PollSet, Raw};
-use crate::wake::{self, WakeReceiver, Waker};
+use crate::sys::{AsSource, Epoll};
+use crate::sys::{Backend, Borrowed, Interest, Raw};
+
+mod poll;
+
+use poll::LeaderFollowers;
 
 /// What a worker's wait in the [`WorkerWait`] brought.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +74,9 @@ impl WorkerWait {
         })
     }
 
-    /// Watches `fd` under `token` for `interest` (one-shot): `first` adds
-    /// it, otherwise it is rearmed.
+    /// Watches `fd` under `token` for `interest`: `first` adds it,
+    /// otherwise it is armed again (which reports it at once if it is
+    /// ready).
     pub(crate) fn arm(
         &self,
         fd: Borrowed<'_>,
@@ -164,114 +171,10 @@ impl WorkerWait {
     }
 }
 
-/// The `poll(2)` form of [`WorkerWait`]: leader and followers.
-pub(crate) struct LeaderFollowers {
-    state: Mutex<PollState>,
-    /// Followers wait here for what the leader found, or for its place.
-    found: Condvar,
-    /// Ends the leader's poll, to poll again with a changed set.
-    leader: Waker,
-    leader_wake: WakeReceiver,
-}
-
-#[derive(Default)]
-struct PollState {
-    set: PollSet,
-    /// Tokens the leader found ready, not taken yet.
-    ready: VecDeque<u64>,
-    /// Announced jobs not taken yet.
-    jobs: u64,
-    /// Whether a worker is polling.
-    polling: bool,
-}
-
-impl LeaderFollowers {
-    fn new() -> io::Result<LeaderFollowers> {
-        let (leader, leader_wake) = wake::channel()?;
-        Ok(LeaderFollowers {
-            state: Mutex::default(),
-            found: Condvar::new(),
-            leader,
-            leader_wake,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, PollState> {
-        // The state is only counters and a set, consistent after every
-        // statement: a panic elsewhere leaves nothing half-done.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn arm(&self, fd: Borrowed<'_>, token: u64, interest: Interest) {
-        let mut state = self.lock();
-        state.set.arm(fd.raw_source(), token, interest);
-        if state.polling {
-            self.leader.wake();
-        }
-    }
-
-    fn disarm(&self, fd: Raw) {
-        let mut state = self.lock();
-        if state.set.disarm(fd) && state.polling {
-            // The leader's poll may hold the descriptor: end it, so that it
-            // is not polled once closed.
-            self.leader.wake();
-        }
-    }
-
-    fn notify(&self, jobs: u64) {
-        let mut state = self.lock();
-        state.jobs = state.jobs.saturating_add(jobs);
-        if state.polling {
-            self.leader.wake();
-        }
-        drop(state);
-        self.found.notify_all();
-    }
-
-    fn wait(&self) -> io::Result<Wakeup> {
-        let mut state = self.lock();
-        loop {
-            if state.jobs > 0 {
-                state.jobs -= 1;
-                return Ok(Wakeup::Job);
-            }
-            if let Some(token) = state.ready.pop_front() {
-                return Ok(Wakeup::Ready(token));
-            }
-            if state.polling {
-                state = self
-                    .found
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            // Lead: poll the armed set and the leader's wake-up, unlocked.
-            state.polling = true;
-            let mut snapshot = state.set.snapshot(self.leader_wake.as_source());
-            drop(state);
-            let polled = snapshot.wait(None);
-            state = self.lock();
-            state.polling = false;
-            if snapshot.woken() {
-                self.leader_wake.drain();
-            }
-            if polled.is_ok() {
-                let mut found = Vec::new();
-                state.set.take_snapshot_ready(&snapshot, &mut found);
-                state.ready.extend(found.into_iter().map(|r| r.token));
-            }
-            // Others may take what was found, or lead next.
-            self.found.notify_all();
-            polled?;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::socket_pair;
+    use crate::sys::{socket_pair, AsSource};
     use std::io::Write;
     use std::time::Duration;
 

@@ -13,8 +13,9 @@
 //!   socket is reported once, then not again until it is armed again, so
 //!   that it goes to one waiter. The workers' shared wait
 //!   (`crate::readiness`) is built on this, with `Epoll` (every waiter in
-//!   the kernel's wait at once) or a [`PollSet`] that one waiter at a time
-//!   polls ([`Snapshot`](poll::Snapshot));
+//!   the kernel's wait at once) or a [`TieredSet`], whose recent entries
+//!   one waiter at a time polls and whose old ones another does (each a
+//!   [`Snapshot`]);
 //! - **waits on one socket** under a deadline: [`wait_readable`],
 //!   [`wait_writable`];
 //! - **the raw material of wake-ups**: an `eventfd` on Linux and Android,
@@ -84,7 +85,7 @@ pub(crate) use eventfd::eventfd;
 pub(crate) use pair::socket_pair;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) use pair::Socket;
-pub(crate) use poll::{wait_readable, wait_writable, PollSet};
+pub(crate) use poll::{wait_readable, wait_writable, PollSet, Snapshot, Tier, TieredSet};
 pub(crate) use poller::Poller;
 #[cfg(unix)]
 pub(crate) use process::adopt_inherited;
