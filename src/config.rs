@@ -141,9 +141,10 @@ impl Default for Config {
 /// The server's own descriptors, however many workers: the acceptor's
 /// wake-up (an `eventfd` on Linux, a socket pair elsewhere) and readiness
 /// wait, the listener, and the workers' shared readiness wait with its job
-/// count (an epoll set and an `eventfd`) or its leader's wake-up.
+/// count (an epoll set and an `eventfd`) or, over `poll(2)`, its leader's
+/// wake-up and the cold tier's (`readiness/poll.rs`).
 fn own_descriptors() -> u64 {
-    2 * wake::DESCRIPTORS + 3
+    3 * wake::DESCRIPTORS + 3
 }
 
 /// The connection maximum derived from the descriptor limit: one descriptor
