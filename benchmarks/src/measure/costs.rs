@@ -431,6 +431,11 @@ fn targets(r: &Record) -> Vec<Target> {
         let ir = format!("cost_{key}_ir");
         // The blocking pool's keep-alive floor: recvfrom and sendto.
         let floor = if key == "ka" { " (read + write)" } else { "" };
+        // Issue 28: keep-alive at hyper's cost, in calls and instructions.
+        let goal = |peer| match (key, peer) {
+            ("ka", "hyper") => Goal::AtMost(1.0),
+            _ => Goal::None,
+        };
         for (peer, name) in [("blocking", "blocking"), ("hyper", "hyper (1 thread)")] {
             let floor = if peer == "blocking" { floor } else { "" };
             targets.push(ratio(
@@ -439,7 +444,7 @@ fn targets(r: &Record) -> Vec<Target> {
                 ("ours", &syscalls),
                 (peer, &syscalls),
                 Unit::PerRequest,
-                Goal::None,
+                goal(peer),
             ));
         }
         for (peer, name) in [("blocking", "blocking"), ("hyper", "hyper (1 thread)")] {
@@ -449,7 +454,7 @@ fn targets(r: &Record) -> Vec<Target> {
                 ("ours", &ir),
                 (peer, &ir),
                 Unit::Count,
-                Goal::None,
+                goal(peer),
             ));
         }
         targets.extend(versus_baseline(

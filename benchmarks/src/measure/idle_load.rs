@@ -151,13 +151,20 @@ fn targets(r: &Record) -> Vec<Target> {
                 Unit::Micros,
                 Goal::AtMost(10_000.0),
             ));
+            // epoll: 0.9x; `poll(2)` scans what it polls, so issue 28 asked
+            // 0.8x beside 1,000 and 0.5x beside 10,000 of it.
+            let least = match (id, n) {
+                ("ours-poll", 1_000) => 0.8,
+                ("ours-poll", _) => 0.5,
+                _ => 0.9,
+            };
             targets.push(ratio(
                 r,
                 &label("req/s / req/s without idle"),
                 (id, &format!("{prefix}_rps")),
                 (id, "base8_rps"),
                 Unit::Rps,
-                Goal::AtLeast(0.9),
+                Goal::AtLeast(least),
             ));
             targets.push(bound(
                 r,

@@ -103,7 +103,7 @@ fn targets(r: &Record) -> Vec<Target> {
             rps("ours"),
             rps("hyper"),
             Unit::Rps,
-            Goal::None,
+            Goal::AtLeast(1.0),
         ),
         ratio(
             r,

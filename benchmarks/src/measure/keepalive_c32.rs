@@ -85,7 +85,7 @@ fn targets(r: &Record) -> Vec<Target> {
             rps("ours"),
             rps("hyper"),
             Unit::Rps,
-            Goal::AtLeast(0.9),
+            Goal::AtLeast(1.0),
         ),
         reported(
             "12. keep-alive req/s, 32 conns: ours / blocking",

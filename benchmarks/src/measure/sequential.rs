@@ -85,7 +85,7 @@ fn targets(r: &Record) -> Vec<Target> {
             p50("ours"),
             p50("blocking"),
             Unit::Micros,
-            Goal::AtMost(10.0),
+            Goal::AtMost(5.0),
         ),
         difference(
             r,
