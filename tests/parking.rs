@@ -110,6 +110,43 @@ fn a_thousand_idle_keep_alive_connections_on_four_workers_all_answer_again() {
     }
 }
 
+/// With `poll(2)` the workers poll only what was parked in the last 100 ms
+/// or so, and a thread of its own polls the older connections (the cold
+/// tier): connections left idle while another client keeps the workers
+/// busy for longer than that are moved there, and still answer at once.
+#[test]
+fn connections_idle_beside_a_busy_client_still_answer_on_poll() {
+    const IDLE: usize = 50;
+    let running = builder(true).start(lines);
+    let addr = running.local_addr();
+    let mut idle: Vec<_> = (0..IDLE).map(|_| open(addr)).collect();
+    let ids: Vec<u64> = (idle.iter_mut().enumerate())
+        .map(|(i, conn)| ask(conn, &format!("first {i}")).expect("first request"))
+        .collect();
+    // Busy for three times the hot tier's span: the leader's rounds move
+    // the idle ones cold.
+    let mut busy = open(addr);
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_millis(300) {
+        ask(&mut busy, &format!("busy {served}")).expect("the busy client is served");
+        served += 1;
+    }
+    for (i, conn) in idle.iter_mut().rev().enumerate() {
+        let i = IDLE - 1 - i;
+        let id = ask(conn, &format!("second {i}"))
+            .unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+        assert_eq!(id, ids[i], "the same connection answers");
+        // And the busy one between them, hot again.
+        ask(&mut busy, &format!("busy {served}")).expect("the busy client is served");
+        served += 1;
+    }
+    running.shutdown_handle().shutdown();
+    let report = join(running);
+    assert_eq!(report.accepted, IDLE as u64 + 1);
+    assert_eq!(report.closed_idle, IDLE as u64 + 1, "{report:?}");
+}
+
 #[test]
 fn more_keep_alive_clients_than_workers_with_think_times_are_all_served() {
     const CLIENTS: usize = 16;

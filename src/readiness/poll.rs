@@ -85,7 +85,7 @@ use crate::wake::{self, WakeReceiver, Waker};
 
 /// How long an entry is armed, not ready, before it may move to the cold
 /// tier; see the module's docs.
-pub(crate) const COLD_AFTER: Duration = Duration::from_millis(100);
+const COLD_AFTER: Duration = Duration::from_millis(100);
 
 /// The `poll(2)` form of [`WorkerWait`](super::WorkerWait): leader,
 /// followers, and the cold tier's waiter.
