@@ -471,6 +471,12 @@ mod tests {
     use super::*;
     use crate::http::transport::testing::Mock;
 
+    /// A body of `framing` read from `mock`, at most 100 bytes, its time
+    /// starting now; `expect_continue` as the head said.
+    fn new_body(mock: &mut Mock, framing: Framing, expect_continue: bool) -> Body<'_> {
+        Body::new(mock, framing, &limits(100), expect_continue, Instant::now())
+    }
+
     fn limits(max_body: u64) -> Limits {
         Limits {
             max_body,
@@ -571,13 +577,7 @@ mod tests {
     #[test]
     fn a_failure_sticks() {
         let mut mock = Mock::new("z\r\n5\r\nhello\r\n0\r\n\r\n");
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Chunked,
-            &limits(100),
-            false,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Chunked, false);
         let mut buf = [0; 16];
         assert!(body.read(&mut buf).is_err());
         assert!(body.read(&mut buf).is_err());
@@ -588,13 +588,7 @@ mod tests {
     #[test]
     fn a_timeout_is_remembered() {
         let mut mock = Mock::pieces(vec![b"hel".to_vec()], true);
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Length(5),
-            &limits(100),
-            false,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Length(5), false);
         let mut out = Vec::new();
         assert!(body.read_to_end(&mut out).is_err());
         assert_eq!(body.failure(), Some(Failure::TimedOut));
@@ -604,13 +598,7 @@ mod tests {
     #[test]
     fn continue_is_sent_at_the_first_read_only() {
         let mut mock = Mock::new("hello");
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Length(5),
-            &limits(100),
-            true,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Length(5), true);
         let mut out = Vec::new();
         body.read_to_end(&mut out).expect("the body is all there");
         assert_eq!(mock.output, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -618,25 +606,13 @@ mod tests {
 
         // Never read: nothing sent, and the body cannot be drained.
         let mut mock = Mock::new("hello");
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Length(5),
-            &limits(100),
-            true,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Length(5), true);
         assert!(!body.drain(1024));
         assert!(mock.output.is_empty());
 
         // No body: nothing to continue to.
         let mut mock = Mock::new("");
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Length(0),
-            &limits(100),
-            true,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Length(0), true);
         assert_eq!(body.read(&mut [0; 4]).ok(), Some(0));
         assert!(mock.output.is_empty());
     }
@@ -644,13 +620,7 @@ mod tests {
     #[test]
     fn small_rests_are_drained_large_ones_not() {
         let mut mock = Mock::new("hello, worldGET");
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Length(12),
-            &limits(100),
-            false,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Length(12), false);
         assert_eq!(body.read(&mut [0; 5]).ok(), Some(5));
         assert!(body.drain(7));
         let mut rest = Vec::new();
@@ -659,33 +629,15 @@ mod tests {
         assert_eq!(rest, b"GET");
 
         let mut mock = Mock::new("hello, world");
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Length(12),
-            &limits(100),
-            false,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Length(12), false);
         assert!(!body.drain(11));
 
         let chunked = "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
         let mut mock = Mock::new(chunked);
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Chunked,
-            &limits(100),
-            false,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Chunked, false);
         assert!(body.drain(chunked.len() as u64));
         let mut mock = Mock::new(chunked);
-        let mut body = Body::new(
-            &mut mock,
-            Framing::Chunked,
-            &limits(100),
-            false,
-            Instant::now(),
-        );
+        let mut body = new_body(&mut mock, Framing::Chunked, false);
         assert!(!body.drain(8));
     }
 }
