@@ -291,17 +291,17 @@ impl Parking {
     /// a worker has it, notes the report for when it is parked again.
     fn take(&self, id: u64) -> Option<Life> {
         let mut table = self.lock(id);
-        let slot = table.conns.get_mut(&id)?;
-        match std::mem::replace(slot, Slot::Out { missed: true }) {
-            Slot::Parked(mut life) => {
-                *slot = Slot::Out { missed: false };
-                life.conn_mut().count_parked(None);
-                // Its evidence of an empty queue predates this report.
-                life.conn_mut().forget_input_drained();
-                Some(life)
+        let Some(mut life) = table.take_out(id) else {
+            // Out with a worker (or closed: no slot): noted for its parking.
+            if let Some(Slot::Out { missed }) = table.conns.get_mut(&id) {
+                *missed = true;
             }
-            Slot::Out { .. } => None,
-        }
+            return None;
+        };
+        life.conn_mut().count_parked(None);
+        // Its evidence of an empty queue predates this report.
+        life.conn_mut().forget_input_drained();
+        Some(life)
     }
 
     /// Wakes `jobs` waiting workers for jobs in the channel.
